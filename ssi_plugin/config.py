@@ -1,0 +1,57 @@
+"""Settings that resolve in one place: flag > environment > default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_cache_path
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EngineKind = Literal["opensearch", "elasticsearch"]
+
+
+def default_cache_dir() -> Path:
+    return user_cache_path("ssi-plugin")
+
+
+class EngineSettings(BaseSettings):
+    """How to reach a cluster. With no URL the embedded local node is used."""
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="forbid")
+
+    url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("url", "SSI_ENGINE_URL", "ELASTICSEARCH_URL", "OPENSEARCH_URL"),
+    )
+    engine: EngineKind | None = Field(
+        default=None,
+        validation_alias=AliasChoices("engine", "SSI_ENGINE"),
+        description="Client to use; detected from the cluster when unset.",
+    )
+    api_key: str | None = Field(default=None, validation_alias=AliasChoices("api_key", "SSI_API_KEY"))
+    username: str | None = Field(default=None, validation_alias=AliasChoices("username", "SSI_USERNAME"))
+    password: str | None = Field(default=None, validation_alias=AliasChoices("password", "SSI_PASSWORD"))
+    ca_certs: Path | None = Field(default=None, validation_alias=AliasChoices("ca_certs", "SSI_CA_CERTS"))
+    verify_certs: bool = Field(default=True, validation_alias=AliasChoices("verify_certs", "SSI_VERIFY_CERTS"))
+    connect_timeout: float = Field(default=3.0, gt=0, validation_alias=AliasChoices("connect_timeout", "SSI_CONNECT_TIMEOUT"))
+    request_timeout: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("request_timeout", "SSI_REQUEST_TIMEOUT"))
+    cache_dir: Path = Field(default_factory=default_cache_dir, validation_alias=AliasChoices("cache_dir", "SSI_CACHE_DIR"))
+
+    @field_validator("url")
+    @classmethod
+    def _strip_trailing_slash(cls, url: str | None) -> str | None:
+        if url is None or not url.strip():
+            return None
+        url = url.strip().rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"engine URL {url!r} must start with http:// or https://")
+        return url
+
+    @field_validator("ca_certs")
+    @classmethod
+    def _ca_file_exists(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"CA certificate file {path} does not exist")
+        return path

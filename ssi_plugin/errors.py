@@ -1,0 +1,89 @@
+"""The one exception tree of ssi-plugin.
+
+Every failure a user can cause or meet is an ``SSIError``; the command line
+catches it once, prints ``TypeName: message`` on one line and exits with the
+class's ``exit_code``. Subclasses carry the data a caller needs to react.
+
+    SSIError                      exit 1
+    ├── ConfigError               exit 2  bad flag, setting or file
+    ├── InputError                exit 2  a dataset, image, caption or request that cannot be used
+    ├── EngineError               exit 3  the cluster
+    │   ├── EngineUnreachable             nothing answers at the URL
+    │   ├── EngineAuthError               401 / 403
+    │   ├── UnsupportedEngine             not OpenSearch/Elasticsearch, or a version we do not support
+    │   └── EngineRequestError            the engine refused a request (status + reason)
+    ├── LocalNodeError            exit 4  the embedded local node
+    │   └── PrerequisiteMissing           java or mvn not installed
+    ├── ModelError                exit 5  a model folder, trie or generation problem
+    └── PartialFailure            exit 6  the work finished but some items failed (count + where recorded)
+"""
+
+from __future__ import annotations
+
+
+class SSIError(Exception):
+    """Base of every error ssi-plugin raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(SSIError):
+    exit_code = 2
+
+
+class InputError(SSIError):
+    exit_code = 2
+
+
+class EngineError(SSIError):
+    exit_code = 3
+
+
+class EngineUnreachable(EngineError):
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"no search engine answers at {url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+class EngineAuthError(EngineError):
+    def __init__(self, url: str, status: int) -> None:
+        what = "credentials were rejected" if status == 401 else "the credentials lack permission"
+        super().__init__(f"{url} answered {status}: {what} (check --api-key / --user / --password)")
+        self.url = url
+        self.status = status
+
+
+class UnsupportedEngine(EngineError):
+    pass
+
+
+class EngineRequestError(EngineError):
+    def __init__(self, method: str, path: str, status: int, reason: str, body: object = None) -> None:
+        super().__init__(f"{method} {path} failed with {status}: {reason}")
+        self.method = method
+        self.path = path
+        self.status = status
+        self.reason = reason
+        self.body = body
+
+
+class LocalNodeError(SSIError):
+    exit_code = 4
+
+
+class PrerequisiteMissing(LocalNodeError):
+    pass
+
+
+class ModelError(SSIError):
+    exit_code = 5
+
+
+class PartialFailure(SSIError):
+    exit_code = 6
+
+    def __init__(self, message: str, *, failed: int, recorded_at: str | None = None) -> None:
+        super().__init__(message)
+        self.failed = failed
+        self.recorded_at = recorded_at
