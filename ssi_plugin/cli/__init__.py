@@ -1,0 +1,51 @@
+"""The ``ssi-plugin`` command: a runbook over the Python API.
+
+Each command group lives in its own module and is registered here. Heavy
+imports (torch, transformers, engine clients) happen inside commands, so
+``ssi-plugin --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ssi_plugin import __version__
+from ssi_plugin.cli._context import engine_options
+from ssi_plugin.cli.engine import engine_group
+from ssi_plugin.errors import SSIError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ssi-plugin")
+@engine_options
+def cli() -> None:
+    """Generative text-to-image retrieval with Structured Semantic Identifiers.
+
+    With no cluster URL (--url, SSI_ENGINE_URL, ELASTICSEARCH_URL or
+    OPENSEARCH_URL) every command uses the embedded local OpenSearch node.
+    """
+
+
+cli.add_command(engine_group)
+
+
+def main() -> None:
+    """Entry point: one line per failure, a documented exit code, never a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except SSIError as exc:
+        click.echo(f"{type(exc).__name__}: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
