@@ -1,0 +1,3 @@
+from ssi_plugin.cli import main
+
+main()

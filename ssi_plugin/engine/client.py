@@ -1,0 +1,243 @@
+"""One small interface over opensearch-py and elasticsearch-py.
+
+Everything ssi-plugin asks of a cluster goes through ``EngineClient``: a JSON
+``request`` for the REST API both engines share, and ``bulk`` on top of each
+client's own streaming bulk helper (per-item results, 429 retried with
+backoff). Errors of either client become ``ssi_plugin.errors`` types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from ssi_plugin.config import EngineSettings
+from ssi_plugin.engine.probe import ClusterInfo, auth_headers, probe
+from ssi_plugin.errors import EngineAuthError, EngineRequestError, EngineUnreachable
+
+
+class BulkItemResult(BaseModel):
+    """The engine's verdict on one bulk action."""
+
+    ok: bool
+    op: str
+    id: str | None
+    index: str | None
+    status: int
+    error: Any = None
+
+
+class _Transport(Protocol):
+    def perform(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any) -> Any: ...
+    def streaming_bulk(self, actions: Iterable[dict[str, Any]], **options: Any) -> Iterator[tuple[bool, dict[str, Any]]]: ...
+    def close(self) -> None: ...
+
+
+class EngineClient:
+    """A connected cluster. Build it with :func:`connect`."""
+
+    def __init__(self, info: ClusterInfo, transport: _Transport) -> None:
+        self.info = info
+        self._transport = transport
+
+    @property
+    def kind(self) -> str:
+        return self.info.kind
+
+    @property
+    def url(self) -> str:
+        return self.info.url
+
+    def request(self, method: str, path: str, *, body: Any = None, params: Mapping[str, Any] | None = None) -> Any:
+        """Send one REST call; the decoded JSON answer, or an ``EngineRequestError``."""
+        try:
+            return self._transport.perform(method, path, params, body)
+        except _CLIENT_ERRORS as exc:
+            raise _translate(exc, method, path, self.url) from None
+
+    def exists(self, path: str) -> bool:
+        """True when ``HEAD path`` answers 200 (an index, alias, template...)."""
+        try:
+            self.request("HEAD", path)
+        except EngineRequestError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def search(self, index: str, body: Mapping[str, Any], *, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self.request("POST", f"/{index}/_search", body=dict(body), params=params)
+
+    def count(self, index: str, query: Mapping[str, Any] | None = None) -> int:
+        body = {"query": dict(query)} if query else None
+        return int(self.request("POST", f"/{index}/_count", body=body)["count"])
+
+    def refresh(self, index: str) -> None:
+        self.request("POST", f"/{index}/_refresh")
+
+    def bulk(
+        self,
+        actions: Iterable[dict[str, Any]],
+        *,
+        pipeline: str | None = None,
+        chunk_size: int = 500,
+        max_retries: int = 5,
+        initial_backoff: float = 1.0,
+        max_backoff: float = 30.0,
+        refresh: bool = False,
+    ) -> Iterator[BulkItemResult]:
+        """Stream actions to ``_bulk``; yield one result per action.
+
+        Actions use the helpers' format (``_op_type``, ``_index``, ``_id``, ``_source``).
+        Items rejected with 429 are resent with capped exponential backoff; other
+        per-item failures are yielded, never raised, so the caller records them.
+        Lazy: nothing is sent until the result is iterated.
+        """
+        options: dict[str, Any] = {
+            "chunk_size": chunk_size,
+            "max_retries": max_retries,
+            "initial_backoff": initial_backoff,
+            "max_backoff": max_backoff,
+            "raise_on_error": False,
+            "raise_on_exception": True,
+        }
+        if pipeline:
+            options["pipeline"] = pipeline
+        if refresh:
+            options["refresh"] = "true"
+        try:
+            for ok, item in self._transport.streaming_bulk(actions, **options):
+                op, detail = next(iter(item.items()))
+                yield BulkItemResult(
+                    ok=ok,
+                    op=op,
+                    id=detail.get("_id"),
+                    index=detail.get("_index"),
+                    status=int(detail.get("status", 0)),
+                    error=detail.get("error"),
+                )
+        except _CLIENT_ERRORS as exc:
+            raise _translate(exc, "POST", "/_bulk", self.url) from None
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> EngineClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(settings: EngineSettings, *, progress: Callable[[str], None] | None = None) -> EngineClient:
+    """Connect to the configured cluster, or to the embedded local node when no URL is set."""
+    if settings.url is None:
+        from ssi_plugin.engine.local_node import LocalNode
+
+        status = LocalNode(settings.cache_dir).ensure_running(progress=progress)
+        settings = settings.model_copy(update={"url": status.url})
+    info = probe(settings)
+    transport = _OpenSearchTransport(settings) if info.kind == "opensearch" else _ElasticsearchTransport(settings)
+    return EngineClient(info, transport)
+
+
+class _OpenSearchTransport:
+    def __init__(self, settings: EngineSettings) -> None:
+        from opensearchpy import OpenSearch
+
+        assert settings.url is not None
+        self._client = OpenSearch(
+            hosts=[settings.url],
+            http_auth=(settings.username, settings.password or "") if settings.username else None,
+            headers=auth_headers(settings),
+            verify_certs=settings.verify_certs,
+            ssl_show_warn=settings.verify_certs,
+            ca_certs=str(settings.ca_certs) if settings.ca_certs else None,
+            timeout=settings.request_timeout,
+        )
+
+    def perform(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any) -> Any:
+        return self._client.transport.perform_request(method, path, params=params, body=body)
+
+    def streaming_bulk(self, actions: Iterable[dict[str, Any]], **options: Any) -> Iterator[tuple[bool, dict[str, Any]]]:
+        from opensearchpy.helpers import streaming_bulk
+
+        return streaming_bulk(self._client, actions, **options)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class _ElasticsearchTransport:
+    _HEADERS = {"accept": "application/json", "content-type": "application/json"}
+
+    def __init__(self, settings: EngineSettings) -> None:
+        from elasticsearch import Elasticsearch
+
+        assert settings.url is not None
+        self._client = Elasticsearch(
+            settings.url,
+            api_key=settings.api_key,
+            basic_auth=(settings.username, settings.password or "") if settings.username else None,
+            verify_certs=settings.verify_certs,
+            ssl_show_warn=settings.verify_certs,
+            ca_certs=str(settings.ca_certs) if settings.ca_certs else None,
+            request_timeout=settings.request_timeout,
+        )
+
+    def perform(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any) -> Any:
+        headers = self._HEADERS if body is not None else {"accept": "application/json"}
+        response = self._client.perform_request(method, path, params=params, headers=headers, body=body)
+        return True if method == "HEAD" else response.body
+
+    def streaming_bulk(self, actions: Iterable[dict[str, Any]], **options: Any) -> Iterator[tuple[bool, dict[str, Any]]]:
+        from elasticsearch.helpers import streaming_bulk
+
+        return streaming_bulk(self._client, actions, **options)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _client_errors() -> tuple[type[Exception], ...]:
+    import elastic_transport
+    import elasticsearch
+    import opensearchpy
+
+    return (opensearchpy.exceptions.OpenSearchException, elasticsearch.ApiError, elastic_transport.TransportError)
+
+
+_CLIENT_ERRORS = _client_errors()
+
+
+def _translate(exc: Exception, method: str, path: str, url: str) -> Exception:
+    """Map either client's exception to ours, keeping status and the engine's reason."""
+    import elastic_transport
+    import elasticsearch
+    import opensearchpy
+
+    if isinstance(exc, (opensearchpy.exceptions.ConnectionError, elastic_transport.TransportError)):
+        return EngineUnreachable(url, str(getattr(exc, "info", None) or exc))
+    if isinstance(exc, elasticsearch.ApiError):
+        status, body = exc.meta.status, exc.body
+    elif isinstance(exc, opensearchpy.exceptions.TransportError) and isinstance(exc.status_code, int):
+        status, body = exc.status_code, exc.info
+    else:
+        return EngineRequestError(method, path, 0, str(exc))
+    if status in (401, 403):
+        return EngineAuthError(url, status)
+    return EngineRequestError(method, path, status, _reason(body), body)
+
+
+def _reason(body: Any) -> str:
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            causes = error.get("root_cause") or []
+            first = causes[0] if causes and isinstance(causes[0], dict) else error
+            return f"{first.get('type', 'error')}: {first.get('reason', error.get('reason', ''))}".strip()
+        if error:
+            return str(error)
+    return str(body)[:500]
