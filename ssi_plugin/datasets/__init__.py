@@ -1,5 +1,20 @@
-"""Dataset readers (JSONL, Karpathy-split JSON, COCO captions) and the records they yield."""
+"""Datasets: readers for JSONL, Karpathy-split JSON and COCO captions, the JSONL writer, the synthetic corpus.
 
+    read_dataset(path, *, images_dir=None, split=None, format=None) -> Iterator[ImageRecord]
+    write_jsonl(records, path) -> int
+    generate_synthetic_corpus(out_dir, n, *, seed, captions_per_image=5, with_images=True) -> Path
+"""
+
+from ssi_plugin.datasets.jsonl import write_jsonl
+from ssi_plugin.datasets.reader import DATASET_FILE, DatasetFormat, dataset_file, detect_format, read_dataset
 from ssi_plugin.datasets.records import ImageRecord
 
-__all__ = ["ImageRecord"]
+__all__ = [
+    "DATASET_FILE",
+    "DatasetFormat",
+    "ImageRecord",
+    "dataset_file",
+    "detect_format",
+    "read_dataset",
+    "write_jsonl",
+]
