@@ -7,6 +7,7 @@ class's ``exit_code``. Subclasses carry the data a caller needs to react.
     SSIError                      exit 1
     ├── ConfigError               exit 2  bad flag, setting or file
     ├── InputError                exit 2  a dataset, image, caption or request that cannot be used
+    │   └── InvalidIdentifier             a string that is not a canonical SSI (text + reason)
     ├── EngineError               exit 3  the cluster
     │   ├── EngineUnreachable             nothing answers at the URL
     │   ├── EngineAuthError               401 / 403
@@ -33,6 +34,13 @@ class ConfigError(SSIError):
 
 class InputError(SSIError):
     exit_code = 2
+
+
+class InvalidIdentifier(InputError):
+    def __init__(self, text: object, reason: str) -> None:
+        super().__init__(f"invalid identifier {text!r}: {reason}")
+        self.text = text
+        self.reason = reason
 
 
 class EngineError(SSIError):
