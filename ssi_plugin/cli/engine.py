@@ -59,7 +59,8 @@ def status(ctx: click.Context, kind: str) -> None:
 
     node_status = LocalNode(engine_settings(ctx).cache_dir, kind=kind).status()
     if node_status.running:
-        click.echo(f"running: {kind} {node_status.version} at {node_status.url} (pid {node_status.pid})")
+        version = node_status.version or "(starting)"
+        click.echo(f"running: {kind} {version} at {node_status.url} (pid {node_status.pid}, log {node_status.log_file})")
     else:
         click.echo(f"not running (data in {node_status.data_dir})")
         ctx.exit(1)
