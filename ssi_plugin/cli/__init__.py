@@ -34,7 +34,9 @@ cli.add_command(engine_group)
 def main() -> None:
     """Entry point: one line per failure, a documented exit code, never a traceback."""
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)
+        if isinstance(code, int):  # ctx.exit(n) is returned, not raised, when standalone_mode is off
+            sys.exit(code)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
