@@ -8,6 +8,7 @@
 from ssi_plugin.datasets.jsonl import write_jsonl
 from ssi_plugin.datasets.reader import DATASET_FILE, DatasetFormat, dataset_file, detect_format, read_dataset
 from ssi_plugin.datasets.records import ImageRecord
+from ssi_plugin.datasets.synthetic import generate_synthetic_corpus
 
 __all__ = [
     "DATASET_FILE",
@@ -15,6 +16,7 @@ __all__ = [
     "ImageRecord",
     "dataset_file",
     "detect_format",
+    "generate_synthetic_corpus",
     "read_dataset",
     "write_jsonl",
 ]
