@@ -1,0 +1,11 @@
+"""The identifier trie: identifier <-> image ids, and which token may follow a prefix.
+
+Pure marisa-trie and numpy (no torch): the engine side rebuilds a trie from the
+identifiers it scrolls; the generator (``ssi_plugin.generation``) decodes against it.
+"""
+
+from ssi_plugin.trie.identifier_index import IdentifierIndex
+from ssi_plugin.trie.store import IdentifierTrie, TrieManifest
+from ssi_plugin.trie.token_trie import TokenTrie, encode_tokens
+
+__all__ = ["IdentifierIndex", "IdentifierTrie", "TokenTrie", "TrieManifest", "encode_tokens"]

@@ -1,0 +1,95 @@
+"""Identifier <-> image ids, on two marisa tries and two integer arrays.
+
+Each image has one identifier; an identifier names one image in a collision-free
+corpus, several otherwise (kept, so nothing is lost). Both directions are
+lookups in compact memory: 1M identifiers cost a few tens of MB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import marisa_trie
+import numpy as np
+
+from ssi_plugin.errors import InputError
+
+
+class IdentifierIndex:
+    """Which images an identifier names, and which identifier an image has.
+
+    ``identifiers`` and ``images`` are marisa tries (string -> dense key id);
+    ``_image_identifier[image_key]`` is the identifier key of an image, and
+    ``_offsets``/``_members`` list the image keys of each identifier key (CSR).
+    """
+
+    FILES = ("identifiers.marisa", "images.marisa", "image_identifier.npy")
+
+    def __init__(self, identifiers: marisa_trie.Trie, images: marisa_trie.Trie, image_identifier: np.ndarray) -> None:
+        self.identifiers = identifiers
+        self.images = images
+        self._image_identifier = image_identifier
+        self._members = np.argsort(image_identifier, kind="stable").astype(np.int32)
+        counts = np.bincount(image_identifier, minlength=len(identifiers))
+        self._offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+
+    @classmethod
+    def build(cls, pairs: Iterable[tuple[str, str]]) -> IdentifierIndex:
+        """From ``(identifier, image_id)`` pairs; an image listed twice keeps its last identifier."""
+        by_image: dict[str, str] = {}
+        for position, (identifier, image_id) in enumerate(pairs):
+            if not isinstance(identifier, str) or not identifier:
+                raise InputError(f"pair {position}: identifier must be a non-empty string, got {identifier!r}")
+            if not isinstance(image_id, str) or not image_id:
+                raise InputError(f"pair {position}: image id must be a non-empty string, got {image_id!r}")
+            by_image[image_id] = identifier
+        identifiers = marisa_trie.Trie(set(by_image.values()))
+        images = marisa_trie.Trie(by_image)
+        image_identifier = np.empty(len(images), dtype=np.int32)
+        for image_id, identifier in by_image.items():
+            image_identifier[images[image_id]] = identifiers[identifier]
+        return cls(identifiers, images, image_identifier)
+
+    def __len__(self) -> int:
+        """Number of distinct identifiers."""
+        return len(self.identifiers)
+
+    def __contains__(self, identifier: object) -> bool:
+        return isinstance(identifier, str) and identifier in self.identifiers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.identifiers)
+
+    @property
+    def image_count(self) -> int:
+        return len(self.images)
+
+    def identifier_at(self, key: int) -> str:
+        """The identifier with dense key ``key`` (as used by the token trie)."""
+        return self.identifiers.restore_key(key)
+
+    def image_ids(self, identifier: str) -> tuple[str, ...]:
+        """Images named by ``identifier``; empty when it is unknown."""
+        key = self.identifiers.get(identifier)
+        if key is None:
+            return ()
+        members = self._members[self._offsets[key] : self._offsets[key + 1]]
+        return tuple(self.images.restore_key(int(image)) for image in members)
+
+    def identifier_of(self, image_id: str) -> str | None:
+        key = self.images.get(image_id)
+        return None if key is None else self.identifier_at(int(self._image_identifier[key]))
+
+    def save(self, folder: Path) -> None:
+        self.identifiers.save(str(folder / "identifiers.marisa"))
+        self.images.save(str(folder / "images.marisa"))
+        np.save(folder / "image_identifier.npy", self._image_identifier, allow_pickle=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> IdentifierIndex:
+        identifiers = marisa_trie.Trie()
+        identifiers.load(str(folder / "identifiers.marisa"))
+        images = marisa_trie.Trie()
+        images.load(str(folder / "images.marisa"))
+        return cls(identifiers, images, np.load(folder / "image_identifier.npy", allow_pickle=False))

@@ -1,0 +1,128 @@
+"""The identifier trie of one index for one tokenizer, saved as a self-describing folder.
+
+A folder (``trie/`` beside a model) holds ``manifest.json`` and marisa/npy
+files; no pickle. It is rebuilt from ``(identifier, image_id)`` pairs, e.g. the
+pairs an engine scroll returns, with the tokenizer of the model that decodes
+against it (the manifest records the tokenizer's fingerprint so a mismatch is
+caught at load).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ssi_plugin import __version__
+from ssi_plugin.errors import ModelError
+from ssi_plugin.trie.identifier_index import IdentifierIndex
+from ssi_plugin.trie.token_trie import TokenTrie, encode_tokens
+
+FORMAT = "ssi-plugin/identifier-trie"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+Encode = Callable[[Sequence[str]], list[list[int]]]
+"""Tokenizes a batch of identifiers into token ids, without special tokens."""
+
+
+class TrieManifest(BaseModel):
+    """What a trie folder holds and which tokenizer its token sequences belong to."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+    created_with: str = __version__
+    identifiers: int = Field(ge=0)
+    images: int = Field(ge=0)
+    token_sequences: int = Field(ge=0)
+    heavy_nodes: int = Field(ge=0)
+    heavy_threshold: int = Field(ge=1)
+    end_token_id: int = Field(ge=0)
+    tokenizer_fingerprint: str
+
+
+class IdentifierTrie:
+    """Identifier <-> image ids plus the token-level prefix constraint of one tokenizer."""
+
+    def __init__(self, index: IdentifierIndex, tokens: TokenTrie, manifest: TrieManifest) -> None:
+        self.index = index
+        self.tokens = tokens
+        self.manifest = manifest
+
+    @classmethod
+    def build(
+        cls,
+        pairs: Iterable[tuple[str, str]],
+        *,
+        encode: Encode,
+        end_token_id: int,
+        tokenizer_fingerprint: str,
+        heavy_threshold: int = 32,
+        batch_size: int = 4096,
+    ) -> IdentifierTrie:
+        """From ``(identifier, image_id)`` pairs; each identifier is tokenized once and closed by ``end_token_id``."""
+        index = IdentifierIndex.build(pairs)
+        identifiers = [index.identifier_at(key) for key in range(len(index))]
+        sequences: list[list[int]] = []
+        for start in range(0, len(identifiers), batch_size):
+            for tokens in encode(identifiers[start : start + batch_size]):
+                if end_token_id in tokens:
+                    raise ModelError(f"the end token {end_token_id} occurs inside an identifier's tokens: {tokens}")
+                sequences.append([*tokens, end_token_id])
+        tokens = TokenTrie.build(sequences, heavy_threshold=heavy_threshold)
+        manifest = TrieManifest(
+            identifiers=len(index),
+            images=index.image_count,
+            token_sequences=len(tokens),
+            heavy_nodes=tokens.heavy_nodes,
+            heavy_threshold=heavy_threshold,
+            end_token_id=end_token_id,
+            tokenizer_fingerprint=tokenizer_fingerprint,
+        )
+        return cls(index, tokens, manifest)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def end_token_id(self) -> int:
+        return self.manifest.end_token_id
+
+    def children(self, prefix: Sequence[int]) -> list[int]:
+        """Token ids allowed after the generated ``prefix`` (GENRE's ``prefix_allowed_tokens_fn`` answer)."""
+        return self.tokens.children(encode_tokens(prefix))
+
+    def identifiers_for(self, tokens: Sequence[int]) -> list[str]:
+        """Identifiers whose token sequence is ``tokens`` (end token included); empty when none."""
+        return [self.index.identifier_at(key) for key in self.tokens.identifier_keys(tokens)]
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.index.save(folder)
+        self.tokens.save(folder)
+        (folder / MANIFEST).write_text(self.manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> IdentifierTrie:
+        """Load a folder written by ``save``; a missing or foreign folder is a ``ModelError`` naming it."""
+        manifest_path = folder / MANIFEST
+        if not manifest_path.is_file():
+            raise ModelError(f"no identifier trie at {folder} ({MANIFEST} is missing); rebuild it from the index")
+        try:
+            manifest = TrieManifest.model_validate(json.loads(manifest_path.read_text(encoding="utf-8")))
+        except (ValueError, ValidationError) as exc:
+            raise ModelError(f"{manifest_path} is not a valid trie manifest: {exc}") from None
+        if manifest.format != FORMAT or manifest.format_version > FORMAT_VERSION:
+            raise ModelError(
+                f"{folder} holds {manifest.format} v{manifest.format_version}; this version reads {FORMAT} v{FORMAT_VERSION}"
+            )
+        missing = [name for name in (*IdentifierIndex.FILES, *TokenTrie.FILES) if not (folder / name).is_file()]
+        if missing:
+            raise ModelError(f"identifier trie at {folder} is incomplete: missing {', '.join(missing)}")
+        index = IdentifierIndex.load(folder)
+        tokens = TokenTrie.load(folder, heavy_threshold=manifest.heavy_threshold)
+        return cls(index, tokens, manifest)

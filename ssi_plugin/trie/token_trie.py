@@ -1,0 +1,182 @@
+"""Which token may follow a prefix: the token-level constraint of decoding.
+
+Every identifier's token ids (ending in the *end token* that closes an
+identifier) are one key of a marisa trie; a token id ``t`` is the character
+``chr(t + 1)`` (skipping the surrogate block), so a key costs about one to
+three bytes per token.
+
+marisa has no "children of a node" call: listing keys under a prefix costs the
+size of that subtree, which near the root is the corpus. So the build splits
+nodes in two kinds:
+
+- *heavy* nodes (more than ``heavy_threshold`` keys below) have their children
+  precomputed (a few thousand nodes even for a million identifiers, found on
+  the sorted keys by bisection, never by walking subtrees);
+- *light* nodes are answered by walking their at most ``heavy_threshold`` keys.
+
+A step therefore costs at most ``heavy_threshold`` key visits per beam, whatever
+the corpus size, and the answer is exact (no approximate masking).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import marisa_trie
+import numpy as np
+
+from ssi_plugin.errors import ModelError
+
+_SURROGATES = 0xD800
+_SURROGATE_SPAN = 0x800
+MAX_TOKEN_ID = 0x10FFFF - _SURROGATE_SPAN - 1
+
+
+def token_char(token: int) -> str:
+    """The one-character code of a token id (ids are shifted by one so that 0 is not NUL)."""
+    if not 0 <= token <= MAX_TOKEN_ID:
+        raise ModelError(f"token id {token} is outside 0..{MAX_TOKEN_ID}")
+    code = token + 1
+    return chr(code + _SURROGATE_SPAN if code >= _SURROGATES else code)
+
+
+def char_token(char: str) -> int:
+    code = ord(char)
+    return (code - _SURROGATE_SPAN if code >= _SURROGATES + _SURROGATE_SPAN else code) - 1
+
+
+def encode_tokens(tokens: Sequence[int]) -> str:
+    return "".join(map(token_char, tokens))
+
+
+class TokenTrie:
+    """Token-id sequences of identifiers; answers "which tokens may come next" and "which identifier is this"."""
+
+    FILES = (
+        "tokens.marisa",
+        "token_offsets.npy",
+        "token_identifiers.npy",
+        "heavy.marisa",
+        "heavy_offsets.npy",
+        "heavy_children.npy",
+        "vocabulary.npy",
+    )
+
+    def __init__(
+        self,
+        keys: marisa_trie.Trie,
+        key_offsets: np.ndarray,
+        key_identifiers: np.ndarray,
+        heavy: dict[str, list[int]],
+        vocabulary: np.ndarray,
+        *,
+        heavy_threshold: int,
+    ) -> None:
+        self._keys = keys
+        self.vocabulary = vocabulary
+        """Sorted token ids that occur in some sequence."""
+        self._key_offsets = key_offsets
+        self._key_identifiers = key_identifiers
+        self._heavy = heavy
+        self.heavy_threshold = heavy_threshold
+
+    @classmethod
+    def build(cls, sequences: Iterable[Sequence[int]], *, heavy_threshold: int = 32) -> TokenTrie:
+        """From token-id sequences, the i-th naming identifier key ``i``. Sequences must end in the end token."""
+        if heavy_threshold < 1:
+            raise ModelError(f"heavy_threshold must be at least 1, got {heavy_threshold}")
+        encoded = [encode_tokens(sequence) for sequence in sequences]
+        if any(not key for key in encoded):
+            raise ModelError("an identifier encodes to no tokens")
+        keys = marisa_trie.Trie(encoded)
+        key_of = np.fromiter((keys[key] for key in encoded), dtype=np.int64, count=len(encoded))
+        order = np.argsort(key_of, kind="stable")
+        counts = np.bincount(key_of, minlength=len(keys))
+        offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        heavy = _heavy_children(sorted(set(encoded)), heavy_threshold)
+        vocabulary = np.array(sorted({char_token(char) for char in set("".join(encoded))}), dtype=np.int32)
+        return cls(keys, offsets, order.astype(np.int32), heavy, vocabulary, heavy_threshold=heavy_threshold)
+
+    def __len__(self) -> int:
+        """Number of distinct token sequences."""
+        return len(self._keys)
+
+    @property
+    def heavy_nodes(self) -> int:
+        return len(self._heavy)
+
+    def children(self, prefix: str) -> list[int]:
+        """Token ids that extend the encoded ``prefix`` towards some key; empty when none does."""
+        listed = self._heavy.get(prefix)
+        if listed is not None:
+            return listed
+        depth = len(prefix)
+        return list({char_token(key[depth]) for key in self._keys.iterkeys(prefix) if len(key) > depth})
+
+    def identifier_keys(self, tokens: Sequence[int]) -> list[int]:
+        """Identifier keys whose token sequence is exactly ``tokens`` (several only if a tokenizer merges them)."""
+        key = self._keys.get(encode_tokens(tokens))
+        if key is None:
+            return []
+        return self._key_identifiers[self._key_offsets[key] : self._key_offsets[key + 1]].tolist()
+
+    def save(self, folder: Path) -> None:
+        self._keys.save(str(folder / "tokens.marisa"))
+        np.save(folder / "token_offsets.npy", self._key_offsets, allow_pickle=False)
+        np.save(folder / "token_identifiers.npy", self._key_identifiers, allow_pickle=False)
+        prefixes = marisa_trie.Trie(self._heavy)
+        ordered = [self._heavy[prefix] for prefix, _ in sorted(prefixes.iteritems(), key=lambda item: item[1])]
+        prefixes.save(str(folder / "heavy.marisa"))
+        lengths = np.fromiter(map(len, ordered), dtype=np.int64, count=len(ordered))
+        np.save(folder / "heavy_offsets.npy", np.concatenate(([0], np.cumsum(lengths))).astype(np.int64), allow_pickle=False)
+        children = np.fromiter((t for listed in ordered for t in listed), dtype=np.int32, count=int(lengths.sum()))
+        np.save(folder / "heavy_children.npy", children, allow_pickle=False)
+        np.save(folder / "vocabulary.npy", self.vocabulary, allow_pickle=False)
+
+    @classmethod
+    def load(cls, folder: Path, *, heavy_threshold: int) -> TokenTrie:
+        keys = marisa_trie.Trie()
+        keys.load(str(folder / "tokens.marisa"))
+        prefixes = marisa_trie.Trie()
+        prefixes.load(str(folder / "heavy.marisa"))
+        offsets = np.load(folder / "heavy_offsets.npy", allow_pickle=False)
+        children = np.load(folder / "heavy_children.npy", allow_pickle=False)
+        heavy = {prefix: children[offsets[i] : offsets[i + 1]].tolist() for prefix, i in prefixes.iteritems()}
+        return cls(
+            keys,
+            np.load(folder / "token_offsets.npy", allow_pickle=False),
+            np.load(folder / "token_identifiers.npy", allow_pickle=False),
+            heavy,
+            np.load(folder / "vocabulary.npy", allow_pickle=False),
+            heavy_threshold=heavy_threshold,
+        )
+
+
+def _heavy_children(keys: list[str], threshold: int) -> dict[str, list[int]]:
+    """Children of every node with more than ``threshold`` keys below it, from sorted unique keys.
+
+    Each child range is found by bisection, so the cost is (children of heavy
+    nodes) x log(keys), not the number of keys.
+    """
+    heavy: dict[str, list[int]] = {}
+    stack = [("", 0, len(keys))]
+    while stack:
+        prefix, low, high = stack.pop()
+        if high - low <= threshold:
+            continue
+        depth = len(prefix)
+        children: list[int] = []
+        position = low
+        if len(keys[position]) == depth:  # the prefix is itself a key: sorts first, has no next token
+            position += 1
+        while position < high:
+            char = keys[position][depth]
+            child = prefix + char
+            end = bisect_left(keys, prefix + chr(ord(char) + 1), position, high)
+            children.append(char_token(char))
+            stack.append((child, position, end))
+            position = end
+        heavy[prefix] = children
+    return heavy
