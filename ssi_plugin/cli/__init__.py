@@ -13,6 +13,7 @@ import click
 
 from ssi_plugin import __version__
 from ssi_plugin.cli._context import engine_options
+from ssi_plugin.cli.data import data_group
 from ssi_plugin.cli.engine import engine_group
 from ssi_plugin.errors import SSIError
 
@@ -29,6 +30,7 @@ def cli() -> None:
 
 
 cli.add_command(engine_group)
+cli.add_command(data_group)
 
 
 def main() -> None:

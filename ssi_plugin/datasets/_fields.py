@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Annotated
 
-from pydantic import ValidationError
+from pydantic import BeforeValidator, ValidationError
+
+
+def _identifier(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError("must be a string or a whole number")
+    text = str(value).strip()
+    if not text:
+        raise ValueError("must not be blank")
+    return text
+
+
+Identifier = Annotated[str, BeforeValidator(_identifier)]
+"""An image id as files write it (string or integer), as the non-blank string records use."""
 
 
 def clean_captions(captions: Iterable[str]) -> tuple[str, ...]:
@@ -17,5 +31,6 @@ def describe(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"])
-        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
+        message = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
+        parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)

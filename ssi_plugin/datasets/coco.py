@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ssi_plugin.datasets._fields import clean_captions, describe
+from ssi_plugin.datasets._fields import Identifier, clean_captions, describe
 from ssi_plugin.datasets._paths import resolve_image
 from ssi_plugin.datasets.records import ImageRecord
 from ssi_plugin.errors import InputError
@@ -22,14 +22,14 @@ from ssi_plugin.errors import InputError
 class CocoImage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    id: int | str
+    id: Identifier
     file_name: str = Field(min_length=1)
 
 
 class CocoCaption(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    image_id: int | str
+    image_id: Identifier
     caption: str
 
 
@@ -48,7 +48,7 @@ def iter_coco(data: object, path: Path, *, images_dir: Path | None = None) -> It
             image = CocoImage.model_validate(raw)
         except ValidationError as exc:
             raise InputError(f"{path} images[{index}]: {describe(exc)}") from None
-        key = str(image.id)
+        key = image.id
         if key in images:
             raise InputError(f"{path} images[{index}]: image id {key} already given at images[{images[key][0]}]")
         images[key] = (index, image)
@@ -58,7 +58,7 @@ def iter_coco(data: object, path: Path, *, images_dir: Path | None = None) -> It
             annotation = CocoCaption.model_validate(raw)
         except ValidationError as exc:
             raise InputError(f"{path} annotations[{index}]: {describe(exc)}") from None
-        key = str(annotation.image_id)
+        key = annotation.image_id
         if key not in captions:
             raise InputError(f"{path} annotations[{index}]: image_id {key} is not among the images")
         captions[key].append(annotation.caption)

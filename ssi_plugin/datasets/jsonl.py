@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ssi_plugin.datasets._fields import clean_captions, describe
+from ssi_plugin.datasets._fields import Identifier, clean_captions, describe
 from ssi_plugin.datasets._paths import relative_image, resolve_image
 from ssi_plugin.datasets.records import ImageRecord
 from ssi_plugin.errors import InputError
@@ -27,7 +27,7 @@ class JsonlLine(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    id: str | int
+    id: Identifier
     image: str | None = None
     captions: list[str] = Field(default_factory=list)
 
@@ -36,18 +36,10 @@ class JsonlLine(BaseModel):
     def _one_caption_as_a_string(cls, value: object) -> object:
         return [value] if isinstance(value, str) else value
 
-    @field_validator("id")
-    @classmethod
-    def _id_not_blank(cls, value: str | int) -> str:
-        text = str(value).strip()
-        if not text:
-            raise ValueError("must not be blank")
-        return text
-
     def to_record(self, base: Path) -> ImageRecord:
         image = self.image.strip() if self.image else None
         return ImageRecord(
-            id=str(self.id),
+            id=self.id,
             image=resolve_image(image, base) if image else None,
             captions=clean_captions(self.captions),
             metadata=dict(self.model_extra or {}),

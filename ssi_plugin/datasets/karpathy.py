@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ssi_plugin.datasets._fields import clean_captions, describe
+from ssi_plugin.datasets._fields import Identifier, clean_captions, describe
 from ssi_plugin.datasets._paths import resolve_image
 from ssi_plugin.datasets.records import ImageRecord
 from ssi_plugin.errors import InputError
@@ -38,11 +38,11 @@ class KarpathyImage(BaseModel):
     split: str | None = None
     sentences: list[KarpathySentence] = Field(default_factory=list)
     imgid: int | str | None = None
-    cocoid: int | str | None = None
+    cocoid: Identifier | None = None
 
     @property
     def record_id(self) -> str:
-        return str(self.cocoid) if self.cocoid is not None else Path(self.filename).stem
+        return self.cocoid if self.cocoid is not None else Path(self.filename).stem
 
 
 def is_karpathy(data: object) -> bool:

@@ -352,9 +352,11 @@ def generate_synthetic_corpus(
     (out / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
     def records():  # type: ignore[no-untyped-def]
+        from rich.console import Console
         from rich.progress import track
 
-        for index in track(range(n), description="synthetic corpus", disable=not progress, transient=True):
+        steps = track(range(n), description="synthetic corpus", disable=not progress, transient=True, console=Console(stderr=True))
+        for index in steps:
             record, contents = synthetic_record(seed, index, captions_per_image=captions_per_image)
             if with_images:
                 path = out / "images" / f"{index // 1000:04d}" / f"{record.id}.jpg"
