@@ -15,6 +15,7 @@ from ssi_plugin import __version__
 from ssi_plugin.cli._context import engine_options
 from ssi_plugin.cli.data import data_group
 from ssi_plugin.cli.engine import engine_group
+from ssi_plugin.cli.setup import setup
 from ssi_plugin.errors import SSIError
 
 
@@ -31,6 +32,7 @@ def cli() -> None:
 
 cli.add_command(engine_group)
 cli.add_command(data_group)
+cli.add_command(setup)
 
 
 def main() -> None:

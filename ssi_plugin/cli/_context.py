@@ -5,13 +5,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import ValidationError
 
 from ssi_plugin.config import EngineSettings
 from ssi_plugin.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ssi_plugin.engine import EngineClient
 
 _FLAGS = ("url", "engine", "api_key", "username", "password", "ca_certs", "verify_certs", "cache_dir")
 
@@ -57,3 +60,10 @@ def engine_settings(ctx: click.Context) -> EngineSettings:
             f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
         )
         raise ConfigError(problems) from None
+
+
+def connect_engine(ctx: click.Context) -> EngineClient:
+    """Connect with this invocation's settings, starting the embedded node when no URL is set."""
+    from ssi_plugin.engine import connect
+
+    return connect(engine_settings(ctx), progress=lambda line: click.echo(line, err=True))

@@ -58,14 +58,8 @@ class EngineClient:
             raise _translate(exc, method, path, self.url) from None
 
     def exists(self, path: str) -> bool:
-        """True when ``HEAD path`` answers 200 (an index, alias, template...)."""
-        try:
-            self.request("HEAD", path)
-        except EngineRequestError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
+        """True when ``HEAD path`` answers 2xx (an index, alias, template...)."""
+        return bool(self.request("HEAD", path))
 
     def search(self, index: str, body: Mapping[str, Any], *, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return self.request("POST", f"/{index}/_search", body=dict(body), params=params)
@@ -159,6 +153,7 @@ class _OpenSearchTransport:
         )
 
     def perform(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any) -> Any:
+        # HEAD answers a bool here, as in elasticsearch-py's transport below.
         return self._client.transport.perform_request(method, path, params=params, body=body)
 
     def streaming_bulk(self, actions: Iterable[dict[str, Any]], **options: Any) -> Iterator[tuple[bool, dict[str, Any]]]:
@@ -190,7 +185,7 @@ class _ElasticsearchTransport:
     def perform(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any) -> Any:
         headers = self._HEADERS if body is not None else {"accept": "application/json"}
         response = self._client.perform_request(method, path, params=params, headers=headers, body=body)
-        return True if method == "HEAD" else response.body
+        return bool(response) if method == "HEAD" else response.body
 
     def streaming_bulk(self, actions: Iterable[dict[str, Any]], **options: Any) -> Iterator[tuple[bool, dict[str, Any]]]:
         from elasticsearch.helpers import streaming_bulk
@@ -237,7 +232,11 @@ def _reason(body: Any) -> str:
         if isinstance(error, dict):
             causes = error.get("root_cause") or []
             first = causes[0] if causes and isinstance(causes[0], dict) else error
-            return f"{first.get('type', 'error')}: {first.get('reason', error.get('reason', ''))}".strip()
+            reason = f"{first.get('type', 'error')}: {first.get('reason', error.get('reason', ''))}".strip()
+            cause = error.get("caused_by")
+            if isinstance(cause, dict) and cause.get("reason"):
+                reason += f" (caused by {cause.get('type', 'error')}: {cause['reason']})"
+            return reason
         if error:
             return str(error)
     return str(body)[:500]

@@ -1,0 +1,28 @@
+"""``ssi-plugin setup``: install the index templates and the ingest pipeline."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ssi_plugin.cli._context import connect_engine, engine_options
+
+
+@click.command("setup")
+@click.option("--index-pattern", "index_patterns", multiple=True, help="Index patterns of the SSI index template (default: ssi-*).")
+@click.option("--dry-run", is_flag=True, help="Print the JSON that would be sent; change nothing.")
+@engine_options
+@click.pass_context
+def setup(ctx: click.Context, index_patterns: tuple[str, ...], dry_run: bool) -> None:
+    """Install or update the SSI templates and pipeline (idempotent, versioned)."""
+    from ssi_plugin.engine.layout import install_layout, load_layout
+
+    resources = load_layout(index_patterns=list(index_patterns) or None)
+    with connect_engine(ctx) as engine:
+        actions = install_layout(engine, resources, dry_run=dry_run)
+    for resource, action in zip(resources, actions):
+        versions = f"v{action.installed_version} -> v{action.version}" if action.action != "unchanged" else f"v{action.version}"
+        click.echo(f"{action.action:>12}  {action.kind:<18} {action.name}  ({versions})", err=dry_run)
+        if dry_run and action.action != "unchanged":
+            click.echo(json.dumps({"method": "PUT", "path": resource.path, "body": resource.body}, indent=2))
