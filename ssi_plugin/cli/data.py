@@ -31,8 +31,16 @@ def demo(out: Path) -> None:
 @click.option("-n", "--count", "n", type=click.IntRange(min=1), required=True, help="Number of images.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same corpus.")
 @click.option("--captions-per-image", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("--images/--no-images", "with_images", default=True, show_default=True, help="Draw the images, or captions only.")
-@click.option("--image-size", type=click.IntRange(min=16), default=128, show_default=True, help="Side of the square images, in pixels.")
+@click.option(
+    "--images/--no-images", "with_images", default=True, show_default=True, help="Draw the images, or captions only."
+)
+@click.option(
+    "--image-size",
+    type=click.IntRange(min=16),
+    default=128,
+    show_default=True,
+    help="Side of the square images, in pixels.",
+)
 def synthetic(out: Path, n: int, seed: int, captions_per_image: int, with_images: bool, image_size: int) -> None:
     """Write a synthetic corpus of N drawn images with known contents and template captions to OUT."""
     from ssi_plugin.datasets import generate_synthetic_corpus
@@ -46,7 +54,9 @@ def synthetic(out: Path, n: int, seed: int, captions_per_image: int, with_images
 
 @data_group.command("check")
 @click.argument("dataset", type=click.Path(path_type=Path))
-@click.option("--images-dir", type=click.Path(path_type=Path), help="Folder of the images (default: the dataset file's folder).")
+@click.option(
+    "--images-dir", type=click.Path(path_type=Path), help="Folder of the images (default: the dataset file's folder)."
+)
 @click.option("--split", help="Only this split (Karpathy: train, val, test, restval).")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "karpathy", "coco"]), help="Detected when unset.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
@@ -64,7 +74,8 @@ def check(dataset: Path, images_dir: Path | None, split: str | None, fmt: str | 
     click.echo(f"  captions per image: {', '.join(f'{k}: {v}' for k, v in summary.captions_per_image.items()) or '-'}")
     if summary.splits:
         click.echo(f"  splits: {', '.join(f'{k}: {v}' for k, v in summary.splits.items())}")
-    click.echo(f"  without captions: {summary.without_captions}; without image: {summary.without_image}; remote images: {summary.remote_images}")
+    click.echo(f"  without captions: {summary.without_captions}; without image: {summary.without_image}")
+    click.echo(f"  remote images (not checked): {summary.remote_images}")
     click.echo(f"  image files missing: {summary.missing_image_files}")
     for path in summary.examples_missing:
         click.echo(f"    e.g. {path}")

@@ -1,8 +1,8 @@
 """Datasets: readers for JSONL, Karpathy-split JSON and COCO captions, the JSONL writer, the synthetic corpus.
 
-    read_dataset(path, *, images_dir=None, split=None, format=None) -> Iterator[ImageRecord]
-    write_jsonl(records, path) -> int
-    generate_synthetic_corpus(out_dir, n, *, seed, captions_per_image=5, with_images=True) -> Path
+read_dataset(path, *, images_dir=None, split=None, format=None) -> Iterator[ImageRecord]
+write_jsonl(records, path) -> int
+generate_synthetic_corpus(out_dir, n, *, seed, captions_per_image=5, with_images=True) -> Path
 """
 
 from ssi_plugin.datasets.jsonl import write_jsonl

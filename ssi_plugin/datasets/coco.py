@@ -40,7 +40,7 @@ def is_coco(data: object) -> bool:
 def iter_coco(data: object, path: Path, *, images_dir: Path | None = None) -> Iterator[tuple[str, ImageRecord]]:
     """``(location, record)`` pairs of a parsed COCO captions file read from ``path``."""
     if not is_coco(data):
-        raise InputError(f"{path}: not a COCO captions file (expected \"images\" and \"annotations\" lists)")
+        raise InputError(f'{path}: not a COCO captions file (expected "images" and "annotations" lists)')
     base = images_dir if images_dir is not None else path.parent
     images: dict[str, tuple[int, CocoImage]] = {}
     for index, raw in enumerate(data["images"]):  # type: ignore[index]
@@ -63,9 +63,12 @@ def iter_coco(data: object, path: Path, *, images_dir: Path | None = None) -> It
             raise InputError(f"{path} annotations[{index}]: image_id {key} is not among the images")
         captions[key].append(annotation.caption)
     for key, (index, image) in images.items():
-        yield f"images[{index}]", ImageRecord(
-            id=key,
-            image=resolve_image(image.file_name, base),
-            captions=clean_captions(captions[key]),
-            metadata={"file_name": image.file_name, **(image.model_extra or {})},
+        yield (
+            f"images[{index}]",
+            ImageRecord(
+                id=key,
+                image=resolve_image(image.file_name, base),
+                captions=clean_captions(captions[key]),
+                metadata={"file_name": image.file_name, **(image.model_extra or {})},
+            ),
         )

@@ -75,7 +75,9 @@ def write_jsonl(records: Iterable[ImageRecord], path: str | os.PathLike[str]) ->
             for record in records:
                 clash = [key for key in _RESERVED if key in record.metadata]
                 if clash:
-                    raise InputError(f"record {record.id!r}: metadata key {clash[0]!r} would overwrite the {clash[0]} field")
+                    raise InputError(
+                        f"record {record.id!r}: metadata key {clash[0]!r} would overwrite the {clash[0]} field"
+                    )
                 line: dict[str, object] = {"id": record.id}
                 if record.image is not None:
                     line["image"] = relative_image(record.image, path.parent)

@@ -52,7 +52,7 @@ def is_karpathy(data: object) -> bool:
 def iter_karpathy(data: object, path: Path, *, images_dir: Path | None = None) -> Iterator[tuple[str, ImageRecord]]:
     """``(location, record)`` pairs of a parsed Karpathy-split file read from ``path``."""
     if not is_karpathy(data):
-        raise InputError(f"{path}: not a Karpathy-split file (expected an object with an \"images\" list)")
+        raise InputError(f'{path}: not a Karpathy-split file (expected an object with an "images" list)')
     base = images_dir if images_dir is not None else path.parent
     folders: dict[str, Path] = {}
     for index, raw in enumerate(data["images"]):  # type: ignore[index]
@@ -66,11 +66,14 @@ def iter_karpathy(data: object, path: Path, *, images_dir: Path | None = None) -
         for key in ("split", "imgid", "cocoid"):
             if (value := getattr(entry, key)) is not None:
                 metadata[key] = value
-        yield where, ImageRecord(
-            id=entry.record_id,
-            image=resolve_image(entry.filename, folder),
-            captions=clean_captions(s.text for s in entry.sentences),
-            metadata=metadata,
+        yield (
+            where,
+            ImageRecord(
+                id=entry.record_id,
+                image=resolve_image(entry.filename, folder),
+                captions=clean_captions(s.text for s in entry.sentences),
+                metadata=metadata,
+            ),
         )
 
 

@@ -108,11 +108,13 @@ def _json_format(data: object, file: Path) -> DatasetFormat:
         return "karpathy"
     raise InputError(
         f"{file}: unknown dataset format; expected JSONL (.jsonl), a Karpathy-split JSON "
-        "({\"images\": [...]}) or COCO captions ({\"images\": [...], \"annotations\": [...]})"
+        '({"images": [...]}) or COCO captions ({"images": [...], "annotations": [...]})'
     )
 
 
-def _checked(entries: Iterator[tuple[str, ImageRecord]], file: Path, wanted: frozenset[str] | None) -> Iterator[ImageRecord]:
+def _checked(
+    entries: Iterator[tuple[str, ImageRecord]], file: Path, wanted: frozenset[str] | None
+) -> Iterator[ImageRecord]:
     seen: dict[str, str] = {}
     splits: set[str] = set()
     kept = 0

@@ -20,7 +20,7 @@ class DatasetSummary(BaseModel):
     without_captions: int = 0
     without_image: int = 0
     remote_images: int = 0
-    missing_image_files: int = Field(0, description="local image paths that do not exist")
+    missing_image_files: int = Field(default=0, description="local image paths that do not exist")
     captions_per_image: dict[int, int] = Field(default_factory=dict, description="caption count -> images")
     splits: dict[str, int] = Field(default_factory=dict)
     examples_missing: list[str] = Field(default_factory=list, description="a few image paths that do not exist")

@@ -11,8 +11,10 @@ against the truth.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -24,7 +26,7 @@ from ssi_plugin.datasets.records import ImageRecord
 from ssi_plugin.errors import InputError
 
 if TYPE_CHECKING:
-    from PIL import Image
+    from PIL import Image, ImageDraw
 
 GENERATOR_VERSION = 1
 MANIFEST = "corpus.json"
@@ -64,7 +66,9 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "wave": ("waving", "fluttering"),
 }
 
-Shape = Literal["circle", "square", "diamond", "boat", "car", "house", "tree", "bird", "balloon", "star", "flag", "tent"]
+Shape = Literal[
+    "circle", "square", "diamond", "boat", "car", "house", "tree", "bird", "balloon", "star", "flag", "tent"
+]
 
 
 class _Object(BaseModel):
@@ -80,15 +84,37 @@ OBJECTS: dict[str, _Object] = {
     "ball": _Object(words=("ball", "sphere"), shape="circle", actions=("roll", "bounce", "rest")),
     "box": _Object(words=("box", "crate", "cube"), shape="square", actions=("rest",)),
     "kite": _Object(words=("kite",), shape="diamond", actions=("fly",), airborne=True),
-    "boat": _Object(words=("boat", "sailboat", "sailing boat"), shape="boat", actions=("sail", "float"), scenes=("sea", "beach")),
-    "car": _Object(words=("car", "automobile", "hatchback"), shape="car", actions=("drive", "park"), scenes=("city", "desert", "meadow", "snow")),
-    "house": _Object(words=("house", "cottage", "cabin"), shape="house", actions=("stand",), scenes=("city", "meadow", "snow", "forest", "beach")),
-    "tree": _Object(words=("tree",), shape="tree", actions=("stand",), scenes=("meadow", "snow", "forest", "city", "beach"), colours=("green", "yellow", "orange", "red", "brown")),
+    "boat": _Object(
+        words=("boat", "sailboat", "sailing boat"), shape="boat", actions=("sail", "float"), scenes=("sea", "beach")
+    ),
+    "car": _Object(
+        words=("car", "automobile", "hatchback"),
+        shape="car",
+        actions=("drive", "park"),
+        scenes=("city", "desert", "meadow", "snow"),
+    ),
+    "house": _Object(
+        words=("house", "cottage", "cabin"),
+        shape="house",
+        actions=("stand",),
+        scenes=("city", "meadow", "snow", "forest", "beach"),
+    ),
+    "tree": _Object(
+        words=("tree",),
+        shape="tree",
+        actions=("stand",),
+        scenes=("meadow", "snow", "forest", "city", "beach"),
+        colours=("green", "yellow", "orange", "red", "brown"),
+    ),
     "bird": _Object(words=("bird",), shape="bird", actions=("fly",), airborne=True),
     "balloon": _Object(words=("balloon",), shape="balloon", actions=("float",), airborne=True),
-    "star": _Object(words=("star",), shape="star", actions=("shine",), airborne=True, scenes=("night", "desert", "snow", "sea")),
+    "star": _Object(
+        words=("star",), shape="star", actions=("shine",), airborne=True, scenes=("night", "desert", "snow", "sea")
+    ),
     "flag": _Object(words=("flag", "banner", "pennant"), shape="flag", actions=("wave",)),
-    "tent": _Object(words=("tent",), shape="tent", actions=("stand",), scenes=("meadow", "forest", "desert", "snow", "beach")),
+    "tent": _Object(
+        words=("tent",), shape="tent", actions=("stand",), scenes=("meadow", "forest", "desert", "snow", "beach")
+    ),
 }
 
 
@@ -101,14 +127,62 @@ class _Scene(BaseModel):
 
 
 SCENES: dict[str, _Scene] = {
-    "beach": _Scene(nouns=("a beach", "a sandy beach", "the seaside", "the shore"), places=("on the beach", "on a sandy beach", "at the seaside", "along the shore"), sky=(135, 200, 240), ground=(235, 210, 150), horizon=0.6),
-    "meadow": _Scene(nouns=("a meadow", "a grassy field", "a pasture"), places=("in a meadow", "in a grassy field", "on a pasture", "out in the field"), sky=(150, 205, 245), ground=(90, 175, 70), horizon=0.55),
-    "snow": _Scene(nouns=("a snowy field", "a winter landscape", "fresh snow"), places=("in the snow", "on a snowy field", "in a winter landscape"), sky=(200, 210, 220), ground=(250, 250, 252), horizon=0.55),
-    "desert": _Scene(nouns=("a desert", "sand dunes", "an arid desert"), places=("in the desert", "among sand dunes", "in an arid desert"), sky=(250, 225, 170), ground=(215, 160, 90), horizon=0.6),
-    "sea": _Scene(nouns=("the sea", "the ocean", "open water"), places=("on the sea", "at sea", "on the ocean", "on open water"), sky=(160, 210, 245), ground=(30, 90, 160), horizon=0.5),
-    "city": _Scene(nouns=("a city street", "a town", "downtown"), places=("in the city", "on a town street", "downtown"), sky=(185, 200, 215), ground=(110, 110, 115), horizon=0.65),
-    "night": _Scene(nouns=("a night sky", "a starry night", "the dark night"), places=("at night", "under a night sky", "on a starry night"), sky=(15, 20, 60), ground=(30, 35, 45), horizon=0.8),
-    "forest": _Scene(nouns=("a forest", "the woods", "a woodland"), places=("in the forest", "in the woods", "in a woodland clearing"), sky=(170, 210, 200), ground=(45, 105, 50), horizon=0.55),
+    "beach": _Scene(
+        nouns=("a beach", "a sandy beach", "the seaside", "the shore"),
+        places=("on the beach", "on a sandy beach", "at the seaside", "along the shore"),
+        sky=(135, 200, 240),
+        ground=(235, 210, 150),
+        horizon=0.6,
+    ),
+    "meadow": _Scene(
+        nouns=("a meadow", "a grassy field", "a pasture"),
+        places=("in a meadow", "in a grassy field", "on a pasture", "out in the field"),
+        sky=(150, 205, 245),
+        ground=(90, 175, 70),
+        horizon=0.55,
+    ),
+    "snow": _Scene(
+        nouns=("a snowy field", "a winter landscape", "fresh snow"),
+        places=("in the snow", "on a snowy field", "in a winter landscape"),
+        sky=(200, 210, 220),
+        ground=(250, 250, 252),
+        horizon=0.55,
+    ),
+    "desert": _Scene(
+        nouns=("a desert", "sand dunes", "an arid desert"),
+        places=("in the desert", "among sand dunes", "in an arid desert"),
+        sky=(250, 225, 170),
+        ground=(215, 160, 90),
+        horizon=0.6,
+    ),
+    "sea": _Scene(
+        nouns=("the sea", "the ocean", "open water"),
+        places=("on the sea", "at sea", "on the ocean", "on open water"),
+        sky=(160, 210, 245),
+        ground=(30, 90, 160),
+        horizon=0.5,
+    ),
+    "city": _Scene(
+        nouns=("a city street", "a town", "downtown"),
+        places=("in the city", "on a town street", "downtown"),
+        sky=(185, 200, 215),
+        ground=(110, 110, 115),
+        horizon=0.65,
+    ),
+    "night": _Scene(
+        nouns=("a night sky", "a starry night", "the dark night"),
+        places=("at night", "under a night sky", "on a starry night"),
+        sky=(15, 20, 60),
+        ground=(30, 35, 45),
+        horizon=0.8,
+    ),
+    "forest": _Scene(
+        nouns=("a forest", "the woods", "a woodland"),
+        places=("in the forest", "in the woods", "in a woodland clearing"),
+        sky=(170, 210, 200),
+        ground=(45, 105, 50),
+        horizon=0.55,
+    ),
 }
 
 _SCENE_NAMES = tuple(SCENES)
@@ -162,7 +236,9 @@ def sample_contents(rng: random.Random) -> SceneContents:
     for name in rng.sample(_FITTING[scene], count):
         spec = OBJECTS[name]
         colour = _pick(rng, spec.colours or _COLOUR_NAMES)
-        objects.append(SceneObject(name=name, colour=colour, size=_pick(rng, _SIZE_NAMES), action=_pick(rng, spec.actions)))
+        objects.append(
+            SceneObject(name=name, colour=colour, size=_pick(rng, _SIZE_NAMES), action=_pick(rng, spec.actions))
+        )
     return SceneContents(scene=scene, objects=tuple(objects))
 
 
@@ -235,7 +311,7 @@ def draw_scene(contents: SceneContents, *, size: int = 128, seed: int = 0) -> Im
     return image
 
 
-def _decorate(draw, scene: str, size: int, horizon: int, rng: random.Random) -> None:  # type: ignore[no-untyped-def]
+def _decorate(draw: ImageDraw.ImageDraw, scene: str, size: int, horizon: int, rng: random.Random) -> None:
     if scene == "night":
         for _ in range(12):
             x, y = rng.uniform(0, size), rng.uniform(0, horizon)
@@ -249,12 +325,16 @@ def _decorate(draw, scene: str, size: int, horizon: int, rng: random.Random) -> 
     elif scene == "forest":
         for _ in range(6):
             x = rng.uniform(0, size)
-            draw.polygon([(x, horizon - size / 4), (x - size / 14, horizon), (x + size / 14, horizon)], fill=(30, 80, 40))
+            draw.polygon(
+                [(x, horizon - size / 4), (x - size / 14, horizon), (x + size / 14, horizon)], fill=(30, 80, 40)
+            )
     elif scene == "beach":
         draw.rectangle((0, horizon - size / 12, size, horizon), fill=(60, 130, 190))
 
 
-def _draw_shape(draw, shape: Shape, cx: float, cy: float, r: float, colour: tuple[int, int, int]) -> None:  # type: ignore[no-untyped-def]
+def _draw_shape(
+    draw: ImageDraw.ImageDraw, shape: Shape, cx: float, cy: float, r: float, colour: tuple[int, int, int]
+) -> None:
     outline = (20, 20, 20) if sum(colour) > 200 else (235, 235, 235)
     box = (cx - r, cy - r, cx + r, cy + r)
     if shape == "circle":
@@ -265,8 +345,19 @@ def _draw_shape(draw, shape: Shape, cx: float, cy: float, r: float, colour: tupl
         draw.polygon([(cx, cy - r), (cx + r * 0.7, cy), (cx, cy + r), (cx - r * 0.7, cy)], fill=colour, outline=outline)
         draw.line([(cx, cy + r), (cx - r * 0.3, cy + r * 1.8)], fill=outline)
     elif shape == "boat":
-        draw.polygon([(cx - r, cy + r * 0.2), (cx + r, cy + r * 0.2), (cx + r * 0.6, cy + r * 0.7), (cx - r * 0.6, cy + r * 0.7)], fill=colour, outline=outline)
-        draw.polygon([(cx, cy - r), (cx, cy + r * 0.1), (cx + r * 0.7, cy + r * 0.1)], fill=(250, 250, 250), outline=outline)
+        draw.polygon(
+            [
+                (cx - r, cy + r * 0.2),
+                (cx + r, cy + r * 0.2),
+                (cx + r * 0.6, cy + r * 0.7),
+                (cx - r * 0.6, cy + r * 0.7),
+            ],
+            fill=colour,
+            outline=outline,
+        )
+        draw.polygon(
+            [(cx, cy - r), (cx, cy + r * 0.1), (cx + r * 0.7, cy + r * 0.1)], fill=(250, 250, 250), outline=outline
+        )
     elif shape == "car":
         draw.rectangle((cx - r, cy - r * 0.2, cx + r, cy + r * 0.4), fill=colour, outline=outline)
         draw.rectangle((cx - r * 0.5, cy - r * 0.6, cx + r * 0.4, cy - r * 0.2), fill=colour, outline=outline)
@@ -274,20 +365,28 @@ def _draw_shape(draw, shape: Shape, cx: float, cy: float, r: float, colour: tupl
             draw.ellipse((wx - r * 0.25, cy + r * 0.25, wx + r * 0.25, cy + r * 0.75), fill=(20, 20, 20))
     elif shape == "house":
         draw.rectangle((cx - r * 0.8, cy - r * 0.2, cx + r * 0.8, cy + r), fill=colour, outline=outline)
-        draw.polygon([(cx - r, cy - r * 0.2), (cx + r, cy - r * 0.2), (cx, cy - r)], fill=(150, 40, 30), outline=outline)
+        draw.polygon(
+            [(cx - r, cy - r * 0.2), (cx + r, cy - r * 0.2), (cx, cy - r)], fill=(150, 40, 30), outline=outline
+        )
     elif shape == "tree":
         draw.rectangle((cx - r * 0.15, cy, cx + r * 0.15, cy + r), fill=(100, 65, 30))
         draw.ellipse((cx - r * 0.8, cy - r, cx + r * 0.8, cy + r * 0.3), fill=colour, outline=outline)
     elif shape == "bird":
-        draw.line([(cx - r, cy - r * 0.4), (cx, cy + r * 0.2), (cx + r, cy - r * 0.4)], fill=colour, width=max(3, int(r / 3)))
+        draw.line(
+            [(cx - r, cy - r * 0.4), (cx, cy + r * 0.2), (cx + r, cy - r * 0.4)], fill=colour, width=max(3, int(r / 3))
+        )
         draw.ellipse((cx - r * 0.3, cy - r * 0.1, cx + r * 0.3, cy + r * 0.4), fill=colour)
     elif shape == "balloon":
         draw.ellipse((cx - r * 0.7, cy - r, cx + r * 0.7, cy + r * 0.6), fill=colour, outline=outline)
         draw.line([(cx, cy + r * 0.6), (cx, cy + r * 1.4)], fill=outline)
     elif shape == "star":
-        import math
-
-        points = [(cx + (r if k % 2 == 0 else r * 0.45) * math.sin(k * math.pi / 5), cy - (r if k % 2 == 0 else r * 0.45) * math.cos(k * math.pi / 5)) for k in range(10)]
+        points = [
+            (
+                cx + (r if k % 2 == 0 else r * 0.45) * math.sin(k * math.pi / 5),
+                cy - (r if k % 2 == 0 else r * 0.45) * math.cos(k * math.pi / 5),
+            )
+            for k in range(10)
+        ]
         draw.polygon(points, fill=colour, outline=outline)
     elif shape == "flag":
         draw.line([(cx - r * 0.6, cy - r), (cx - r * 0.6, cy + r)], fill=(60, 60, 60), width=max(1, int(r / 8)))
@@ -347,15 +446,19 @@ def generate_synthetic_corpus(
         raise InputError(f"image_size must be at least 16 pixels, not {image_size}")
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    manifest = CorpusManifest(seed=seed, n=n, captions_per_image=captions_per_image, with_images=with_images, image_size=image_size)
+    manifest = CorpusManifest(
+        seed=seed, n=n, captions_per_image=captions_per_image, with_images=with_images, image_size=image_size
+    )
     reuse = _previous_images_match(out / MANIFEST, manifest)
     (out / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
-    def records():  # type: ignore[no-untyped-def]
+    def records() -> Iterator[ImageRecord]:
         from rich.console import Console
         from rich.progress import track
 
-        steps = track(range(n), description="synthetic corpus", disable=not progress, transient=True, console=Console(stderr=True))
+        steps = track(
+            range(n), description="synthetic corpus", disable=not progress, transient=True, console=Console(stderr=True)
+        )
         for index in steps:
             record, contents = synthetic_record(seed, index, captions_per_image=captions_per_image)
             if with_images:
@@ -375,7 +478,11 @@ def _previous_images_match(path: Path, current: CorpusManifest) -> bool:
         previous = CorpusManifest.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
         return False
-    return (previous.generator_version, previous.seed, previous.image_size) == (current.generator_version, current.seed, current.image_size)
+    return (previous.generator_version, previous.seed, previous.image_size) == (
+        current.generator_version,
+        current.seed,
+        current.image_size,
+    )
 
 
 def _save_jpeg(image: Image.Image, path: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import json
 import os
 from functools import cache
 from pathlib import Path
@@ -40,13 +39,15 @@ class DemoImage(BaseModel):
 
     def source(self) -> Path:
         """The file inside the installed package (found without importing the package)."""
+        dist = _DISTRIBUTIONS.get(self.module, self.module)
         spec = importlib.util.find_spec(self.module)
         if spec is None or not spec.submodule_search_locations:
-            dist = _DISTRIBUTIONS.get(self.module, self.module)
-            raise ConfigError(f"demo image {self.id!r} ships with {dist}, which is not installed (python -m pip install {dist})")
+            raise ConfigError(
+                f"demo image {self.id!r} ships with {dist}, which is not installed (python -m pip install {dist})"
+            )
         path = Path(next(iter(spec.submodule_search_locations))) / self.file
         if not path.is_file():
-            raise ConfigError(f"demo image {self.id!r}: {path} is missing from the installed {_DISTRIBUTIONS.get(self.module, self.module)}")
+            raise ConfigError(f"demo image {self.id!r}: {path} is missing from the installed {dist}")
         return path
 
 
@@ -81,7 +82,12 @@ def materialize_demo_dataset(out_dir: str | os.PathLike[str]) -> Path:
                 id=entry.id,
                 image=str(target),
                 captions=entry.captions,
-                metadata={"title": entry.title, "credit": entry.credit, "licence": entry.licence, "source": f"{_DISTRIBUTIONS[entry.module]}: {entry.file}"},
+                metadata={
+                    "title": entry.title,
+                    "credit": entry.credit,
+                    "licence": entry.licence,
+                    "source": f"{_DISTRIBUTIONS[entry.module]}: {entry.file}",
+                },
             )
         )
     dataset = out / DATASET_FILE

@@ -92,12 +92,19 @@ def test_write_jsonl_round_trips_and_keeps_the_folder_relocatable(tmp_path):
             (tmp_path / "images").mkdir(exist_ok=True)
             (tmp_path / "images" / Path(record.image).name).write_bytes(Path(record.image).read_bytes())
     moved = [
-        r.model_copy(update={"image": str(tmp_path / "images" / Path(r.image).name)}) if r.image and not r.image.startswith("https://") else r
+        r.model_copy(update={"image": str(tmp_path / "images" / Path(r.image).name)})
+        if r.image and not r.image.startswith("https://")
+        else r
         for r in original
     ]
     assert write_jsonl(moved, tmp_path / "out.jsonl") == 4
     first = json.loads((tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()[0])
-    assert first == {"id": "red", "image": "images/red.png", "captions": ["A red square on its own.", "Crimson tile, nothing else."], "split": "train"}
+    assert first == {
+        "id": "red",
+        "image": "images/red.png",
+        "captions": ["A red square on its own.", "Crimson tile, nothing else."],
+        "split": "train",
+    }
     assert list(read_dataset(tmp_path / "out.jsonl")) == moved
     assert not list(tmp_path.glob("*.partial"))
 
@@ -167,7 +174,9 @@ def test_coco_groups_captions_by_image_in_file_order():
 
 def test_coco_annotation_for_an_unknown_image_names_the_annotation(tmp_path):
     bad = tmp_path / "captions_val2014.json"
-    bad.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [{"image_id": 2, "caption": "x"}]}))
+    bad.write_text(
+        json.dumps({"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [{"image_id": 2, "caption": "x"}]})
+    )
     with pytest.raises(InputError, match=r"annotations\[0\]: image_id 2 is not among the images"):
         list(read_dataset(bad))
 
@@ -182,7 +191,12 @@ def test_coco_has_no_splits(tmp_path):
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("tiny.jsonl", "jsonl"), ("dataset_flickr30k_tiny.json", "karpathy"), ("dataset_coco_tiny.json", "karpathy"), ("captions_tiny2014.json", "coco")],
+    [
+        ("tiny.jsonl", "jsonl"),
+        ("dataset_flickr30k_tiny.json", "karpathy"),
+        ("dataset_coco_tiny.json", "karpathy"),
+        ("captions_tiny2014.json", "coco"),
+    ],
 )
 def test_format_is_detected_from_the_content(name, expected):
     assert detect_format(FIXTURES / name) == expected

@@ -36,7 +36,10 @@ def test_data_check_counts_missing_images_as_json():
     assert summary["records"] == 3
     assert summary["without_captions"] == 1
     assert summary["missing_image_files"] == 3
-    fixed = CliRunner().invoke(cli, ["data", "check", str(FIXTURES / "captions_tiny2014.json"), "--images-dir", str(FIXTURES / "images"), "--json"])
+    fixed = CliRunner().invoke(
+        cli,
+        ["data", "check", str(FIXTURES / "captions_tiny2014.json"), "--images-dir", str(FIXTURES / "images"), "--json"],
+    )
     assert json.loads(fixed.output)["missing_image_files"] == 0
 
 

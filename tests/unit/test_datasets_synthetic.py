@@ -8,7 +8,14 @@ import pytest
 from PIL import Image
 
 from ssi_plugin.datasets import read_dataset
-from ssi_plugin.datasets.synthetic import COLOURS, OBJECTS, SCENES, draw_scene, generate_synthetic_corpus, synthetic_record
+from ssi_plugin.datasets.synthetic import (
+    COLOURS,
+    OBJECTS,
+    SCENES,
+    draw_scene,
+    generate_synthetic_corpus,
+    synthetic_record,
+)
 from ssi_plugin.errors import InputError
 
 
@@ -36,7 +43,10 @@ def test_captions_are_distinct_and_name_every_object_colour_and_the_scene():
             for obj in contents.objects:
                 assert _mentions(caption, OBJECTS[obj.name].words), (caption, obj)
                 assert _mentions(caption, COLOURS[obj.colour][0]), (caption, obj)
-            assert any(phrase.lower() in caption.lower() for phrase in SCENES[contents.scene].nouns + SCENES[contents.scene].places), caption
+            assert any(
+                phrase.lower() in caption.lower()
+                for phrase in SCENES[contents.scene].nouns + SCENES[contents.scene].places
+            ), caption
 
 
 def test_contents_are_recorded_on_each_line(tmp_path):
@@ -60,7 +70,7 @@ def test_images_are_written_and_show_the_object_colour(tmp_path):
             pixels = image.convert("RGB").getcolors(96 * 96)
         for obj in record.metadata["contents"]["objects"]:
             target = COLOURS[obj["colour"]][1]
-            near = sum(count for count, rgb in pixels if sum(abs(a - b) for a, b in zip(rgb, target)) < 60)
+            near = sum(count for count, rgb in pixels if sum(abs(a - b) for a, b in zip(rgb, target, strict=True)) < 60)
             assert near > 0, (record.id, obj)
 
 
