@@ -32,6 +32,7 @@ class BulkItemResult(BaseModel):
 class _Transport(Protocol):
     def perform(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any) -> Any: ...
     def streaming_bulk(self, actions: Iterable[dict[str, Any]], **options: Any) -> Iterator[tuple[bool, dict[str, Any]]]: ...
+    def msearch(self, index: str, lines: list[Mapping[str, Any]], headers: Mapping[str, str]) -> Any: ...
     def close(self) -> None: ...
 
 
@@ -63,6 +64,21 @@ class EngineClient:
 
     def search(self, index: str, body: Mapping[str, Any], *, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return self.request("POST", f"/{index}/_search", body=dict(body), params=params)
+
+    def msearch(
+        self, index: str, bodies: list[Mapping[str, Any]], *, headers: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Run several searches on ``index`` in one round trip; one response (or error object) per body.
+
+        ``headers`` (a caller's own credentials, say) replace the configured ones for this call.
+        """
+        lines: list[Mapping[str, Any]] = []
+        for body in bodies:
+            lines += [{}, body]
+        try:
+            return self._transport.msearch(index, lines, headers or {})["responses"]
+        except _CLIENT_ERRORS as exc:
+            raise _translate(exc, "POST", f"/{index}/_msearch", self.url) from None
 
     def count(self, index: str, query: Mapping[str, Any] | None = None) -> int:
         body = {"query": dict(query)} if query else None
@@ -161,6 +177,9 @@ class _OpenSearchTransport:
 
         return streaming_bulk(self._client, actions, **options)
 
+    def msearch(self, index: str, lines: list[Mapping[str, Any]], headers: Mapping[str, str]) -> Any:
+        return self._client.msearch(body=lines, index=index, headers=dict(headers) or None)
+
     def close(self) -> None:
         self._client.close()
 
@@ -191,6 +210,10 @@ class _ElasticsearchTransport:
         from elasticsearch.helpers import streaming_bulk
 
         return streaming_bulk(self._client, actions, **options)
+
+    def msearch(self, index: str, lines: list[Mapping[str, Any]], headers: Mapping[str, str]) -> Any:
+        client = self._client.options(headers=dict(headers)) if headers else self._client
+        return client.msearch(searches=lines, index=index).body
 
     def close(self) -> None:
         self._client.close()

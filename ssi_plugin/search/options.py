@@ -1,0 +1,28 @@
+"""The ``ssi`` query clause: what a search request may ask of the SSI retriever."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Fusion = Literal["rrf", "linear"]
+
+
+class SSIQuery(BaseModel):
+    """``{"query": {"ssi": {...}}}`` — unknown fields are refused, so a typo is an error, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    query: str = Field(min_length=1, description="The text to search for.")
+    k: int = Field(default=10, ge=1, le=100, description="Identifiers to generate.")
+    fusion: Fusion = "rrf"
+    bm25_field: str | None = Field(default=None, description="Also run BM25 on this text field and fuse it in.")
+    explain: bool = Field(default=False, description="Attach matched concepts and per-list ranks to each hit.")
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("query is blank")
+        return text

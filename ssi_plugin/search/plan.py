@@ -1,0 +1,56 @@
+"""Generated identifiers → the engine queries that find their images.
+
+Three ranked lists, each one engine query:
+- ``exact``: ``ssi.id`` terms, each boosted by its candidate's probability;
+- ``concepts``: slot-prefixed ``ssi.concepts`` terms weighted by how strongly the
+  candidates support them, so an image whose identifier was not generated
+  exactly is still found by the concepts it shares;
+- ``bm25`` (optional): the query text on a caption field.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ssi_plugin.generation.generator import GenerationResult
+from ssi_plugin.search.options import SSIQuery
+
+LIST_WEIGHTS = {"exact": 1.0, "concepts": 0.6, "bm25": 0.4}
+"""Weights of the lists under linear fusion."""
+
+_MIN_BOOST = 1e-4
+
+
+def candidate_probabilities(result: GenerationResult) -> dict[str, float]:
+    """Softmax of the candidates' sequence scores: how much of the beam's mass each identifier holds."""
+    if not result.candidates:
+        return {}
+    top = max(c.score for c in result.candidates)
+    weights = {c.identifier: math.exp(c.score - top) for c in result.candidates}
+    total = sum(weights.values())
+    return {identifier: weight / total for identifier, weight in weights.items()}
+
+
+def plan_queries(result: GenerationResult, options: SSIQuery, *, window: int) -> dict[str, dict[str, Any]]:
+    """The search bodies of each list, by list name; lists with nothing to ask are left out."""
+    bodies: dict[str, dict[str, Any]] = {}
+    exact = [
+        {"term": {"ssi.id": {"value": identifier, "boost": max(probability, _MIN_BOOST)}}}
+        for identifier, probability in candidate_probabilities(result).items()
+    ]
+    if exact:
+        bodies["exact"] = _bool_should(exact, window)
+    concepts = [
+        {"term": {"ssi.concepts": {"value": concept, "boost": max(weight, _MIN_BOOST)}}}
+        for concept, weight in result.concepts.items()
+    ]
+    if concepts:
+        bodies["concepts"] = _bool_should(concepts, window)
+    if options.bm25_field:
+        bodies["bm25"] = {"size": window, "_source": False, "query": {"match": {options.bm25_field: options.query}}}
+    return bodies
+
+
+def _bool_should(clauses: list[dict[str, Any]], window: int) -> dict[str, Any]:
+    return {"size": window, "_source": False, "query": {"bool": {"should": clauses}}}

@@ -1,0 +1,37 @@
+"""Fusion turns several ranked lists into one ranking a user can predict."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from ssi_plugin.search import SSIQuery, linear_fusion, reciprocal_rank_fusion
+
+
+def test_rrf_rewards_documents_found_by_several_lists() -> None:
+    fused = reciprocal_rank_fusion({"exact": [("a", 9.0), ("b", 1.0)], "concepts": [("b", 5.0), ("c", 4.0)]})
+    assert [doc for doc, _ in fused] == ["b", "a", "c"]
+    assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
+
+
+def test_rrf_ignores_score_scales_and_breaks_ties_by_id() -> None:
+    fused = reciprocal_rank_fusion({"one": [("z", 1000.0)], "two": [("y", 0.001)]})
+    assert [doc for doc, _ in fused] == ["y", "z"]
+
+
+def test_linear_fusion_normalises_each_list_then_weights_it() -> None:
+    fused = linear_fusion(
+        {"exact": [("a", 10.0), ("b", 5.0)], "bm25": [("b", 2.0), ("c", 2.0)]}, {"exact": 1.0, "bm25": 0.4}
+    )
+    assert dict(fused) == pytest.approx({"a": 1.0, "b": 0.9, "c": 0.4})
+    assert [doc for doc, _ in fused] == ["a", "b", "c"]
+
+
+def test_ssi_clause_refuses_unknown_fields_and_blank_queries() -> None:
+    assert SSIQuery(query="a dog").fusion == "rrf"
+    with pytest.raises(ValidationError, match="boost"):
+        SSIQuery.model_validate({"query": "a dog", "boost": 2})
+    with pytest.raises(ValidationError, match="blank"):
+        SSIQuery(query="   ")
+    with pytest.raises(ValidationError):
+        SSIQuery(query="a dog", k=0)
