@@ -31,7 +31,7 @@ def engine_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield configured.rstrip("/")
         return
     node = LocalNode(tmp_path_factory.mktemp("engine-cache"))
-    status = node.start()
+    status = node.start(attached=True)  # gone with this process even if the session is killed
     assert status.url is not None
     try:
         yield status.url

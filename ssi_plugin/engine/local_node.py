@@ -45,6 +45,7 @@ class _Launcher:
     main_class: str
     java: tuple[int, int]  # supported Java feature versions, inclusive
     jvm_options: tuple[str, ...] = ()
+    jdk_hint: str = _JDK_HINT
 
 
 _LAUNCHERS: dict[str, _Launcher] = {
@@ -63,6 +64,26 @@ _LAUNCHERS: dict[str, _Launcher] = {
             "-Dio.netty.recycler.maxCapacityPerThread=0",
             "-Dlog4j2.disable.jmx=true",
         ),
+    ),
+    # The Elasticsearch core: server + transport-netty4 only (integration/elasticsearch/README.md lists what works).
+    "elasticsearch": _Launcher(
+        project="elasticsearch",
+        main_class="org.ssiplugin.launcher.ElasticsearchLauncher",
+        java=(21, 25),
+        jvm_options=(
+            "-XX:+UseG1GC",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-Djava.awt.headless=true",
+            "-Dfile.encoding=UTF-8",
+            "-Djava.locale.providers=CLDR",
+            "--add-modules=jdk.incubator.vector",
+            "--enable-native-access=ALL-UNNAMED",
+            "-Dio.netty.noUnsafe=true",
+            "-Dio.netty.noKeySetOptimization=true",
+            "-Dio.netty.recycler.maxCapacityPerThread=0",
+            "-Dlog4j2.disable.jmx=true",
+        ),
+        jdk_hint="apt-get install openjdk-21-jdk-headless",
     ),
 }
 
@@ -133,8 +154,14 @@ class LocalNode:
         ready = self._read_ready(state.pid)
         return self._status(running=True, url=state.url, pid=state.pid, version=ready.version if ready else None)
 
-    def start(self, *, port: int | None = None, timeout: float = 180, progress: Progress | None = None) -> NodeStatus:
-        """Start the node and wait until it answers; refuse if it already runs."""
+    def start(
+        self, *, port: int | None = None, timeout: float = 180, progress: Progress | None = None, attached: bool = False
+    ) -> NodeStatus:
+        """Start the node and wait until it answers; refuse if it already runs.
+
+        ``attached=True`` ties the node to this process: it stops when this process exits,
+        however that happens (a test session, say). By default it outlives the caller.
+        """
         say = progress or _quiet
         launcher = self._launcher()
         self._make_root()
@@ -145,7 +172,7 @@ class LocalNode:
                     f"the local {self.kind} node is already running at {current.url} (pid {current.pid}); "
                     "stop it first with `ssi-plugin engine stop`"
                 )
-            return self._spawn(launcher, port=port, timeout=timeout, say=say)
+            return self._spawn(launcher, port=port, timeout=timeout, attached=attached, say=say)
 
     def ensure_running(self, progress: Progress | None = None) -> NodeStatus:
         """The node's status once it serves requests, starting it (or waiting for a start in progress) as needed."""
@@ -161,7 +188,7 @@ class LocalNode:
                 return current
             if current.running:  # started by a process that has gone away before it was ready
                 return self._await_ready(current.pid, deadline=time.monotonic() + 180)  # type: ignore[arg-type]
-            return self._spawn(launcher, port=None, timeout=180, say=say)
+            return self._spawn(launcher, port=None, timeout=180, attached=False, say=say)
 
     def stop(self, *, timeout: float = 30) -> NodeStatus:
         """Ask the node to close (SIGTERM), wait for it, and kill it if it does not exit in time."""
@@ -187,7 +214,7 @@ class LocalNode:
             )
         return launcher
 
-    def _spawn(self, launcher: _Launcher, *, port: int | None, timeout: float, say: Progress) -> NodeStatus:
+    def _spawn(self, launcher: _Launcher, *, port: int | None, timeout: float, attached: bool, say: Progress) -> NodeStatus:
         java = find_java(launcher)
         classpath = build_launcher(launcher, java=java, build_root=self._build_root(), progress=say)
         home = self._fresh_home(say)
@@ -206,6 +233,7 @@ class LocalNode:
             launcher.main_class,
             *("--home", str(home), "--data", str(self.data_dir), "--logs", str(logs)),
             *("--port", str(port), "--ready-file", str(self._ready_file)),
+            *(("--parent-pid", str(os.getpid())) if attached else ()),
         ]
         with self._log_file.open("wb") as log:
             process = subprocess.Popen(
@@ -314,7 +342,9 @@ class LocalNode:
         if cmdline.parent.is_dir():
             try:
                 args = cmdline.read_bytes()
-            except OSError:
+                if not args:  # a zombie, or a child still inside exec: the spawner resumes before the kernel sets cmdline
+                    return (cmdline.parent / "stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z"
+            except (OSError, IndexError):
                 return False
             return self._launcher_marker() in args and str(self.data_dir).encode() in args
         return True
@@ -352,7 +382,7 @@ def find_java(launcher: _Launcher) -> Path:
     found = f" (found {', '.join(seen)})" if seen else ""
     raise PrerequisiteMissing(
         f"java {low} to {high} is needed by the local {launcher.project} node and was not found{found}: "
-        f"install it with `{_JDK_HINT}` or set JAVA_HOME"
+        f"install it with `{launcher.jdk_hint}` or set JAVA_HOME"
     )
 
 

@@ -41,7 +41,8 @@ import sun.misc.Signal;
  * {@code --home DIR --data DIR --logs DIR --port N --ready-file FILE}. HTTP binds on
  * 127.0.0.1:N; once the node serves requests the ready file is written atomically as
  * {@code {"url", "pid", "engine", "version"}}. SIGTERM or SIGINT closes the node and
- * exits 0. A start-up failure prints one line starting with {@code ssi-launcher:} to
+ * exits 0, and so does the exit of the process given by the optional {@code --parent-pid PID}.
+ * A start-up failure prints one line starting with {@code ssi-launcher:} to
  * stderr and exits 1 (details go to stdout, which the caller logs).
  */
 public final class OpenSearchLauncher {
@@ -95,6 +96,11 @@ public final class OpenSearchLauncher {
             .put("indices.breaker.total.use_real_memory", false)
             .build();
 
+        String parent = options.get("parent-pid");
+        if (parent != null) {
+            exitWith(Long.parseLong(parent));
+        }
+
         Node node;
         try {
             Environment environment = InternalSettingsPreparer.prepareEnvironment(
@@ -139,6 +145,13 @@ public final class OpenSearchLauncher {
         }, "ssi-launcher-shutdown"));
         Signal.handle(new Signal("TERM"), signal -> System.exit(0));
         Signal.handle(new Signal("INT"), signal -> System.exit(0));
+    }
+
+    /** An attached node (e.g. a test session's) must not outlive its owner, even one killed with SIGKILL. */
+    private static void exitWith(long pid) {
+        ProcessHandle.of(pid).ifPresentOrElse(
+            owner -> owner.onExit().thenRun(() -> System.exit(0)),
+            () -> System.exit(0));
     }
 
     private static void writeReadyFile(Path readyFile, String url) throws IOException {
@@ -194,5 +207,5 @@ public final class OpenSearchLauncher {
         return options;
     }
 
-    private static final String USAGE = "--home DIR --data DIR --logs DIR --port N --ready-file FILE";
+    private static final String USAGE = "--home DIR --data DIR --logs DIR --port N --ready-file FILE [--parent-pid PID]";
 }
