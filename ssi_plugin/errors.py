@@ -7,7 +7,8 @@ class's ``exit_code``. Subclasses carry the data a caller needs to react.
     SSIError                      exit 1
     ├── ConfigError               exit 2  bad flag, setting or file
     ├── InputError                exit 2  a dataset, image, caption or request that cannot be used
-    │   └── InvalidIdentifier             a string that is not a canonical SSI (text + reason)
+    │   ├── InvalidIdentifier             a string that is not a canonical SSI (text + reason)
+    │   └── AnnotationError               one item could not be annotated (record id + named reason)
     ├── EngineError               exit 3  the cluster
     │   ├── EngineUnreachable             nothing answers at the URL
     │   ├── EngineAuthError               401 / 403
@@ -41,6 +42,17 @@ class InvalidIdentifier(InputError):
         super().__init__(f"invalid identifier {text!r}: {reason}")
         self.text = text
         self.reason = reason
+
+
+class AnnotationError(InputError):
+    """One record that could not be annotated; ``reason`` is a stable name (``caption_missing``, ...)."""
+
+    def __init__(self, reason: str, detail: str, *, record_id: str | None = None) -> None:
+        where = f"{record_id}: " if record_id else ""
+        super().__init__(f"{where}{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.record_id = record_id
 
 
 class EngineError(SSIError):

