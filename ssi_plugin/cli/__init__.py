@@ -16,6 +16,7 @@ from ssi_plugin.cli._context import engine_options
 from ssi_plugin.cli.data import data_group
 from ssi_plugin.cli.engine import engine_group
 from ssi_plugin.cli.setup import setup
+from ssi_plugin.cli.train import train_command
 from ssi_plugin.errors import SSIError
 
 
@@ -33,6 +34,7 @@ def cli() -> None:
 cli.add_command(engine_group)
 cli.add_command(data_group)
 cli.add_command(setup)
+cli.add_command(train_command)
 
 
 def main() -> None:

@@ -1,0 +1,242 @@
+"""Query -> top-k identifiers of the index, with scores, image ids and weighted concepts.
+
+    generator = Generator.load("models/ssi-default")
+    result = generator.generate("a dog catching a frisbee", k=10)
+    result.candidates[0].identifier, result.candidates[0].image_ids, result.concepts
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ssi_plugin.errors import InputError, InvalidIdentifier, ModelError
+from ssi_plugin.generation.spec import (
+    TRIE_FOLDER,
+    GeneratorSpec,
+    encode_identifiers,
+    prompt_ids,
+    tokenizer_fingerprint,
+)
+from ssi_plugin.trie import IdentifierTrie
+
+
+class Candidate(BaseModel):
+    """One generated identifier that exists in the trie."""
+
+    model_config = ConfigDict(frozen=True)
+
+    identifier: str
+    score: float = Field(description="Beam score: sum of token log-probabilities / length ** length_penalty.")
+    image_ids: tuple[str, ...]
+
+
+class GenerationResult(BaseModel):
+    """Candidates best first, and slot-prefixed concepts weighted by how much probability supports them."""
+
+    query: str
+    candidates: list[Candidate]
+    concepts: dict[str, float] = Field(
+        default_factory=dict, description="e.g. {'objects:dog': 0.93}: softmax of candidate scores summed per concept."
+    )
+    query_tokens: int
+    truncated: bool = False
+    warnings: list[str] = Field(default_factory=list)
+
+
+def concept_weights(candidates: Iterable[Candidate]) -> dict[str, float]:
+    """Each concept's share of the candidates' probability mass (softmax over scores); best first.
+
+    Identifiers that are not SSIs (numeric ids of the baseline) contribute nothing.
+    """
+    from ssi_plugin.identifiers import parse_ssi
+
+    scored = list(candidates)
+    if not scored:
+        return {}
+    top = max(candidate.score for candidate in scored)
+    masses = [math.exp(candidate.score - top) for candidate in scored]
+    total = sum(masses)
+    weights: dict[str, float] = {}
+    for candidate, mass in zip(scored, masses, strict=True):
+        try:
+            concepts = parse_ssi(candidate.identifier).concepts
+        except InvalidIdentifier:
+            continue
+        for concept in concepts:
+            weights[concept] = weights.get(concept, 0.0) + mass / total
+    return {concept: round(weight, 6) for concept, weight in sorted(weights.items(), key=lambda item: (-item[1], item[0]))}
+
+
+class Generator:
+    """A fine-tuned model plus the trie of identifiers it may write."""
+
+    def __init__(self, model: Any, tokenizer: Any, spec: GeneratorSpec, trie: IdentifierTrie, *, restrict_vocabulary: bool = True) -> None:
+        from ssi_plugin.generation.constraint import output_layer_path
+
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.restrict_vocabulary = restrict_vocabulary
+        self._head_path = output_layer_path(model)
+        self._head = model.get_submodule(self._head_path)
+        self.trie = trie
+        self.use_trie(trie)
+
+    @classmethod
+    def load(cls, folder: str | Path, *, trie: IdentifierTrie | None = None, restrict_vocabulary: bool = True) -> Generator:
+        """Load a generator folder; its ``trie/`` unless ``trie`` is given (e.g. rebuilt from an index)."""
+        from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+        folder = Path(folder)
+        spec = GeneratorSpec.load(folder)
+        if trie is None:
+            trie = IdentifierTrie.load(folder / TRIE_FOLDER)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        if tokenizer_fingerprint(tokenizer) != spec.tokenizer_fingerprint:
+            raise ModelError(f"the tokenizer in {folder} does not match its {folder / 'generator.json'}")
+        auto = AutoModelForSeq2SeqLM if spec.architecture == "seq2seq" else AutoModelForCausalLM
+        model = auto.from_pretrained(folder)
+        return cls(model, tokenizer, spec, trie, restrict_vocabulary=restrict_vocabulary)
+
+    def use_trie(self, trie: IdentifierTrie) -> None:
+        """Decode against ``trie`` from now on (an index changed: no retraining needed)."""
+        from ssi_plugin.generation.constraint import RestrictedHead, set_output_layer, trie_token_ids
+
+        if trie.manifest.tokenizer_fingerprint != self.spec.tokenizer_fingerprint:
+            raise ModelError("the identifier trie was built for another tokenizer; rebuild it with this model's tokenizer")
+        if trie.end_token_id != self.spec.end_token_id:
+            raise ModelError(f"the trie closes identifiers with token {trie.end_token_id}, the model with {self.spec.end_token_id}")
+        self.trie = trie
+        layer = RestrictedHead(self._head, trie_token_ids(trie)) if self.restrict_vocabulary and len(trie) else self._head
+        set_output_layer(self.model, layer, path=self._head_path)
+
+    def save(self, folder: str | Path) -> None:
+        """Write model, tokenizer, spec and trie as a folder ``Generator.load`` reads."""
+        from ssi_plugin.generation.constraint import set_output_layer
+
+        set_output_layer(self.model, self._head, path=self._head_path)
+        try:
+            save_folder(Path(folder), model=self.model, tokenizer=self.tokenizer, spec=self.spec, trie=self.trie)
+        finally:
+            self.use_trie(self.trie)
+
+    def build_trie(self, pairs: Iterable[tuple[str, str]], *, heavy_threshold: int = 32) -> IdentifierTrie:
+        """A trie of ``(identifier, image_id)`` pairs tokenized for this model (use with ``use_trie``/``save``)."""
+        return build_trie(self.tokenizer, pairs, heavy_threshold=heavy_threshold)
+
+    def generate(self, query: str, k: int = 10, *, beams: int | None = None) -> GenerationResult:
+        """The ``k`` best identifiers for ``query`` (beam search with ``max(k, beams)`` beams)."""
+        import torch
+
+        from ssi_plugin.generation.constraint import TrieConstraint
+
+        if not isinstance(query, str) or not query.strip():
+            raise InputError("the query is empty")
+        if k < 1:
+            raise InputError(f"k must be at least 1, got {k}")
+        query = " ".join(query.split())
+        prompt, query_tokens, truncated = prompt_ids(self.tokenizer, self.spec, query)
+        notes = [f"the query has {query_tokens} tokens; only the first {self.spec.max_query_tokens} were used"] if truncated else []
+        if len(self.trie) == 0:
+            return GenerationResult(query=query, candidates=[], query_tokens=query_tokens, truncated=truncated,
+                                    warnings=[*notes, "the identifier trie is empty: nothing can be retrieved"])
+        if self._all_unknown(self.tokenizer(query)["input_ids"]):
+            return GenerationResult(query=query, candidates=[], query_tokens=query_tokens, truncated=truncated,
+                                    warnings=[*notes, "no word of the query is in the model's vocabulary"])
+        num_beams = max(k, beams or k)
+        input_ids = torch.tensor([prompt])
+        seq2seq = self.spec.architecture == "seq2seq"
+        prompt_length = 1 if seq2seq else input_ids.shape[1]
+        constraint = TrieConstraint(self.trie, prompt_length=prompt_length, vocab_size=self._vocab_size())
+        end = self.spec.end_token_id
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else end
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            output = self.model.generate(
+                input_ids=input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                logits_processor=[constraint],
+                num_beams=num_beams,
+                num_return_sequences=num_beams,
+                do_sample=False,
+                max_new_tokens=self.spec.max_identifier_tokens + 1,
+                eos_token_id=end,
+                pad_token_id=pad,
+                length_penalty=self.spec.length_penalty,
+                **({"early_stopping": True} if num_beams > 1 else {}),
+                return_dict_in_generate=True,
+                output_scores=num_beams > 1,
+                output_logits=num_beams == 1,
+            )
+        scores = output.sequences_scores.tolist() if num_beams > 1 else [self._greedy_score(output, prompt_length)]
+        candidates = self._candidates(output.sequences[:, prompt_length:].tolist(), scores)[:k]
+        return GenerationResult(query=query, candidates=candidates, concepts=concept_weights(candidates),
+                                query_tokens=query_tokens, truncated=truncated, warnings=notes)
+
+    def _all_unknown(self, query_ids: list[int]) -> bool:
+        unknown = self.tokenizer.unk_token_id
+        words = [t for t in query_ids if t not in self.tokenizer.all_special_ids or t == unknown]
+        return unknown is not None and bool(words) and all(t == unknown for t in words)
+
+    def _vocab_size(self) -> int:
+        config = self.model.config
+        return int(config.decoder.vocab_size if hasattr(config, "decoder") else config.vocab_size)
+
+    def _greedy_score(self, output: Any, prompt_length: int) -> float:
+        import torch
+
+        chosen = output.sequences[0, prompt_length:]
+        logits = torch.stack(output.logits, dim=1)[0, : len(chosen)]
+        log_probs = torch.log_softmax(logits.float(), dim=-1).gather(-1, chosen[:, None]).squeeze(-1)
+        length = int((chosen != self.spec.end_token_id).sum()) + 1
+        return float(log_probs[:length].sum()) / length**self.spec.length_penalty
+
+    def _candidates(self, generated: list[list[int]], scores: list[float]) -> list[Candidate]:
+        end = self.spec.end_token_id
+        found: dict[str, Candidate] = {}
+        for tokens, score in sorted(zip(generated, scores, strict=True), key=lambda item: -item[1]):
+            if end not in tokens or not math.isfinite(score):
+                continue
+            for identifier in self.trie.identifiers_for(tokens[: tokens.index(end) + 1]):
+                if identifier not in found:
+                    found[identifier] = Candidate(identifier=identifier, score=score, image_ids=self.trie.index.image_ids(identifier))
+        return list(found.values())
+
+
+def save_folder(folder: Path, *, model: Any, tokenizer: Any, spec: GeneratorSpec, trie: IdentifierTrie) -> None:
+    """The on-disk generator: ``save_pretrained`` files, ``generator.json`` and ``trie/``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    spec.save(folder)
+    trie.save(folder / TRIE_FOLDER)
+
+
+def build_trie(tokenizer: Any, pairs: Iterable[tuple[str, str]], *, heavy_threshold: int = 32) -> IdentifierTrie:
+    """The trie of ``(identifier, image_id)`` pairs for ``tokenizer``, e.g. from an index scroll."""
+    from ssi_plugin.generation.spec import end_token_of
+
+    return IdentifierTrie.build(
+        pairs,
+        encode=lambda batch: encode_identifiers(tokenizer, batch),
+        end_token_id=end_token_of(tokenizer),
+        tokenizer_fingerprint=tokenizer_fingerprint(tokenizer),
+        heavy_threshold=heavy_threshold,
+    )
+
+
+def build_trie_for_folder(folder: str | Path, pairs: Iterable[tuple[str, str]], *, heavy_threshold: int = 32) -> IdentifierTrie:
+    """Rebuild and save ``folder/trie`` from pairs, loading only the tokenizer (no model)."""
+    from transformers import AutoTokenizer
+
+    folder = Path(folder)
+    GeneratorSpec.load(folder)
+    trie = build_trie(AutoTokenizer.from_pretrained(folder), pairs, heavy_threshold=heavy_threshold)
+    trie.save(folder / TRIE_FOLDER)
+    return trie
