@@ -19,7 +19,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -135,6 +135,7 @@ class LocalNode:
         self._ready_file = self._root / "ready.json"
         self._log_file = self._root / "node.log"
         self._lock = FileLock(self._root / "start.lock")
+        self._process: subprocess.Popen[bytes] | None = None  # a node started here, reaped by this process
 
     @property
     def data_dir(self) -> Path:
@@ -163,7 +164,7 @@ class LocalNode:
         however that happens (a test session, say). By default it outlives the caller.
         """
         say = progress or _quiet
-        launcher = self._launcher()
+        self._launcher()
         self._make_root()
         with self._lock:
             current = self.status()
@@ -172,7 +173,7 @@ class LocalNode:
                     f"the local {self.kind} node is already running at {current.url} (pid {current.pid}); "
                     "stop it first with `ssi-plugin engine stop`"
                 )
-            return self._spawn(launcher, port=port, timeout=timeout, attached=attached, say=say)
+            return self._spawn(port=port, timeout=timeout, attached=attached, say=say)
 
     def ensure_running(self, progress: Progress | None = None) -> NodeStatus:
         """The node's status once it serves requests, starting it (or waiting for a start in progress) as needed."""
@@ -180,15 +181,19 @@ class LocalNode:
         current = self.status()
         if current.running and current.version:
             return current
-        launcher = self._launcher()
+        self._launcher()
         self._make_root()
         with self._lock:
             current = self.status()
-            if current.running and current.version:
-                return current
-            if current.running:  # started by a process that has gone away before it was ready
-                return self._await_ready(current.pid, deadline=time.monotonic() + 180)  # type: ignore[arg-type]
-            return self._spawn(launcher, port=None, timeout=180, attached=False, say=say)
+            if current.running and current.pid is not None:  # ready, or started by a process that left before it was
+                return current if current.version else self._await_ready(current.pid, deadline=time.monotonic() + 180)
+            return self._spawn(port=None, timeout=180, attached=False, say=say)
+
+    def prepare(self, progress: Progress | None = None) -> tuple[Path, str]:
+        """Check java and build the launcher now, as the first start would; returns (java, classpath)."""
+        launcher = self._launcher()
+        java = find_java(launcher)
+        return java, build_launcher(launcher, java=java, build_root=self._build_root(), progress=progress)
 
     def stop(self, *, timeout: float = 30) -> NodeStatus:
         """Ask the node to close (SIGTERM), wait for it, and kill it if it does not exit in time."""
@@ -214,9 +219,9 @@ class LocalNode:
             )
         return launcher
 
-    def _spawn(self, launcher: _Launcher, *, port: int | None, timeout: float, attached: bool, say: Progress) -> NodeStatus:
-        java = find_java(launcher)
-        classpath = build_launcher(launcher, java=java, build_root=self._build_root(), progress=say)
+    def _spawn(self, *, port: int | None, timeout: float, attached: bool, say: Progress) -> NodeStatus:
+        launcher = self._launcher()
+        java, classpath = self.prepare(say)
         home = self._fresh_home(say)
         logs = self._root / "logs"
         self._check_data_dir()
@@ -239,7 +244,7 @@ class LocalNode:
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self._root, start_new_session=True
             )
-        self._process = process  # kept so the child is reaped by this process when it exits here
+        self._process = process
         state = _State(pid=process.pid, port=port, url=f"http://127.0.0.1:{port}")
         _write_atomic(self._state_file, state.model_dump_json())
         say(f"waiting for {self.kind} on port {port} (pid {process.pid}, log {self._log_file}) ...")
@@ -401,10 +406,10 @@ def _java_candidates() -> Iterator[Path]:
             yield real
 
 
-@lru_cache(maxsize=None)
+@cache
 def _java_version(java: Path) -> int | None:
     try:
-        output = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=30).stderr
+        output = subprocess.run([str(java), "-version"], check=False, capture_output=True, text=True, timeout=30).stderr
     except (OSError, subprocess.SubprocessError):
         return None
     match = re.search(r'version "(\d+)(?:\.(\d+))?', output)
@@ -464,7 +469,7 @@ def _maven_build(project: Path, build: Path, *, java: Path, say: Progress) -> No
     command = [mvn, "-B", "-ntp", "-Dstyle.color=never", "-f", str(project / "pom.xml"), f"-Dlauncher.build.dir={staging}", "package"]
     env = {**os.environ, "JAVA_HOME": str(java.parent.parent)}
     with log.open("wb") as out:
-        result = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
+        result = subprocess.run(command, check=False, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
     if result.returncode != 0 or not _is_built(staging):
         shutil.rmtree(staging, ignore_errors=True)
         raise LocalNodeError(f"building the launcher with Maven failed (exit {result.returncode}; full output in {log}):\n{_maven_errors(log)}")

@@ -39,6 +39,7 @@ def ssi(*args: str, cache_dir: Path, env: dict[str, str] | None = None) -> subpr
     environment.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "ssi_plugin", "engine", *args, "--cache-dir", str(cache_dir)],
+        check=False,
         capture_output=True,
         text=True,
         env=environment,
