@@ -82,6 +82,7 @@ _LAUNCHERS: dict[str, _Launcher] = {
             "-Dio.netty.noKeySetOptimization=true",
             "-Dio.netty.recycler.maxCapacityPerThread=0",
             "-Dlog4j2.disable.jmx=true",
+            "-Dlog4j.shutdownHookEnabled=false",  # the node logs its own close
         ),
         jdk_hint="apt-get install openjdk-21-jdk-headless",
     ),

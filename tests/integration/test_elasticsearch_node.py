@@ -39,7 +39,7 @@ def es_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeStatus | N
         yield None
         return
     node = LocalNode(tmp_path_factory.mktemp("es-cache"), kind="elasticsearch")
-    status = node.start()
+    status = node.start(attached=True)  # gone with the test session even if it is killed
     try:
         yield status
     finally:

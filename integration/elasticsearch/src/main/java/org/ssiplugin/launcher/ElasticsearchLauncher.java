@@ -52,14 +52,15 @@ import sun.misc.Signal;
  * {@code --home DIR --data DIR --logs DIR --port N --ready-file FILE}. HTTP binds on
  * 127.0.0.1:N; once the node serves requests the ready file is written atomically as
  * {@code {"url", "pid", "engine", "version"}}. SIGTERM or SIGINT closes the node and
- * exits 0. A start-up failure prints one line starting with {@code ssi-launcher:} to
+ * exits 0, and so does the exit of the process given by the optional {@code --parent-pid PID}.
+ * A start-up failure prints one line starting with {@code ssi-launcher:} to
  * stderr and exits 1 (details go to stdout, which the caller logs).
  */
 public final class ElasticsearchLauncher {
 
     private static final String NETTY4 = "transport-netty4";
     private static final String NODE_NAME = "ssi-plugin-local";
-    private static final String USAGE = "--home DIR --data DIR --logs DIR --port N --ready-file FILE";
+    private static final String USAGE = "--home DIR --data DIR --logs DIR --port N --ready-file FILE [--parent-pid PID]";
 
     private ElasticsearchLauncher() {}
 
@@ -88,6 +89,10 @@ public final class ElasticsearchLauncher {
             .put("cluster.routing.allocation.disk.threshold_enabled", false)
             .put("indices.breaker.total.use_real_memory", false)
             .build();
+
+        if (options.containsKey("parent-pid")) {
+            exitWith(Long.parseLong(options.get("parent-pid")));
+        }
 
         // the native-access library looks for the distribution's lib/platform under es.path.home
         System.setProperty("es.path.home", home.toString());
@@ -229,6 +234,13 @@ public final class ElasticsearchLauncher {
         Signal.handle(new Signal("INT"), signal -> System.exit(0));
     }
 
+    /** An attached node (e.g. a test session's) must not outlive its owner, even one killed with SIGKILL. */
+    private static void exitWith(long pid) {
+        ProcessHandle.of(pid).ifPresentOrElse(
+            owner -> owner.onExit().thenRun(() -> System.exit(0)),
+            () -> System.exit(0));
+    }
+
     private static void writeReadyFile(Path readyFile, String url) throws IOException {
         String json = String.format(
             "{\"url\": \"%s\", \"pid\": %d, \"engine\": \"elasticsearch\", \"version\": \"%s\"}%n",
@@ -278,6 +290,10 @@ public final class ElasticsearchLauncher {
             if (!options.containsKey(required)) {
                 throw new IllegalArgumentException("missing --" + required + "; usage: " + USAGE);
             }
+        }
+        String parent = options.get("parent-pid");
+        if (parent != null && !parent.matches("[0-9]+")) {
+            throw new IllegalArgumentException("--parent-pid " + parent + " is not a process id; usage: " + USAGE);
         }
         return options;
     }
