@@ -1,0 +1,188 @@
+"""Annotate a dataset to a JSONL file: resumable, idempotent, failures recorded, progress shown.
+
+- The output holds one ``SSIRecord`` line per annotated image (layout in
+  ``ssi_plugin.identifiers.record``), appended batch by batch and flushed.
+- Resume: images already in the output are skipped; their identifiers seed the
+  collision resolver, so new images never take an identifier already given,
+  and a rerun over a finished output changes nothing. A last line cut short
+  by an interruption is dropped and redone. An output written by another
+  annotator or version is refused, so a file never mixes provenance by
+  accident.
+- Failures go to ``<out>.failures.jsonl`` (one ``AnnotationFailure`` line each:
+  id, reason name, detail). Every run retries the images that are not in the
+  output, so that file is rewritten by each run and lists what still fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO
+
+from pydantic import BaseModel, ValidationError
+
+from ssi_plugin.annotation.base import Annotation, AnnotationFailure, Annotator
+from ssi_plugin.datasets import ImageRecord
+from ssi_plugin.errors import ConfigError, InputError
+from ssi_plugin.identifiers import CollisionReport, CollisionResolver, SSIRecord
+
+
+class AnnotateSummary(BaseModel):
+    """What a run did. ``annotated``/``failed`` count this run; ``collisions`` covers the whole output."""
+
+    out: Path
+    failures: Path
+    annotated: int
+    skipped: int
+    failed: int
+    failure_reasons: dict[str, int]
+    collisions: CollisionReport
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        done = self.annotated + self.failed
+        return done / self.seconds if self.seconds > 0 else 0.0
+
+
+def failures_path(out: Path) -> Path:
+    return out.with_name(out.name + ".failures.jsonl")
+
+
+def read_annotations(out: Path) -> list[SSIRecord]:
+    """The complete lines of an annotation file; a cut-short last line is removed from the file."""
+    if not out.exists():
+        return []
+    records = []
+    with out.open("r+b") as handle:
+        good_end = 0
+        for number, raw in enumerate(handle, start=1):
+            if not raw.endswith(b"\n"):  # interrupted while writing: redo that image
+                break
+            try:
+                records.append(SSIRecord.from_line(json.loads(raw)))
+            except (ValueError, KeyError, TypeError, ValidationError, InputError) as exc:
+                raise InputError(f"{out} line {number} is not an annotation line: {exc}") from None
+            good_end += len(raw)
+        handle.truncate(good_end)
+    return records
+
+
+def annotate_dataset(
+    records: Iterable[ImageRecord],
+    annotator: Annotator,
+    out: str | os.PathLike[str],
+    *,
+    total: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> AnnotateSummary:
+    """Annotate ``records`` into ``out`` (JSONL), resuming from what ``out`` already holds.
+
+    Args:
+        records: the dataset (e.g. ``read_dataset(path)``).
+        annotator: any ``Annotator``; its ``name`` and ``version`` are stamped on each line.
+        out: the output file; its failure file is ``<out>.failures.jsonl``.
+        total: number of records, for the progress bar (unknown: a spinner).
+        overwrite: start from an empty output instead of resuming.
+        progress: show a rich progress bar on stderr.
+
+    Raises:
+        ConfigError: ``out`` was written by another annotator or version.
+        InputError: ``out`` holds a line that is not an annotation.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        out.unlink(missing_ok=True)
+    existing = read_annotations(out)
+    _check_provenance(existing, annotator, out)
+    resolver = CollisionResolver()
+    resolver.register_all((record.id, record.assignment) for record in existing)
+    done = {record.id for record in existing}
+    skipped = 0
+
+    def pending() -> Iterator[ImageRecord]:
+        nonlocal skipped
+        for record in records:
+            if record.id in done:
+                skipped += 1
+                continue
+            done.add(record.id)
+            yield record
+
+    started = time.perf_counter()
+    annotated = failed = 0
+    reasons: dict[str, int] = {}
+    failure_file = failures_path(out)
+    with out.open("a", encoding="utf-8") as sink, failure_file.open("w", encoding="utf-8") as failures, _progress(progress, total) as advance:
+        for result in annotator.annotate(pending()):
+            if isinstance(result, AnnotationFailure):
+                _write(failures, result.model_dump(mode="json"))
+                failed += 1
+                reasons[result.reason] = reasons.get(result.reason, 0) + 1
+            else:
+                _write(sink, ssi_record(result, annotator, resolver).to_line())
+                annotated += 1
+            advance(skipped + annotated + failed)
+    return AnnotateSummary(
+        out=out,
+        failures=failure_file,
+        annotated=annotated,
+        skipped=skipped,
+        failed=failed,
+        failure_reasons=reasons,
+        collisions=resolver.report(),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def ssi_record(annotation: Annotation, annotator: Annotator, resolver: CollisionResolver) -> SSIRecord:
+    assignment = resolver.assign(annotation.id, annotation.ssi, reserve=annotation.reserve)
+    return SSIRecord(
+        id=annotation.id,
+        ssi=assignment.ssi,
+        base=assignment.base if assignment.collision else None,
+        collision=assignment.collision,
+        rationale=annotation.rationale,
+        annotator=annotator.name,
+        version=annotator.version,
+        caption=annotation.caption,
+    )
+
+
+def _check_provenance(existing: list[SSIRecord], annotator: Annotator, out: Path) -> None:
+    if not existing:
+        return
+    written = {(record.annotator, record.version) for record in existing}
+    current = (annotator.name, annotator.version)
+    if written != {current}:
+        found = ", ".join(f"{name} {version!r}" for name, version in sorted(written))
+        raise ConfigError(
+            f"{out} was written by {found}, not {current[0]} {current[1]!r}: "
+            "choose another --out, or --overwrite to start again"
+        )
+
+
+def _write(handle: IO[str], line: dict[str, object]) -> None:
+    handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+    handle.flush()
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr (or nothing), advanced to an absolute count."""
+    if not enabled:
+        yield lambda count: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (SpinnerColumn(), TextColumn("annotating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task("annotate", total=total)
+        yield lambda count: bar.update(task, completed=count)
