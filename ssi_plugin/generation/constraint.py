@@ -81,6 +81,7 @@ class RestrictedHead(torch.nn.Module):
 
     def __init__(self, head: torch.nn.Linear, token_ids: torch.Tensor) -> None:
         super().__init__()
+        object.__setattr__(self, "original", head)  # not a submodule: its weights are not this module's
         self.vocab_size = head.out_features
         self.register_buffer("token_ids", token_ids, persistent=False)
         self.register_buffer("weight", head.weight.detach()[token_ids].clone(), persistent=False)
@@ -102,7 +103,7 @@ def set_output_layer(model: Any, layer: torch.nn.Module, *, path: str) -> None:
 def output_layer_path(model: Any) -> str:
     """Where the model's output projection lives, e.g. ``decoder.cls.predictions.decoder``."""
     head = model.get_output_embeddings()
-    if not isinstance(head, torch.nn.Linear):
+    if not isinstance(head, torch.nn.Linear | RestrictedHead):
         raise ModelError(f"cannot restrict an output layer of type {type(head).__name__}")
     return next(name for name, module in model.named_modules() if module is head)
 

@@ -77,14 +77,15 @@ class Generator:
     """A fine-tuned model plus the trie of identifiers it may write."""
 
     def __init__(self, model: Any, tokenizer: Any, spec: GeneratorSpec, trie: IdentifierTrie, *, restrict_vocabulary: bool = True) -> None:
-        from ssi_plugin.generation.constraint import output_layer_path
+        from ssi_plugin.generation.constraint import RestrictedHead, output_layer_path
 
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.spec = spec
         self.restrict_vocabulary = restrict_vocabulary
         self._head_path = output_layer_path(model)
-        self._head = model.get_submodule(self._head_path)
+        layer = model.get_submodule(self._head_path)
+        self._head = layer.original if isinstance(layer, RestrictedHead) else layer
         self.trie = trie
         self.use_trie(trie)
 

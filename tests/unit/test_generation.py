@@ -1,0 +1,148 @@
+"""Constrained generation with tiny random models: only real identifiers come out, bad input is handled."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ssi_plugin.errors import InputError, ModelError
+from ssi_plugin.generation.constraint import TrieConstraint
+from ssi_plugin.generation.generator import Candidate, Generator, build_trie, concept_weights, save_folder
+from ssi_plugin.generation.models import tiny_model
+from ssi_plugin.generation.spec import GeneratorSpec, end_token_of, tokenizer_fingerprint
+from ssi_plugin.identifiers import SSI
+
+OBJECTS = ("dog", "cat", "frisbee", "ball", "bike", "tree", "boat", "kite")
+ACTIONS = ("run", "jump", "catch", "sit", "fly")
+SCENES = ("park", "beach", "street", "kitchen")
+WORDS = [*OBJECTS, *ACTIONS, *SCENES, "objects", "actions", "scene", "a", "the", "in", "on", "#"]
+IDENTIFIERS = sorted(
+    SSI(objects=pair, actions=(action,), scene=(scene,)).id
+    for pair, action, scene in itertools.product(itertools.combinations(OBJECTS, 2), ACTIONS, SCENES)
+)
+
+
+@pytest.fixture(scope="module", params=["seq2seq", "causal"])
+def parts(request):
+    model, tokenizer = tiny_model([*IDENTIFIERS, " ".join(WORDS)], architecture=request.param)
+    spec = GeneratorSpec(architecture=request.param, end_token_id=end_token_of(tokenizer),
+                         tokenizer_fingerprint=tokenizer_fingerprint(tokenizer), max_query_tokens=16)
+    return model, tokenizer, spec
+
+
+def _generator(parts, identifiers, **kwargs) -> Generator:
+    model, tokenizer, spec = parts
+    trie = build_trie(tokenizer, [(identifier, f"img-{n}") for n, identifier in enumerate(identifiers)])
+    return Generator(model, tokenizer, spec, trie, **kwargs)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    identifiers=st.lists(st.sampled_from(IDENTIFIERS), min_size=1, max_size=40, unique=True),
+    query=st.lists(st.sampled_from(WORDS), min_size=1, max_size=8).map(" ".join),
+    k=st.sampled_from([1, 3, 6]),
+)
+def test_every_generated_identifier_exists_in_the_trie(parts, identifiers, query, k):
+    generator = _generator(parts, identifiers)
+    result = generator.generate(query, k=k)
+    assert 1 <= len(result.candidates) <= min(k, len(identifiers))
+    for candidate in result.candidates:
+        assert candidate.identifier in identifiers
+        assert candidate.image_ids == (f"img-{identifiers.index(candidate.identifier)}",)
+    scores = [candidate.score for candidate in result.candidates]
+    assert scores == sorted(scores, reverse=True)
+    assert len({candidate.identifier for candidate in result.candidates}) == len(result.candidates)
+    assert all(concept.split(":")[0] in {"objects", "actions", "scene"} for concept in result.concepts)
+
+
+def test_a_small_trie_is_enumerated_completely_by_enough_beams(parts):
+    identifiers = IDENTIFIERS[:4]
+    result = _generator(parts, identifiers).generate("dog in the park", k=10)
+    assert sorted(candidate.identifier for candidate in result.candidates) == identifiers
+
+
+def test_restricting_the_output_layer_keeps_the_greedy_answer(parts):
+    query = "a cat runs on the beach"
+    full = _generator(parts, IDENTIFIERS, restrict_vocabulary=False).generate(query, k=1)
+    restricted = _generator(parts, IDENTIFIERS, restrict_vocabulary=True).generate(query, k=1)
+    assert full.candidates[0].identifier == restricted.candidates[0].identifier
+
+
+def test_bad_queries_give_an_error_or_a_result_that_says_why(parts):
+    generator = _generator(parts, IDENTIFIERS[:10])
+    for empty in ("", "   \n"):
+        with pytest.raises(InputError, match="query is empty"):
+            generator.generate(empty)
+    with pytest.raises(InputError, match="k must be"):
+        generator.generate("dog", k=0)
+    long = generator.generate("dog " * 200, k=2)
+    assert long.truncated and long.candidates and "only the first 16" in long.warnings[0]
+    foreign = generator.generate("狗在公园里", k=2)
+    if parts[1].unk_token_id is not None:
+        assert foreign.candidates == [] and "vocabulary" in foreign.warnings[0]
+
+
+def test_an_empty_trie_gives_no_candidates_and_says_so(parts):
+    result = _generator(parts, []).generate("a dog", k=3)
+    assert result.candidates == [] and "empty" in result.warnings[0]
+
+
+def test_new_images_are_found_after_swapping_the_trie_without_retraining(parts):
+    generator = _generator(parts, IDENTIFIERS[:3])
+    new = IDENTIFIERS[-2:]
+    generator.use_trie(generator.build_trie([(identifier, f"new-{n}") for n, identifier in enumerate(new)]))
+    result = generator.generate("dog", k=5)
+    assert sorted(c.identifier for c in result.candidates) == new
+    assert {c.image_ids[0] for c in result.candidates} == {"new-0", "new-1"}
+
+
+def test_folder_round_trip_and_folder_errors(parts, tmp_path: Path):
+    model, tokenizer, spec = parts
+    generator = _generator(parts, IDENTIFIERS[:20])
+    generator.save(tmp_path / "gen")
+    loaded = Generator.load(tmp_path / "gen")
+    query = "a dog catches a frisbee"
+    assert loaded.generate(query, k=3).candidates == generator.generate(query, k=3).candidates
+    # without its trie
+    for file in (tmp_path / "gen" / "trie").iterdir():
+        file.unlink()
+    with pytest.raises(ModelError, match="no identifier trie"):
+        Generator.load(tmp_path / "gen")
+    with pytest.raises(ModelError, match="not a generator folder"):
+        Generator.load(tmp_path / "elsewhere")
+    # a trie of another tokenizer
+    _, other_tokenizer = tiny_model(["completely different words here"], architecture=spec.architecture)
+    with pytest.raises(ModelError, match="another tokenizer"):
+        generator.use_trie(build_trie(other_tokenizer, [("objects: dog", "x")]))
+
+
+def test_the_constraint_refuses_an_empty_trie_and_a_foreign_vocabulary(parts):
+    model, tokenizer, _ = parts
+    with pytest.raises(ModelError, match="empty"):
+        TrieConstraint(build_trie(tokenizer, []), prompt_length=1, vocab_size=len(tokenizer))
+    trie = build_trie(tokenizer, [(IDENTIFIERS[0], "a")])
+    with pytest.raises(ModelError, match="outside the model's vocabulary"):
+        TrieConstraint(trie, prompt_length=1, vocab_size=trie.end_token_id)
+    small = max(trie.children([])) - 1
+    constraint = TrieConstraint(trie, prompt_length=0, vocab_size=max(small, trie.end_token_id + 1))
+    if max(trie.children([])) >= constraint.vocab_size:
+        with pytest.raises(ModelError, match="another tokenizer"):
+            constraint(torch.zeros((1, 0), dtype=torch.long), torch.zeros((1, constraint.vocab_size)))
+
+
+def test_concept_weights_follow_candidate_probabilities():
+    candidates = [
+        Candidate(identifier="objects: dog | scene: park", score=-0.1, image_ids=("a",)),
+        Candidate(identifier="objects: cat | scene: park", score=-2.0, image_ids=("b",)),
+        Candidate(identifier="12345", score=-0.5, image_ids=("c",)),
+    ]
+    weights = concept_weights(candidates)
+    assert list(weights)[0] == "scene:park"
+    assert weights["objects:dog"] > weights["objects:cat"] > 0
+    assert weights["scene:park"] == pytest.approx(weights["objects:dog"] + weights["objects:cat"], abs=1e-5)
+    assert concept_weights([]) == {}
