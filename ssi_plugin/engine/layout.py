@@ -101,3 +101,17 @@ def install_layout(
             SetupAction(kind=resource.kind, name=resource.name, action=action, installed_version=version, version=resource.version)
         )
     return actions
+
+
+def index_body(resources: list[LayoutResource] | None = None) -> dict[str, Any]:
+    """Mappings and settings for creating an SSI index by name, whatever the template's patterns."""
+    resources = resources if resources is not None else load_layout()
+    mappings: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
+    for resource in resources:
+        template = resource.body.get("template", {})
+        if resource.kind == "component-template":
+            mappings.setdefault("properties", {}).update(template.get("mappings", {}).get("properties", {}))
+        elif resource.kind == "index-template":
+            settings.update(template.get("settings", {}))
+    return {"mappings": mappings, "settings": settings}

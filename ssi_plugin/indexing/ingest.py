@@ -1,0 +1,115 @@
+"""Annotate a dataset and index it: the ``ssi-plugin ingest`` job.
+
+A generator chain: records → (skip those the index already holds with this
+annotator version) → annotator batches → collision-free identifiers →
+streaming bulk (429s retried with backoff) → per-item outcome. Annotation and
+indexing failures go to one JSONL failure file with the stage and the reason;
+nothing is dropped silently. Rerunning is idempotent: the index itself is the
+checkpoint, and its identifiers seed the collision resolver so a resumed run
+assigns what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from ssi_plugin.annotation.base import AnnotationFailure, Annotator
+from ssi_plugin.annotation.job import ssi_record
+from ssi_plugin.datasets import ImageRecord
+from ssi_plugin.engine import EngineClient
+from ssi_plugin.engine.layout import index_body, install_layout
+from ssi_plugin.identifiers import CollisionReport, CollisionResolver
+from ssi_plugin.indexing.documents import image_document, indexed_records
+from ssi_plugin.progress import progress_bar
+
+
+class IngestSummary(BaseModel):
+    index: str
+    indexed: int
+    skipped: int
+    failed: int
+    failures: Path
+    collisions: CollisionReport
+    seconds: float
+
+    @property
+    def docs_per_second(self) -> float:
+        return self.indexed / self.seconds if self.seconds > 0 else 0.0
+
+
+def ensure_index(engine: EngineClient, index: str) -> bool:
+    """Install the layout (idempotent) and create ``index`` with the SSI mappings if it is missing."""
+    install_layout(engine)
+    if engine.exists(f"/{index}"):
+        return False
+    engine.request("PUT", f"/{index}", body=index_body())
+    return True
+
+
+def ingest(
+    engine: EngineClient,
+    records: Iterable[ImageRecord],
+    annotator: Annotator,
+    *,
+    index: str,
+    failures: Path,
+    total: int | None = None,
+    chunk_size: int = 500,
+    progress: bool = True,
+) -> IngestSummary:
+    """Annotate and index ``records`` into ``index``; return what happened."""
+    started = time.perf_counter()
+    ensure_index(engine, index)
+    resolver = CollisionResolver()
+    done: set[str] = set()
+    for record in indexed_records(engine, index):
+        if (record.annotator, record.version) == (annotator.name, annotator.version):
+            resolver.register(record.id, record.assignment)
+            done.add(record.id)
+
+    counts = {"indexed": 0, "skipped": 0, "failed": 0}
+    failures.parent.mkdir(parents=True, exist_ok=True)
+    with failures.open("w", encoding="utf-8") as failure_file, progress_bar("ingesting", total=total, enabled=progress) as advance:
+
+        def record_failure(image_id: str, stage: str, reason: str, detail: Any) -> None:
+            failure_file.write(json.dumps({"id": image_id, "stage": stage, "reason": reason, "detail": detail}) + "\n")
+            failure_file.flush()
+            counts["failed"] += 1
+
+        def pending() -> Iterator[ImageRecord]:
+            for record in records:
+                if record.id in done:
+                    counts["skipped"] += 1
+                    advance(1)
+                    continue
+                done.add(record.id)
+                yield record
+
+        def actions() -> Iterator[dict[str, Any]]:
+            stream = pending()
+            while batch := list(itertools.islice(stream, annotator.batch_size)):
+                for image, result in zip(batch, annotator.annotate_batch(batch), strict=True):
+                    if isinstance(result, AnnotationFailure):
+                        record_failure(image.id, "annotate", result.reason, result.detail)
+                        advance(1)
+                        continue
+                    record = ssi_record(result, annotator, resolver)
+                    yield {"_op_type": "index", "_index": index, "_id": image.id, "_source": image_document(image, record)}
+
+        for outcome in engine.bulk(actions(), chunk_size=chunk_size):
+            if outcome.ok:
+                counts["indexed"] += 1
+            else:
+                record_failure(outcome.id or "?", "index", f"status {outcome.status}", outcome.error)
+            advance(1)
+    engine.refresh(index)
+    return IngestSummary(
+        index=index, failures=failures, collisions=resolver.report(), seconds=time.perf_counter() - started, **counts
+    )
