@@ -16,6 +16,7 @@ from ssi_plugin.cli._context import engine_options
 from ssi_plugin.cli.annotate import annotate_command
 from ssi_plugin.cli.data import data_group
 from ssi_plugin.cli.engine import engine_group
+from ssi_plugin.cli.ingest import ingest_command
 from ssi_plugin.cli.setup import setup
 from ssi_plugin.cli.train import train_command
 from ssi_plugin.errors import SSIError
@@ -36,6 +37,7 @@ cli.add_command(engine_group)
 cli.add_command(annotate_command)
 cli.add_command(data_group)
 cli.add_command(setup)
+cli.add_command(ingest_command)
 cli.add_command(train_command)
 
 
