@@ -1,0 +1,100 @@
+"""The generators an evaluation compares: named folders, trained on demand and cached by content hash.
+
+A variant is either a folder someone trained, or a training configuration;
+the folder of a configured variant is ``<models_dir>/<name>-<hash>`` where the
+hash covers the configuration and the training examples, so a rerun over the
+same index reuses the model, an interrupted training resumes, and any change
+of data or settings trains a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from ssi_plugin.errors import ConfigError
+from ssi_plugin.generation.examples import TrainingExample
+from ssi_plugin.generation.spec import SPEC_FILE
+from ssi_plugin.generation.training import CHECKPOINT, TrainingConfig
+
+
+class ModelVariant(BaseModel):
+    """One generator under evaluation: ``folder`` (already trained) or ``training`` (trained here), not both."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str = ""
+    folder: Path | None = None
+    training: TrainingConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelVariant:
+        if (self.folder is None) == (self.training is None):
+            raise ValueError(f"model variant {self.name!r} needs either a folder or a training configuration")
+        return self
+
+
+def default_variants(*, epochs: int | None = None) -> list[ModelVariant]:
+    """SSI with RGS, SSI without it (lambda = 0), and the GRACE-style numeric ids, with the trainer's defaults."""
+    base = TrainingConfig() if epochs is None else TrainingConfig(epochs=epochs)
+    return [
+        ModelVariant(name="ssi", training=base,
+                     description=f"SSI generator with Rationale-Guided Supervision (lambda = {base.rationale_weight}), "
+                                 "searched through the engine (exact ids + concepts, RRF)"),
+        ModelVariant(name="ssi-no-rgs", training=base.model_copy(update={"rationale_weight": 0.0}),
+                     description="the same SSI generator trained without rationales (lambda = 0)"),
+        ModelVariant(name="numeric-ids", training=base.model_copy(update={"identifier_kind": "numeric", "rationale_weight": 0.0}),
+                     description="GRACE-style baseline: arbitrary numeric ids, ranked by constrained beam search alone"),
+    ]
+
+
+def parse_generator_option(text: str) -> ModelVariant:
+    """``NAME=FOLDER`` of the command line as a variant."""
+    name, sep, folder = text.partition("=")
+    if not sep or not name.strip() or not folder.strip():
+        raise ConfigError(f"--generator {text!r}: expected NAME=FOLDER")
+    path = Path(folder.strip()).expanduser()
+    if not (path / SPEC_FILE).is_file():
+        raise ConfigError(f"--generator {text!r}: {path} is not a generator folder ({SPEC_FILE} is missing)")
+    return ModelVariant(name=name.strip(), folder=path)
+
+
+def training_hash(config: TrainingConfig, examples: Sequence[TrainingExample]) -> str:
+    """Content hash of what decides a trained model: the configuration and the examples, in order."""
+    payload = {"config": config.model_dump(mode="json"), "examples": [example.model_dump(mode="json") for example in examples]}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+
+
+def is_trained(folder: Path) -> bool:
+    """A finished generator folder (a spec, and no unfinished checkpoint)."""
+    return (folder / SPEC_FILE).is_file() and not (folder / CHECKPOINT).exists()
+
+
+def ensure_trained(
+    variant: ModelVariant,
+    examples: Sequence[TrainingExample],
+    models_dir: Path,
+    *,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda line: None,
+) -> Path:
+    """The variant's generator folder, training it (or finishing an interrupted run) when it is not cached."""
+    if variant.folder is not None:
+        return variant.folder
+    assert variant.training is not None
+    from ssi_plugin.generation.training import train
+
+    folder = models_dir / f"{variant.name}-{training_hash(variant.training, examples)}"
+    if is_trained(folder):
+        log(f"{variant.name}: reusing the model trained before in {folder}")
+        return folder
+    log(f"{variant.name}: training on {len(examples)} examples -> {folder}")
+    report = train(examples, folder, variant.training, resume=True, progress=progress)
+    if report is not None:
+        log(f"{variant.name}: {report.steps} steps in {report.seconds:.0f} s, identifier loss {report.final_identifier_loss:.3f}")
+    return folder

@@ -1,0 +1,128 @@
+"""An evaluation's result and its three renderings: JSON (machines), a markdown table (people), a PNG plot.
+
+The JSON holds every figure and the per-query rankings, so a table or plot can
+be redrawn, and a surprising number traced to the queries behind it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ssi_plugin import __version__
+from ssi_plugin.evaluation.metrics import QueryOutcome, RetrievalMetrics
+
+
+class RetrieverResult(BaseModel):
+    name: str
+    description: str = ""
+    metrics: RetrievalMetrics
+    outcomes: list[QueryOutcome] = Field(default_factory=list)
+
+
+class EvalReport(BaseModel):
+    """Figures of every retriever on one dataset under one protocol."""
+
+    dataset: str
+    index: str
+    engine: str
+    images: int
+    queries: int
+    skipped_images: list[str] = Field(default_factory=list)
+    k: int
+    protocol: str = "first caption ingested as metadata; other captions are queries; correct when the own image is ranked"
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Generator folders used, by retriever name.")
+    results: list[RetrieverResult]
+    created: datetime = Field(default_factory=lambda: datetime.now().astimezone())
+    ssi_plugin_version: str = __version__
+
+    def result(self, name: str) -> RetrieverResult:
+        for result in self.results:
+            if result.name == name:
+                return result
+        raise KeyError(name)
+
+
+class ReportFiles(BaseModel):
+    json_path: Path
+    markdown: Path
+    plot: Path
+
+
+def markdown_table(report: EvalReport) -> str:
+    """Recall and MRR in percent with one decimal (as papers print them), latencies in milliseconds."""
+    cutoffs = sorted(report.results[0].metrics.recall) if report.results else []
+    header = ["Retriever", *(f"R@{k}" for k in cutoffs), "MRR", "p50 ms", "p95 ms"]
+    lines = [
+        f"Evaluation of `{report.dataset}`: {report.images} images, {report.queries} queries, index `{report.index}` on {report.engine}.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+    ]
+    for result in report.results:
+        m = result.metrics
+        cells = [result.name, *(f"{100 * m.recall[k]:.1f}" for k in cutoffs), f"{100 * m.mrr:.1f}",
+                 f"{m.latency_p50_ms:.1f}", f"{m.latency_p95_ms:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    described = [result for result in report.results if result.description]
+    if described:
+        lines += ["", *(f"- **{result.name}**: {result.description}" for result in described)]
+    return "\n".join(lines) + "\n"
+
+
+def plot_report(report: EvalReport, path: Path) -> None:
+    """Grouped bars of Recall@K per retriever, and latency p50/p95 beside them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = [result.name for result in report.results]
+    cutoffs = sorted(report.results[0].metrics.recall) if report.results else []
+    x = np.arange(len(names))
+    figure, (recall_axes, latency_axes) = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(names)), 4.2), dpi=100,
+                                                       gridspec_kw={"width_ratios": [3, 2]})
+    width = 0.8 / max(len(cutoffs), 1)
+    for n, k in enumerate(cutoffs):
+        values = [100 * result.metrics.recall[k] for result in report.results]
+        bars = recall_axes.bar(x + (n - (len(cutoffs) - 1) / 2) * width, values, width, label=f"R@{k}")
+        recall_axes.bar_label(bars, fmt="%.0f", fontsize=7)
+    recall_axes.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
+    recall_axes.set_ylabel("recall (%)")
+    recall_axes.set_ylim(0, 105)
+    recall_axes.legend(fontsize=8)
+    recall_axes.set_title(f"{report.queries} queries, {report.images} images", fontsize=9)
+
+    for n, (label, attribute) in enumerate((("p50", "latency_p50_ms"), ("p95", "latency_p95_ms"))):
+        values = [getattr(result.metrics, attribute) for result in report.results]
+        latency_axes.bar(x + (n - 0.5) * 0.4, values, 0.4, label=label)
+    latency_axes.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
+    latency_axes.set_ylabel("latency per query (ms)")
+    latency_axes.set_yscale("log")
+    latency_axes.legend(fontsize=8)
+    latency_axes.set_title("latency", fontsize=9)
+    figure.suptitle(f"ssi-plugin eval: {Path(report.dataset).name}", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def write_report(report: EvalReport, json_path: str | Path, *, markdown: str | Path | None = None,
+                 plot: str | Path | None = None) -> ReportFiles:
+    """Write the JSON, and the markdown table and PNG beside it (same name, ``.md`` / ``.png``) unless told where."""
+    json_path = Path(json_path)
+    files = ReportFiles(
+        json_path=json_path,
+        markdown=Path(markdown) if markdown is not None else json_path.with_suffix(".md"),
+        plot=Path(plot) if plot is not None else json_path.with_suffix(".png"),
+    )
+    for path in (files.json_path, files.markdown, files.plot):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    files.markdown.write_text(markdown_table(report), encoding="utf-8")
+    plot_report(report, files.plot)
+    return files

@@ -1,0 +1,173 @@
+"""The ``ssi-plugin eval`` job: ingest the first captions, train, query with the others, measure every retriever.
+
+Steps, each reusing what an earlier run left when its inputs are unchanged:
+
+1. split: first caption -> metadata, further captions -> queries;
+2. ingest into an index named after the ingested content (``ssi-eval-<hash>``):
+   the ingest job skips images the index already holds;
+3. train each generator variant on (first caption -> identifier + rationale),
+   cached by a hash of configuration and examples;
+4. ask every query of every retriever (one warm-up query first, not timed),
+   one retriever loaded at a time;
+5. summarize into an ``EvalReport``.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ssi_plugin.datasets import ImageRecord
+from ssi_plugin.errors import InputError, PartialFailure
+from ssi_plugin.evaluation.metrics import RECALL_CUTOFFS, QueryOutcome, summarize
+from ssi_plugin.evaluation.models import ModelVariant, ensure_trained
+from ssi_plugin.evaluation.protocol import EvalQuery, EvalSplit, split_for_evaluation
+from ssi_plugin.evaluation.report import EvalReport, RetrieverResult
+from ssi_plugin.evaluation.retrievers import Retriever
+from ssi_plugin.generation.examples import TrainingExample
+from ssi_plugin.identifiers import SSIRecord
+from ssi_plugin.progress import progress_bar
+
+if TYPE_CHECKING:
+    from ssi_plugin.annotation.base import Annotator
+    from ssi_plugin.engine import EngineClient
+
+BASELINES = ("bm25", "dense-minilm")
+"""Retrievers that need no trained model."""
+
+Log = Callable[[str], None]
+
+
+class EvalOptions(BaseModel):
+    """What one evaluation run compares, and where it keeps what it can reuse."""
+
+    model_config = ConfigDict(frozen=True)
+
+    work_dir: Path = Field(description="Models and failure files; reused across runs.")
+    index: str | None = Field(default=None, description="Index to ingest into; default ssi-eval-<content hash>.")
+    variants: tuple[ModelVariant, ...] = ()
+    baselines: tuple[str, ...] = BASELINES
+    k: int = Field(default=max(RECALL_CUTOFFS), ge=1)
+    max_queries: int | None = Field(default=None, ge=1)
+    progress: bool = True
+
+
+def evaluate(
+    engine: EngineClient,
+    records: Iterable[ImageRecord],
+    annotator: Annotator,
+    options: EvalOptions,
+    *,
+    dataset: str,
+    log: Log = lambda line: None,
+) -> EvalReport:
+    """Run the protocol on ``records`` against ``engine`` and return the figures of every retriever."""
+    unknown = sorted(set(options.baselines) - set(BASELINES))
+    if unknown:
+        raise InputError(f"unknown baseline {', '.join(unknown)}; choose from {', '.join(BASELINES)}")
+    names = [*options.baselines, *(variant.name for variant in options.variants)]
+    if len(set(names)) != len(names):
+        raise InputError(f"retriever names must be distinct, got {', '.join(names)}")
+    split = split_for_evaluation(records, max_queries=options.max_queries)
+    index = options.index or f"ssi-eval-{split.fingerprint()}"
+
+    indexed = ingest_documents(engine, split, annotator, index=index, work_dir=options.work_dir,
+                               progress=options.progress, log=log)
+    queries = [query for query in split.queries if query.relevant in indexed]
+    if not queries:
+        raise InputError("no query is left: none of the images it was written for could be ingested")
+    examples = training_examples(indexed.values())
+    folders = {variant.name: ensure_trained(variant, examples, options.work_dir / "models", progress=options.progress, log=log)
+               for variant in options.variants}
+
+    results = []
+    for name in names:
+        log(f"{name}: asking {len(queries)} queries")
+        retriever, description = _open_retriever(name, engine, index, indexed, options.variants, folders)
+        results.append(run_queries(retriever, queries, k=options.k, description=description, progress=options.progress))
+        del retriever
+        gc.collect()
+    return EvalReport(
+        dataset=dataset, index=index, engine=f"{engine.kind} {engine.info.version}", images=len(indexed),
+        queries=len(queries), skipped_images=[*split.skipped, *(d.id for d in split.documents if d.id not in indexed)],
+        k=options.k, models={name: {"folder": str(folder)} for name, folder in folders.items()}, results=results,
+    )
+
+
+def ingest_documents(
+    engine: EngineClient, split: EvalSplit, annotator: Annotator, *, index: str, work_dir: Path, progress: bool, log: Log
+) -> dict[str, SSIRecord]:
+    """Ingest the first captions (resuming) and return the identified images of the split, by id."""
+    from ssi_plugin.indexing import ingest
+    from ssi_plugin.indexing.documents import indexed_records
+
+    log(f"Ingesting {len(split.documents)} images (first caption each) into {engine.kind} {index} with {annotator.version}")
+    failures = work_dir / f"{index}.failures.jsonl"
+    summary = ingest(engine, split.documents, annotator, index=index, failures=failures, total=len(split.documents),
+                     progress=progress)
+    log(f"{summary.indexed} indexed, {summary.skipped} already there, {summary.failed} failed")
+    wanted = {document.id for document in split.documents}
+    indexed = {record.id: record for record in indexed_records(engine, index) if record.id in wanted}
+    if not indexed:
+        raise PartialFailure(f"no image could be ingested; see {failures}", failed=len(wanted), recorded_at=str(failures))
+    return dict(sorted(indexed.items()))
+
+
+def training_examples(records: Iterable[SSIRecord]) -> list[TrainingExample]:
+    """(ingested caption -> identifier + rationale) per image; the queries are never trained on."""
+    return [TrainingExample(text=record.caption, identifier=record.ssi.id, rationale=record.rationale, image_id=record.id)
+            for record in records if record.caption]
+
+
+def run_queries(retriever: Retriever, queries: Sequence[EvalQuery], *, k: int, description: str = "",
+                progress: bool = True) -> RetrieverResult:
+    """Every query once (after one untimed warm-up), timed with a monotonic clock."""
+    retriever.retrieve(queries[0].text, k)
+    outcomes = []
+    with progress_bar(retriever.name, total=len(queries), enabled=progress) as advance:
+        for query in queries:
+            started = time.perf_counter()
+            ranked = retriever.retrieve(query.text, k)
+            latency_ms = (time.perf_counter() - started) * 1000
+            outcomes.append(QueryOutcome(query=query.text, relevant=query.relevant, ranked=tuple(ranked), latency_ms=latency_ms))
+            advance(1)
+    return RetrieverResult(name=retriever.name, description=description, metrics=summarize(outcomes), outcomes=outcomes)
+
+
+def _open_retriever(name: str, engine: EngineClient, index: str, indexed: dict[str, SSIRecord],
+                    variants: Sequence[ModelVariant], folders: dict[str, Path]) -> tuple[Retriever, str]:
+    from ssi_plugin.evaluation.retrievers import BM25Retriever
+
+    if name == "bm25":
+        from ssi_plugin.indexing.documents import CAPTION_FIELD
+
+        return BM25Retriever(engine, index, field=CAPTION_FIELD), f"the engine's BM25 on the `{CAPTION_FIELD}` field"
+    if name == "dense-minilm":
+        from ssi_plugin.evaluation.dense import DenseRetriever, MiniLMEncoder
+
+        ids = list(indexed)
+        return (DenseRetriever(MiniLMEncoder(), ids, [indexed[i].caption or "" for i in ids]),
+                "all-MiniLM-L6-v2 embeddings of the ingested captions, exact cosine search")
+    variant = next(v for v in variants if v.name == name)
+    return open_generator_retriever(engine, index, folders[name], name=name, pairs=[(r.ssi.id, r.id) for r in indexed.values()]), variant.description
+
+
+def open_generator_retriever(engine: EngineClient, index: str, folder: Path, *, name: str,
+                             pairs: Sequence[tuple[str, str]]) -> Retriever:
+    """An SSI generator searches the index (its trie rebuilt from ``pairs``, the index's identifiers);
+    a numeric-id generator answers from its own trie."""
+    from ssi_plugin.evaluation.retrievers import GenerativeRetriever, SSIRetriever
+    from ssi_plugin.generation.generator import Generator
+    from ssi_plugin.generation.spec import GeneratorSpec
+    from ssi_plugin.search import SSISearcher
+
+    if GeneratorSpec.load(folder).identifier_kind == "numeric":
+        return GenerativeRetriever(Generator.load(folder), name=name)
+    generator = Generator.load(folder)
+    generator.use_trie(generator.build_trie(pairs))
+    return SSIRetriever(SSISearcher(engine, generator, index=index), name=name)
