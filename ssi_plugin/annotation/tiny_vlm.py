@@ -1,0 +1,80 @@
+"""A tiny, randomly initialised LLaVA-style model folder, built in seconds without any download.
+
+No vision-language model ships in a package registry, so tests, smoke runs of
+``serve-model`` and the ``mllm`` annotator's plumbing use this one: a CLIP
+vision tower and a Llama text model of a few dozen hidden units, a byte-level
+BPE tokenizer trained on the spot with an ``<image>`` token, and a chat
+template. It writes nonsense — which is what exercises repair, retry and
+rejection — but every code path of a real model runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<s>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<image>{% else %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}</s>\n{% endfor %}"
+    "{% if add_generation_prompt %}<s>assistant\n{% endif %}"
+)
+_TEXTS = [
+    'Write a Structured Semantic Identifier for the image. {"objects": ["dog", "frisbee"], "actions": ["catch"],'
+    ' "attributes": ["brown"], "scene": ["park"], "rationale": "A brown dog catches a frisbee in a park."}',
+    "A man rides a red bicycle down a city street. Two children play soccer on a field near a lake.",
+]
+
+
+def build_tiny_vlm(folder: str | os.PathLike[str], *, seed: int = 0, image_size: int = 32) -> Path:
+    """Write the model, processor and tokenizer to ``folder``; returns it. Same seed, same weights."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+    )
+
+    folder = Path(folder)
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=500, special_tokens=["<pad>", "<s>", "</s>", "<image>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    raw.train_from_iterator(_TEXTS * 4, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=raw, pad_token="<pad>", bos_token="<s>", eos_token="</s>", extra_special_tokens={"image_token": "<image>"}
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    patch = image_size // 4
+    processor = LlavaProcessor(
+        image_processor=CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}),
+        tokenizer=tokenizer,
+        patch_size=patch,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,  # CLIP's class token, dropped by the "default" strategy
+        chat_template=CHAT_TEMPLATE,
+    )
+    vision = CLIPVisionConfig(image_size=image_size, patch_size=patch, hidden_size=32, intermediate_size=64,
+                              num_hidden_layers=1, num_attention_heads=2)
+    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                       num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
+                       pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                       eos_token_id=tokenizer.eos_token_id)
+    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+                         vision_feature_select_strategy="default", vision_feature_layer=-1)
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
