@@ -1,0 +1,148 @@
+"""Metrics on hand-computed cases, the protocol split, and the report files a user opens."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from ssi_plugin.datasets import ImageRecord
+from ssi_plugin.errors import ConfigError, InputError
+from ssi_plugin.evaluation import (
+    EvalReport,
+    QueryOutcome,
+    RetrieverResult,
+    mean_reciprocal_rank,
+    parse_generator_option,
+    percentile,
+    rank_of,
+    recall_at,
+    split_for_evaluation,
+    summarize,
+    write_report,
+)
+from ssi_plugin.evaluation.models import ModelVariant, default_variants, training_hash
+from ssi_plugin.generation.examples import TrainingExample
+
+
+def outcome(relevant: str, ranked: list[str], latency_ms: float = 1.0) -> QueryOutcome:
+    return QueryOutcome(query=f"q-{relevant}", relevant=relevant, ranked=tuple(ranked), latency_ms=latency_ms)
+
+
+def test_rank_is_one_based_and_none_when_missing() -> None:
+    assert rank_of(["a", "b", "c"], "a") == 1
+    assert rank_of(["a", "b", "c"], "c") == 3
+    assert rank_of(["a", "b", "c"], "z") is None
+    assert rank_of([], "a") is None
+
+
+def test_recall_and_mrr_by_hand() -> None:
+    # ranks 1, 3, 7, missing: R@1 = 1/4, R@5 = 2/4, R@10 = 3/4; MRR = (1 + 1/3 + 1/7 + 0) / 4
+    ranks = [1, 3, 7, None]
+    assert recall_at(ranks, 1) == 0.25
+    assert recall_at(ranks, 5) == 0.5
+    assert recall_at(ranks, 10) == 0.75
+    assert mean_reciprocal_rank(ranks) == pytest.approx((1 + 1 / 3 + 1 / 7) / 4)
+    assert recall_at([], 1) == 0.0
+    with pytest.raises(ValueError):
+        recall_at(ranks, 0)
+
+
+def test_percentiles_interpolate_like_numpy() -> None:
+    values = [10.0, 20.0, 30.0, 40.0]
+    assert percentile(values, 50) == 25.0
+    assert percentile(values, 95) == pytest.approx(38.5)  # 30 + 0.85 * 10
+    assert percentile([7.0], 95) == 7.0
+    assert math.isnan(percentile([], 50))
+
+
+def test_summarize_counts_a_duplicate_hit_once() -> None:
+    outcomes = [
+        outcome("a", ["a", "b"], 10),
+        outcome("b", ["a", "c", "b", "b"], 20),  # rank 3
+        outcome("c", ["x"], 30),
+        outcome("d", ["y", "d"], 40),  # rank 2
+    ]
+    metrics = summarize(outcomes)
+    assert metrics.queries == 4
+    assert metrics.recall == {1: 0.25, 5: 0.75, 10: 0.75}
+    assert metrics.mrr == pytest.approx((1 + 1 / 3 + 0 + 1 / 2) / 4)
+    assert metrics.latency_p50_ms == 25.0
+    assert metrics.latency_p95_ms == pytest.approx(38.5)
+
+
+def test_split_ingests_first_caption_and_queries_the_rest() -> None:
+    records = [
+        ImageRecord(id="a", captions=("first a", "second a", "  ", "third a")),
+        ImageRecord(id="b", captions=("only b",)),
+        ImageRecord(id="c", captions=()),
+    ]
+    split = split_for_evaluation(records)
+    assert [(d.id, d.captions) for d in split.documents] == [("a", ("first a",)), ("b", ("only b",))]
+    assert [(q.text, q.relevant) for q in split.queries] == [("second a", "a"), ("third a", "a")]
+    assert split.skipped == ("c",)
+    assert split_for_evaluation(records, max_queries=1).queries == split.queries[:1]
+    changed = split_for_evaluation([ImageRecord(id="a", captions=("other first", "second a")), records[1]])
+    assert changed.fingerprint() != split.fingerprint()
+    assert split_for_evaluation(records).fingerprint() == split.fingerprint()
+
+
+def test_split_refuses_a_dataset_without_queries() -> None:
+    with pytest.raises(InputError, match="second caption"):
+        split_for_evaluation([ImageRecord(id="a", captions=("one",))])
+    with pytest.raises(InputError, match="no image with a caption"):
+        split_for_evaluation([ImageRecord(id="a")])
+
+
+def test_trained_variants_are_keyed_by_config_and_examples() -> None:
+    ssi, no_rgs, numeric = default_variants(epochs=3)
+    assert (ssi.training.rationale_weight > 0, no_rgs.training.rationale_weight, numeric.training.identifier_kind) == (True, 0.0, "numeric")
+    examples = [TrainingExample(text="a dog", identifier="objects: dog", image_id="1")]
+    assert training_hash(ssi.training, examples) != training_hash(no_rgs.training, examples)
+    assert training_hash(ssi.training, examples) != training_hash(ssi.training, [*examples, examples[0]])
+    assert training_hash(ssi.training, examples) == training_hash(ssi.training, list(examples))
+    with pytest.raises(ValueError):
+        ModelVariant(name="neither")
+
+
+def test_generator_option_names_a_folder(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="NAME=FOLDER"):
+        parse_generator_option("just-a-name")
+    with pytest.raises(ConfigError, match="not a generator folder"):
+        parse_generator_option(f"mine={tmp_path}")
+    (tmp_path / "generator.json").write_text("{}")
+    assert parse_generator_option(f"mine={tmp_path}").folder == tmp_path
+
+
+def _report() -> EvalReport:
+    bm25 = [outcome("a", ["a"], 4.0), outcome("b", ["a", "b"], 6.0)]
+    ssi = [outcome("a", ["a"], 40.0), outcome("b", ["b"], 60.0)]
+    return EvalReport(
+        dataset="demo/dataset.jsonl", index="ssi-eval-x", engine="opensearch 2.19.1", images=2, queries=2, k=10,
+        results=[RetrieverResult(name="bm25", description="BM25", metrics=summarize(bm25), outcomes=bm25),
+                 RetrieverResult(name="ssi", metrics=summarize(ssi), outcomes=ssi)],
+    )
+
+
+def test_report_files_hold_the_numbers(tmp_path) -> None:
+    report = _report()
+    files = write_report(report, tmp_path / "out" / "eval.json")
+    assert files.markdown == tmp_path / "out" / "eval.md" and files.plot == tmp_path / "out" / "eval.png"
+
+    data = json.loads(files.json_path.read_text())
+    assert {r["name"]: r["metrics"]["recall"]["1"] for r in data["results"]} == {"bm25": 0.5, "ssi": 1.0}
+    assert EvalReport.model_validate(data).result("bm25").metrics.mrr == pytest.approx(0.75)
+
+    table = files.markdown.read_text()
+    assert "| Retriever | R@1 | R@5 | R@10 | MRR | p50 ms | p95 ms |" in table
+    assert "| bm25 | 50.0 | 100.0 | 100.0 | 75.0 | 5.0 | 5.9 |" in table
+    assert "| ssi | 100.0 | 100.0 | 100.0 | 100.0 | 50.0 | 59.0 |" in table
+
+    png = files.plot.read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5_000
+
+
+def test_report_paths_can_be_chosen(tmp_path) -> None:
+    files = write_report(_report(), tmp_path / "r.json", markdown=tmp_path / "t.md", plot=tmp_path / "p.png")
+    assert all(path.is_file() for path in (files.json_path, tmp_path / "t.md", tmp_path / "p.png"))
