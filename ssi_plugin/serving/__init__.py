@@ -1,1 +1,1 @@
-"""HTTP endpoints of ssi-plugin: the standard search API with ``ssi`` queries (``proxy``) and its runner (``server``)."""
+"""HTTP endpoints of ssi-plugin."""

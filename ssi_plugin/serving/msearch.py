@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ssi_plugin.serving.engine_errors import SearchRequestError
 from ssi_plugin.search.options import SSIQuery
+from ssi_plugin.serving.engine_errors import SearchRequestError
 from ssi_plugin.serving.ssi_clause import find_ssi_clause
 
 
@@ -36,7 +36,10 @@ def parse_msearch(payload: bytes, *, default_index: str) -> list[MsearchItem]:
     """The searches of an ``_msearch`` body; ``SearchRequestError`` names the first bad line."""
     lines = payload.split(b"\n")
     if lines and lines[-1].strip():
-        raise SearchRequestError("The msearch request must be terminated by a newline [\\n]", error_type="illegal_argument_exception")
+        raise SearchRequestError(
+            "The msearch request must be terminated by a newline [\\n]",
+            error_type="illegal_argument_exception",
+        )
     items: list[MsearchItem] = []
     number = 0
     while number < len(lines):
@@ -45,7 +48,9 @@ def parse_msearch(payload: bytes, *, default_index: str) -> list[MsearchItem]:
         if not header_line.strip():
             continue  # the engine skips blank lines between searches
         if number >= len(lines) or not lines[number].strip():
-            raise SearchRequestError(f"msearch line {number}: a header without a search body")
+            raise SearchRequestError(
+                f"msearch line {number}: a header without a search body"
+            )
         body_line = lines[number]
         number += 1
         header = _json_object(header_line, number - 1)
@@ -60,7 +65,10 @@ def parse_msearch(payload: bytes, *, default_index: str) -> list[MsearchItem]:
             )
         )
     if not items:
-        raise SearchRequestError("msearch request holds no searches", error_type="action_request_validation_exception")
+        raise SearchRequestError(
+            "msearch request holds no searches",
+            error_type="action_request_validation_exception",
+        )
     return items
 
 
@@ -70,11 +78,18 @@ def passthrough_payload(items: Iterable[MsearchItem]) -> bytes:
 
 
 def merge_responses(
-    items: Sequence[MsearchItem], ssi_responses: Sequence[dict[str, Any]], upstream_responses: Sequence[dict[str, Any]], *, took: int
+    items: Sequence[MsearchItem],
+    ssi_responses: Sequence[dict[str, Any]],
+    upstream_responses: Sequence[dict[str, Any]],
+    *,
+    took: int,
 ) -> dict[str, Any]:
     """One ``_msearch`` answer with every response where its search was."""
     ssi_iter, upstream_iter = iter(ssi_responses), iter(upstream_responses)
-    responses = [next(ssi_iter) if item.clause is not None else next(upstream_iter) for item in items]
+    responses = [
+        next(ssi_iter) if item.clause is not None else next(upstream_iter)
+        for item in items
+    ]
     return {"took": took, "responses": responses}
 
 
@@ -82,9 +97,13 @@ def _json_object(line: bytes, number: int) -> dict[str, Any]:
     try:
         value = json.loads(line)
     except ValueError as exc:
-        raise SearchRequestError(f"msearch line {number}: malformed JSON: {exc}") from None
+        raise SearchRequestError(
+            f"msearch line {number}: malformed JSON: {exc}"
+        ) from None
     if not isinstance(value, dict):
-        raise SearchRequestError(f"msearch line {number}: expected a JSON object, found {type(value).__name__}")
+        raise SearchRequestError(
+            f"msearch line {number}: expected a JSON object, found {type(value).__name__}"
+        )
     return value
 
 
@@ -92,7 +111,11 @@ def _clause_at(body: dict[str, Any], number: int) -> SSIQuery | None:
     try:
         return find_ssi_clause(body)
     except SearchRequestError as exc:
-        raise SearchRequestError(f"msearch line {number}: {exc.reason}", status=exc.status, error_type=exc.error_type) from None
+        raise SearchRequestError(
+            f"msearch line {number}: {exc.reason}",
+            status=exc.status,
+            error_type=exc.error_type,
+        ) from None
 
 
 def _index_of(header: dict[str, Any], default_index: str) -> str:

@@ -36,10 +36,18 @@ from starlette.routing import Route
 
 from ssi_plugin.errors import SSIError
 from ssi_plugin.serving.engine_errors import SearchRequestError, error_body, error_for
-from ssi_plugin.serving.msearch import MsearchItem, merge_responses, parse_msearch, passthrough_payload
+from ssi_plugin.serving.msearch import (
+    MsearchItem,
+    merge_responses,
+    parse_msearch,
+    passthrough_payload,
+)
 from ssi_plugin.serving.ssi_clause import find_ssi_clause
 
-SSISearch = Callable[[str, dict[str, Any], Mapping[str, str]], Mapping[str, Any] | Awaitable[Mapping[str, Any]]]
+SSISearch = Callable[
+    [str, dict[str, Any], Mapping[str, str]],
+    Mapping[str, Any] | Awaitable[Mapping[str, Any]],
+]
 """``ssi_search(index, body, headers)``: a standard search response for a body whose query is an ``ssi`` clause.
 
 ``body`` is the whole search body (``size``, ``from`` and ``_source`` included);
@@ -52,7 +60,17 @@ SEARCHER_HEADERS = ("authorization", "x-opaque-id")
 """Client headers handed to the searcher: its cluster calls run with the client's identity."""
 
 _HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers", "transfer-encoding", "upgrade"}
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
 )
 _NOT_FORWARDED = _HOP_BY_HOP | {"host", "content-length"}
 _SEARCH_PATH = re.compile(rb"^/(?:(?P<index>[^/]+)/)?_(?P<kind>m?search)/?$")
@@ -67,20 +85,30 @@ class ProxySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     upstream: str = Field(description="Cluster URL every request is forwarded to.")
-    max_body_size: ByteSize = Field(default=ByteSize(10 * 1024 * 1024), gt=0, description="Largest request body accepted (413 above).")
+    max_body_size: ByteSize = Field(
+        default=ByteSize(10 * 1024 * 1024),
+        gt=0,
+        description="Largest request body accepted (413 above).",
+    )
     connect_timeout: float = Field(default=3.0, gt=0)
     request_timeout: float = Field(default=60.0, gt=0)
     verify_certs: bool = True
     ca_certs: Path | None = None
-    max_connections: int = Field(default=100, ge=1, description="Pooled connections to the cluster.")
-    ssi_concurrency: int = Field(default=1, ge=1, description="ssi searches answered at the same time.")
+    max_connections: int = Field(
+        default=100, ge=1, description="Pooled connections to the cluster."
+    )
+    ssi_concurrency: int = Field(
+        default=1, ge=1, description="ssi searches answered at the same time."
+    )
 
     @field_validator("upstream")
     @classmethod
     def _http_url(cls, url: str) -> str:
         url = url.strip().rstrip("/")
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"upstream URL {url!r} must start with http:// or https://")
+            raise ValueError(
+                f"upstream URL {url!r} must start with http:// or https://"
+            )
         return url
 
 
@@ -90,21 +118,31 @@ class SearchProxy:
     def __init__(self, settings: ProxySettings, ssi_search: SSISearch) -> None:
         self.settings = settings
         self._ssi_search = ssi_search
-        self._ssi_is_async = inspect.iscoroutinefunction(ssi_search) or inspect.iscoroutinefunction(
-            getattr(ssi_search, "__call__", None)
-        )
+        self._ssi_is_async = inspect.iscoroutinefunction(
+            ssi_search
+        ) or inspect.iscoroutinefunction(type(ssi_search).__call__)
         self._client: httpx.AsyncClient | None = None
         self._limiter: anyio.CapacityLimiter | None = None
-        self.app = Starlette(routes=[Route("/{path:path}", self._handle, methods=_METHODS)], lifespan=self._lifespan)
+        self.app = Starlette(
+            routes=[Route("/{path:path}", self._handle, methods=_METHODS)],
+            lifespan=self._lifespan,
+        )
 
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         s = self.settings
-        verify: bool | str = str(s.ca_certs) if s.ca_certs and s.verify_certs else s.verify_certs
-        limits = httpx.Limits(max_connections=s.max_connections, max_keepalive_connections=s.max_connections)
+        verify: bool | str = (
+            str(s.ca_certs) if s.ca_certs and s.verify_certs else s.verify_certs
+        )
+        limits = httpx.Limits(
+            max_connections=s.max_connections,
+            max_keepalive_connections=s.max_connections,
+        )
         timeout = httpx.Timeout(s.request_timeout, connect=s.connect_timeout)
         self._limiter = anyio.CapacityLimiter(s.ssi_concurrency)
-        async with httpx.AsyncClient(verify=verify, limits=limits, timeout=timeout) as client:
+        async with httpx.AsyncClient(
+            verify=verify, limits=limits, timeout=timeout
+        ) as client:
             self._client = client
             yield
         self._client = None
@@ -112,14 +150,18 @@ class SearchProxy:
     async def _handle(self, request: Request) -> Response:
         try:
             body = await self._read_body(request)
-            match = _SEARCH_PATH.match(request.scope.get("raw_path") or request.url.path.encode())
+            match = _SEARCH_PATH.match(
+                request.scope.get("raw_path") or request.url.path.encode()
+            )
             if match and body.strip() and _is_json(request):
                 index = unquote(match["index"].decode()) if match["index"] else "_all"
                 if match["kind"] == b"search":
                     parsed = _parse_json(body)
                     clause = find_ssi_clause(parsed)
                     if clause is not None:
-                        return await self._search(request, index, _with_url_paging(parsed, request))
+                        return await self._search(
+                            request, index, _with_url_paging(parsed, request)
+                        )
                 else:
                     items = parse_msearch(body, default_index=index)
                     if any(item.clause is not None for item in items):
@@ -135,26 +177,50 @@ class SearchProxy:
 
     async def _forward(self, request: Request, body: bytes) -> Response:
         assert self._client is not None, "the app's lifespan has not started"
-        upstream = await self._client.send(self._upstream_request(request, body), stream=True)
-        response = StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code, background=BackgroundTask(upstream.aclose))
-        response.raw_headers = [(k.lower(), v) for k, v in upstream.headers.raw if k.lower().decode() not in _HOP_BY_HOP]
+        upstream = await self._client.send(
+            self._upstream_request(request, body), stream=True
+        )
+        response = StreamingResponse(
+            upstream.aiter_raw(),
+            status_code=upstream.status_code,
+            background=BackgroundTask(upstream.aclose),
+        )
+        response.raw_headers = [
+            (k.lower(), v)
+            for k, v in upstream.headers.raw
+            if k.lower().decode() not in _HOP_BY_HOP
+        ]
         return response
 
     def _upstream_request(self, request: Request, body: bytes) -> httpx.Request:
         """The client's request addressed to the cluster: same raw path, query string, headers and body."""
-        path = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")
+        path = (request.scope.get("raw_path") or request.url.path.encode()).decode(
+            "latin-1"
+        )
         query = request.scope.get("query_string", b"").decode("latin-1")
         url = f"{self.settings.upstream}{path}" + (f"?{query}" if query else "")
-        headers = [(k, v) for k, v in request.headers.raw if k.decode("latin-1").lower() not in _NOT_FORWARDED]
+        headers = [
+            (k, v)
+            for k, v in request.headers.raw
+            if k.decode("latin-1").lower() not in _NOT_FORWARDED
+        ]
         return httpx.Request(request.method, url, headers=headers, content=body)
 
     def _upstream_failure(self, exc: httpx.TransportError) -> dict[str, Any]:
         """502 when the cluster cannot be reached, 504 when it was reached but did not answer in time."""
         where = self.settings.upstream
         if _is_timeout(exc):
-            return error_body(504, "ssi_upstream_timeout", f"the cluster at {where} did not answer in time ({type(exc).__name__})")
+            return error_body(
+                504,
+                "ssi_upstream_timeout",
+                f"the cluster at {where} did not answer in time ({type(exc).__name__})",
+            )
         detail = str(exc) or type(exc).__name__
-        return error_body(502, "ssi_upstream_unreachable", f"cannot reach the cluster at {where}: {detail}")
+        return error_body(
+            502,
+            "ssi_upstream_unreachable",
+            f"cannot reach the cluster at {where}: {detail}",
+        )
 
     async def _read_body(self, request: Request) -> bytes:
         """The whole body, or a 413 once it passes the limit (the rest is drained so the client reads the answer)."""
@@ -167,7 +233,7 @@ class SearchProxy:
                 chunks.append(chunk)
         if size > limit:
             raise SearchRequestError(
-                f"request body of {size} bytes exceeds the limit of {self.settings.max_body_size.human_readable()}",
+                f"request body of {size} bytes exceeds the limit of {limit} bytes ({self.settings.max_body_size.human_readable()})",
                 status=413,
                 error_type="ssi_request_too_large",
             )
@@ -175,7 +241,9 @@ class SearchProxy:
 
     # -- ssi searches -----------------------------------------------------------------------------
 
-    async def _search(self, request: Request, index: str | None, body: dict[str, Any]) -> Response:
+    async def _search(
+        self, request: Request, index: str | None, body: dict[str, Any]
+    ) -> Response:
         status, answer = await self._answer(index, body, _searcher_headers(request))
         return JSONResponse(answer, status_code=status)
 
@@ -196,10 +264,16 @@ class SearchProxy:
             for item in (i for i in items if i.clause is not None):
                 status, answer = await self._answer(item.index, item.body, headers)
                 ssi_answers.append({**answer, "status": status})
-        if "responses" not in upstream_answer:  # the cluster refused the whole _msearch: pass its error on
-            return JSONResponse(upstream_answer, status_code=int(upstream_answer.get("status", 500)))
+        if (
+            "responses" not in upstream_answer
+        ):  # the cluster refused the whole _msearch: pass its error on
+            return JSONResponse(
+                upstream_answer, status_code=int(upstream_answer.get("status", 500))
+            )
         took = round((time.perf_counter() - started) * 1000)
-        return JSONResponse(merge_responses(items, ssi_answers, upstream_answer["responses"], took=took))
+        return JSONResponse(
+            merge_responses(items, ssi_answers, upstream_answer["responses"], took=took)
+        )
 
     async def _upstream_json(self, request: Request, payload: bytes) -> dict[str, Any]:
         assert self._client is not None, "the app's lifespan has not started"
@@ -212,12 +286,18 @@ class SearchProxy:
         except ValueError:
             answer = None
         if not isinstance(answer, dict):
-            answer = error_body(502, "ssi_upstream_exception", f"the cluster answered {response.status_code} without a JSON body")
+            answer = error_body(
+                502,
+                "ssi_upstream_exception",
+                f"the cluster answered {response.status_code} without a JSON body",
+            )
         if response.status_code >= 400 and "status" not in answer:
             answer["status"] = response.status_code
         return answer
 
-    async def _answer(self, index: str, body: dict[str, Any], headers: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+    async def _answer(
+        self, index: str, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> tuple[int, dict[str, Any]]:
         """Status and body for one ``ssi`` search; failures become engine-shaped errors, never exceptions."""
         assert self._limiter is not None, "the app's lifespan has not started"
         try:
@@ -225,19 +305,27 @@ class SearchProxy:
                 async with self._limiter:
                     result = await self._ssi_search(index, body, headers)  # type: ignore[misc]
             else:
-                result = await anyio.to_thread.run_sync(self._ssi_search, index, body, headers, limiter=self._limiter)
+                result = await anyio.to_thread.run_sync(
+                    self._ssi_search, index, body, headers, limiter=self._limiter
+                )
         except SSIError as exc:
             return error_for(exc)
         except Exception as exc:  # a searcher bug must still answer in the engine's shape, and be logged
             log.exception("ssi search on %s failed", index)
             return 500, error_body(500, "ssi_exception", f"{type(exc).__name__}: {exc}")
         if not isinstance(result, Mapping) or "hits" not in result:
-            return 500, error_body(500, "ssi_exception", "the ssi searcher returned no search response (no [hits])")
+            return 500, error_body(
+                500,
+                "ssi_exception",
+                "the ssi searcher returned no search response (no [hits])",
+            )
         return 200, dict(result)
 
 
 def _is_timeout(exc: httpx.TransportError) -> bool:
-    return isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout)
+    return isinstance(exc, httpx.TimeoutException) and not isinstance(
+        exc, httpx.ConnectTimeout
+    )
 
 
 def _is_json(request: Request) -> bool:
@@ -263,12 +351,19 @@ def _with_url_paging(body: Any, request: Request) -> dict[str, Any]:
         try:
             paging[name] = int(value)
         except ValueError:
-            raise SearchRequestError(f"Failed to parse int parameter [{name}] with value [{value}]", error_type="illegal_argument_exception") from None
+            raise SearchRequestError(
+                f"Failed to parse int parameter [{name}] with value [{value}]",
+                error_type="illegal_argument_exception",
+            ) from None
     return {**body, **paging}
 
 
 def _searcher_headers(request: Request) -> dict[str, str]:
-    return {name: request.headers[name] for name in SEARCHER_HEADERS if name in request.headers}
+    return {
+        name: request.headers[name]
+        for name in SEARCHER_HEADERS
+        if name in request.headers
+    }
 
 
 def _error(status: int, error_type: str, reason: str) -> JSONResponse:

@@ -1,0 +1,65 @@
+"""Shared by the ``serve`` tests: the endpoint in a thread, and a small real ssi searcher for it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+from ssi_plugin.errors import EngineRequestError
+from ssi_plugin.serving.proxy import ProxySettings, SearchProxy, SSISearch
+from ssi_plugin.serving.server import serve_in_thread
+
+CAPTIONS = [
+    "a dog catching a frisbee in the park",
+    "a brown dog running on the beach",
+    "a cat sleeping on a red sofa",
+    "two children playing football",
+    "a dog and a cat looking out of a window",
+]
+
+
+class MatchSearcher:
+    """The searcher stand-in: the ssi clause becomes a match query on ``caption``, run on the real node."""
+
+    def __init__(self, engine_url: str) -> None:
+        self.engine_url = engine_url
+        self.calls: list[tuple[str, dict[str, Any], dict[str, str]]] = []
+
+    def __call__(
+        self, index: str, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        self.calls.append((index, body, dict(headers)))
+        search = {
+            **body,
+            "query": {"match": {"caption": body["query"]["ssi"]["query"]}},
+        }
+        response = httpx.post(
+            f"{self.engine_url}/{index}/_search", json=search, headers=dict(headers)
+        )
+        if response.status_code != 200:
+            raise EngineRequestError(
+                "POST",
+                f"/{index}/_search",
+                response.status_code,
+                response.text,
+                response.json(),
+            )
+        return response.json()
+
+
+@contextmanager
+def running_proxy(upstream: str, searcher: SSISearch, **settings: Any) -> Iterator[str]:
+    with serve_in_thread(
+        SearchProxy(ProxySettings(upstream=upstream, **settings), searcher).app
+    ) as url:
+        yield url
+
+
+def without_took(answer: dict[str, Any]) -> dict[str, Any]:
+    answer = {k: v for k, v in answer.items() if k != "took"}
+    if "responses" in answer:
+        answer["responses"] = [without_took(r) for r in answer["responses"]]
+    return answer
