@@ -14,6 +14,7 @@ import click
 from ssi_plugin import __version__
 from ssi_plugin.cli._context import engine_options
 from ssi_plugin.cli.annotate import annotate_command
+from ssi_plugin.cli.serve_model import serve_model_command
 from ssi_plugin.cli.data import data_group
 from ssi_plugin.cli.engine import engine_group
 from ssi_plugin.cli.ingest import ingest_command
@@ -35,6 +36,7 @@ def cli() -> None:
 
 cli.add_command(engine_group)
 cli.add_command(annotate_command)
+cli.add_command(serve_model_command)
 cli.add_command(data_group)
 cli.add_command(setup)
 cli.add_command(ingest_command)
