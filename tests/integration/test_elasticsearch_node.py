@@ -11,10 +11,14 @@ integration/elasticsearch/README.md.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from elasticsearch import ApiError, Elasticsearch
 
@@ -93,6 +97,37 @@ def test_local_node_is_elasticsearch_9(es: Elasticsearch, es_node: NodeStatus | 
     health = es.cluster.health()  # the client itself rejects a server that is not Elasticsearch
     assert health.meta.headers["x-elastic-product"] == "Elasticsearch"
     assert es.cluster.stats()["nodes"]["versions"] == [es_node.version]
+
+
+def engine_command(command: str, cache_dir: Path) -> subprocess.CompletedProcess[str]:
+    """``ssi-plugin engine COMMAND --engine elasticsearch`` in a fresh process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "ssi_plugin", "engine", command, "--engine", "elasticsearch", "--cache-dir", str(cache_dir)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def test_engine_commands_start_report_and_stop_the_node(tmp_path: Path) -> None:
+    started = engine_command("start", tmp_path)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert started.stdout.startswith("elasticsearch 9.")
+        url = started.stdout.split(" ready at ")[1].split()[0]
+        health = httpx.get(f"{url}/_cluster/health", timeout=10)
+        assert health.headers["x-elastic-product"] == "Elasticsearch"
+        status = engine_command("status", tmp_path)
+        assert status.returncode == 0 and f"at {url}" in status.stdout
+        again = engine_command("start", tmp_path)
+        assert again.returncode != 0 and "already running" in again.stderr.strip().splitlines()[-1]
+    finally:
+        stopped = engine_command("stop", tmp_path)
+    assert stopped.returncode == 0, stopped.stderr
+    assert engine_command("status", tmp_path).returncode == 1
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/_cluster/health", timeout=5)
 
 
 def test_templates_shape_new_indices(es: Elasticsearch, index: str) -> None:
