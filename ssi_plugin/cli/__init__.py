@@ -18,6 +18,7 @@ from ssi_plugin.cli.serve_model import serve_model_command
 from ssi_plugin.cli.data import data_group
 from ssi_plugin.cli.engine import engine_group
 from ssi_plugin.cli.ingest import ingest_command
+from ssi_plugin.cli.serve import serve_command
 from ssi_plugin.cli.setup import setup
 from ssi_plugin.cli.train import train_command
 from ssi_plugin.errors import SSIError
@@ -41,6 +42,7 @@ cli.add_command(data_group)
 cli.add_command(setup)
 cli.add_command(ingest_command)
 cli.add_command(train_command)
+cli.add_command(serve_command)
 
 
 def main() -> None:

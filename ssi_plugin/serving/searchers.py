@@ -1,0 +1,86 @@
+"""The ssi searcher ``ssi-plugin serve`` runs: one ``SSISearcher`` per index, opened on its first ssi query.
+
+Each index has its own generator (its trie holds that index's identifiers),
+trained into ``<cache>/models/<index>`` by ``ssi-plugin train``. Loading one
+takes seconds, so it happens once per index and is kept.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ssi_plugin.engine import EngineClient
+from ssi_plugin.errors import InputError
+from ssi_plugin.generation.spec import SPEC_FILE
+from ssi_plugin.indexing.trie import default_model_dir
+from ssi_plugin.search import SSISearcher
+
+_NO_INDEX = ("", "_all")
+
+
+class IndexSearchers:
+    """``ssi_search(index, body, headers)`` over the generators trained for each index.
+
+    With ``index`` set, only that index (or alias) is served, from ``model_dir``
+    when given, and a query that names no index (``/_search``) searches it.
+    """
+
+    def __init__(
+        self,
+        engine: EngineClient,
+        *,
+        cache_dir: Path,
+        index: str | None = None,
+        model_dir: Path | None = None,
+    ) -> None:
+        if model_dir is not None and index is None:
+            raise InputError("a generator folder serves one index: give the index too")
+        self._engine = engine
+        self._cache_dir = cache_dir
+        self._index = index
+        self._model_dir = model_dir
+        self._open: dict[str, SSISearcher] = {}
+        self._lock = threading.Lock()
+
+    def __call__(
+        self, index: str, body: dict[str, Any], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        name = self._resolve(index)
+        return self._searcher(name).search_request(name, body, headers)
+
+    def preload(self) -> None:
+        """Open the served index's generator now, so the first query does not wait (and a bad folder fails early)."""
+        if self._index is not None:
+            self._searcher(self._index)
+
+    def _resolve(self, index: str) -> str:
+        if index in _NO_INDEX:
+            if self._index is None:
+                raise InputError(
+                    "an ssi query names its index: send it to /{index}/_search"
+                )
+            return self._index
+        if "," in index or "*" in index:
+            raise InputError(f"an ssi query searches one index or alias, not {index!r}")
+        if self._index is not None and index != self._index:
+            raise InputError(
+                f"this endpoint answers ssi queries on {self._index!r}, not {index!r}"
+            )
+        return index
+
+    def _searcher(self, index: str) -> SSISearcher:
+        with self._lock:
+            searcher = self._open.get(index)
+            if searcher is None:
+                folder = self._model_dir or default_model_dir(self._cache_dir, index)
+                if not (folder / SPEC_FILE).is_file():
+                    raise InputError(
+                        f"no generator for index {index!r} in {folder}: run `ssi-plugin train --index {index}` first"
+                    )
+                searcher = self._open[index] = SSISearcher.open(
+                    self._engine, index, model_dir=folder
+                )
+        return searcher
