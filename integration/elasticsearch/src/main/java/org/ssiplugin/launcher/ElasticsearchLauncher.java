@@ -3,8 +3,8 @@ package org.ssiplugin.launcher;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;
-import java.io.StringReader;
 import java.io.UncheckedIOException;
+import java.io.Writer;
 import java.net.URISyntaxException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -18,6 +18,8 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.jar.JarEntry;
+import java.util.jar.JarFile;
 import java.util.stream.Stream;
 
 import org.elasticsearch.Build;
@@ -126,8 +128,8 @@ public final class ElasticsearchLauncher {
 
     /**
      * Lays out {@code home/modules/transport-netty4} (jars + descriptor) and an empty
-     * {@code home/plugins}; any other folder under modules/ would fail start-up, so the
-     * folder is rebuilt from scratch each time.
+     * {@code home/plugins}; modules/ is rebuilt from scratch each time, since the server
+     * would load whatever else it found there.
      */
     private static void installModules(Path home) throws IOException {
         Path source = buildDir().resolve("modules").resolve(NETTY4);
@@ -149,17 +151,17 @@ public final class ElasticsearchLauncher {
         if (moduleJar == null) {
             throw new IllegalStateException("no " + NETTY4 + " jar in " + source + "; rebuild the launcher with Maven");
         }
-        Files.writeString(target.resolve("plugin-descriptor.properties"), classpathDescriptor(moduleJar), StandardCharsets.UTF_8);
+        writeClasspathDescriptor(moduleJar, target.resolve("plugin-descriptor.properties"));
         Files.createDirectories(home.resolve("plugins"));
         Files.createDirectories(home.resolve("config"));
     }
 
     /** The descriptor the module jar carries, as a non-modular module. */
-    private static String classpathDescriptor(Path moduleJar) throws IOException {
+    private static void writeClasspathDescriptor(Path moduleJar, Path target) throws IOException {
         String entry = "META-INF/es-plugins/" + NETTY4 + "/plugin-descriptor.properties";
         Properties descriptor = new Properties();
-        try (var jar = new java.util.jar.JarFile(moduleJar.toFile())) {
-            var found = jar.getJarEntry(entry);
+        try (JarFile jar = new JarFile(moduleJar.toFile())) {
+            JarEntry found = jar.getJarEntry(entry);
             if (found == null) {
                 throw new IllegalStateException(moduleJar + " has no " + entry);
             }
@@ -168,16 +170,9 @@ public final class ElasticsearchLauncher {
             }
         }
         descriptor.remove("modulename");
-        StringBuilder text = new StringBuilder();
-        descriptor.stringPropertyNames().stream().sorted()
-            .forEach(key -> text.append(key).append('=').append(descriptor.getProperty(key)).append('\n'));
-        // round-trip check: what is written is what the server's properties reader will see
-        Properties check = new Properties();
-        check.load(new StringReader(text.toString()));
-        if (!check.equals(descriptor)) {
-            throw new IllegalStateException("cannot write the " + NETTY4 + " descriptor as plain properties");
+        try (Writer out = Files.newBufferedWriter(target, StandardCharsets.ISO_8859_1)) {
+            descriptor.store(out, "written by the ssi-plugin launcher from " + moduleJar.getFileName());
         }
-        return text.toString();
     }
 
     /** The folder holding launcher.jar, lib/ and modules/. */
