@@ -42,18 +42,23 @@ class EvalSplit(BaseModel):
 def split_for_evaluation(records: Iterable[ImageRecord], *, max_queries: int | None = None) -> EvalSplit:
     """Documents keep only their first caption; every further non-blank caption becomes a query.
 
-    ``max_queries`` keeps the first queries in dataset order (for quick runs); every image is still ingested.
+    Queries are ordered round-robin over images (every image's second caption,
+    then every third...), so ``max_queries`` (for quicker runs) keeps queries
+    spread over the images rather than all the queries of the first few. Every
+    image is still ingested.
     """
     documents: list[ImageRecord] = []
-    queries: list[EvalQuery] = []
+    ranked: list[tuple[int, int, EvalQuery]] = []
     skipped: list[str] = []
     for record in records:
         captions = [caption for caption in record.captions if caption.strip()]
         if not captions:
             skipped.append(record.id)
             continue
+        ranked += [(position, len(documents), EvalQuery(text=text, relevant=record.id))
+                   for position, text in enumerate(captions[1:])]
         documents.append(record.model_copy(update={"captions": (captions[0],)}))
-        queries += [EvalQuery(text=text, relevant=record.id) for text in captions[1:]]
+    queries = [query for _, _, query in sorted(ranked, key=lambda item: item[:2])]
     if not documents:
         raise InputError("the dataset has no image with a caption to ingest")
     if not queries:

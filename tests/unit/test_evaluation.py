@@ -77,13 +77,14 @@ def test_split_ingests_first_caption_and_queries_the_rest() -> None:
         ImageRecord(id="a", captions=("first a", "second a", "  ", "third a")),
         ImageRecord(id="b", captions=("only b",)),
         ImageRecord(id="c", captions=()),
+        ImageRecord(id="d", captions=("first d", "second d")),
     ]
     split = split_for_evaluation(records)
-    assert [(d.id, d.captions) for d in split.documents] == [("a", ("first a",)), ("b", ("only b",))]
-    assert [(q.text, q.relevant) for q in split.queries] == [("second a", "a"), ("third a", "a")]
+    assert [(d.id, d.captions) for d in split.documents] == [("a", ("first a",)), ("b", ("only b",)), ("d", ("first d",))]
+    assert [(q.text, q.relevant) for q in split.queries] == [("second a", "a"), ("second d", "d"), ("third a", "a")]
     assert split.skipped == ("c",)
-    assert split_for_evaluation(records, max_queries=1).queries == split.queries[:1]
-    changed = split_for_evaluation([ImageRecord(id="a", captions=("other first", "second a")), records[1]])
+    assert [q.relevant for q in split_for_evaluation(records, max_queries=2).queries] == ["a", "d"]
+    changed = split_for_evaluation([ImageRecord(id="a", captions=("other first", "second a")), *records[1:]])
     assert changed.fingerprint() != split.fingerprint()
     assert split_for_evaluation(records).fingerprint() == split.fingerprint()
 
