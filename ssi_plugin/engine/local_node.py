@@ -9,6 +9,7 @@ find, report or stop it. Everything a node owns lives under ``<cache_dir>/<kind>
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -175,6 +176,8 @@ class LocalNode:
                     f"the local {self.kind} node is already running at {current.url} (pid {current.pid}); "
                     "stop it first with `ssi-plugin engine stop`"
                 )
+            if port is not None:
+                _claim_port(port)  # a wrong or taken port fails before any build
             return self._spawn(port=port, timeout=timeout, attached=attached, say=say)
 
     def ensure_running(self, progress: Progress | None = None) -> NodeStatus:
@@ -376,7 +379,8 @@ class LocalNode:
 
     def _forget(self) -> None:
         for path in (self._state_file, self._ready_file):
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                path.unlink()
 
     # -- processes ---------------------------------------------------------------
 
