@@ -426,3 +426,20 @@ def test_requests_reach_the_cluster_unchanged_with_their_credentials(
     assert headers["x-opaque-id"] == "trace-1"
     assert headers["content-type"] == "application/json"
     assert headers["host"] == echo_upstream.removeprefix("http://")
+
+
+def test_a_large_answer_streams_back_whole(
+    echo_upstream: str, searcher: MatchSearcher
+) -> None:
+    payload = json.dumps(
+        {"captions": ["a dog catching a frisbee"] * 20_000}
+    )  # ~0.5 MB each way
+    with running_proxy(echo_upstream, searcher) as url:
+        response = httpx.post(
+            f"{url}/images/_doc",
+            content=payload,
+            headers={"content-type": "application/json"},
+        )
+    assert response.status_code == 200
+    assert len(response.content) == int(response.headers["content-length"]) > 256 * 1024
+    assert response.json()["body"] == payload
