@@ -522,7 +522,7 @@ def _maven_build(launcher: _Launcher, project: Path, build: Path, *, java: Path,
     log = build.with_name(f"{build.name}.maven.log")
     for path in (staging, build):
         shutil.rmtree(path, ignore_errors=True)
-    say(f"building the {project.name} launcher with Maven (first use downloads about 100 MB into the Maven repository) ...")
+    say(f"building the {launcher.project} launcher with Maven (first use downloads about 100 MB into the Maven repository) ...")
     started = time.monotonic()
     command = [mvn, "-B", "-ntp", "-Dstyle.color=never", "-f", str(project / "pom.xml"), f"-Dlauncher.build.dir={staging}", "package"]
     env = {**os.environ, "JAVA_HOME": str(java.parent.parent)}
@@ -530,14 +530,18 @@ def _maven_build(launcher: _Launcher, project: Path, build: Path, *, java: Path,
         result = subprocess.run(command, check=False, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
     if result.returncode != 0 or not _is_built(staging):
         shutil.rmtree(staging, ignore_errors=True)
-        raise LocalNodeError(f"building the launcher with Maven failed (exit {result.returncode}; full output in {log}):\n{_maven_errors(log)}")
+        raise LocalNodeError(f"building the {launcher.project} launcher with Maven failed (exit {result.returncode}; full output in {log}):\n{_maven_errors(log)}")
     staging.rename(build)
     say(f"launcher built in {time.monotonic() - started:.0f} s")
 
 
+_MAVEN_BOILERPLATE = re.compile(r"^\[ERROR\]\s*($|->|To see the full|Re-run Maven|For more information|\[Help \d)")
+
+
 def _maven_errors(log: Path) -> str:
+    """Maven's own error lines without its generic advice, else the end of its output."""
     lines = [line.rstrip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("[ERROR]") and line.strip() != "[ERROR]"]
+    errors = list(dict.fromkeys(line for line in lines if line.startswith("[ERROR]") and not _MAVEN_BOILERPLATE.match(line)))
     return "\n".join(errors[:8] if errors else lines[-12:])
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,7 +22,7 @@ import pytest
 
 from ssi_plugin.engine import local_node
 from ssi_plugin.engine.local_node import LocalNode
-from ssi_plugin.errors import PrerequisiteMissing
+from ssi_plugin.errors import LocalNodeError, PrerequisiteMissing
 
 MODULES = {
     "org.opensearch.transport.Netty4Plugin",
@@ -147,6 +149,19 @@ def test_missing_java_is_named(cache_dir: Path, tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(local_node, "_JVM_ROOTS", ())
     with pytest.raises(PrerequisiteMissing, match="java .*openjdk-17-jdk-headless"):
         LocalNode(cache_dir).start()
+
+
+def test_maven_failure_shows_its_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "opensearch"
+    shutil.copytree(local_node._project_dir(local_node._LAUNCHERS["opensearch"]), project, ignore=shutil.ignore_patterns("target"))
+    source = next(project.rglob("OpenSearchLauncher.java"))
+    source.write_text(source.read_text() + "\nthis is not java\n")
+    monkeypatch.setattr(local_node, "_project_dir", lambda launcher: project)
+    monkeypatch.setenv(local_node.LAUNCHER_CACHE_ENV, str(tmp_path / "builds"))
+    with pytest.raises(LocalNodeError, match="launcher with Maven failed") as failure:
+        LocalNode(tmp_path / "cache").prepare()
+    assert re.search(r"OpenSearchLauncher\.java:\[\d+,\d+\]", str(failure.value))
+    assert "Re-run Maven" not in str(failure.value)
 
 
 def _dead_pid() -> int:
