@@ -75,9 +75,7 @@ def _fill(engine: EngineClient, index: str, docs: int) -> None:
         {
             "_index": index,
             "_id": str(i),
-            "_source": {
-                "caption": " ".join(words[(i * k) % len(words)] for k in (1, 3, 7))
-            },
+            "_source": {"caption": " ".join(words[(i * k) % len(words)] for k in (1, 3, 7))},
         }
         for i in range(docs)
     )
@@ -131,9 +129,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     index = f"bench-serve-{uuid.uuid4().hex[:8]}"
     context = multiprocessing.get_context("spawn")
     replies, commands = context.Queue(), context.Queue()
-    server = context.Process(
-        target=_serve, args=(engine.url, replies, commands), daemon=True
-    )
+    server = context.Process(target=_serve, args=(engine.url, replies, commands), daemon=True)
     figures: dict[str, Any] = {
         "rounds": rounds,
         "target_overhead_p50_ms": TARGET_OVERHEAD_P50_MS,
@@ -155,17 +151,13 @@ def run(quick: bool = False) -> dict[str, Any]:
         ):
             for name, (method, path, body) in _REQUESTS.items():
                 request = (method, path.format(index=index), body)
-                figures["requests"][name] = _measure(
-                    direct, proxied, request, rounds, proxy_cpu
-                )
+                figures["requests"][name] = _measure(direct, proxied, request, rounds, proxy_cpu)
     finally:
         commands.put("stop")
         server.join(timeout=10)
         engine.request("DELETE", f"/{index}", params={"ignore_unavailable": "true"})
         engine.close()
-    figures["overhead_p50_ms"] = max(
-        r["overhead_p50_ms"] for r in figures["requests"].values()
-    )
+    figures["overhead_p50_ms"] = max(r["overhead_p50_ms"] for r in figures["requests"].values())
     figures["meets_target"] = figures["overhead_p50_ms"] <= TARGET_OVERHEAD_P50_MS
     _print(figures)
     return figures
@@ -202,9 +194,7 @@ def _print(figures: dict[str, Any]) -> None:
         )
     Console().print(table)
     verdict = "meets" if figures["meets_target"] else "MISSES"
-    Console().print(
-        f"worst overhead p50 {figures['overhead_p50_ms']:.2f} ms: {verdict} the target"
-    )
+    Console().print(f"worst overhead p50 {figures['overhead_p50_ms']:.2f} ms: {verdict} the target")
 
 
 if __name__ == "__main__":

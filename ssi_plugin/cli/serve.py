@@ -87,9 +87,7 @@ def serve_command(
     from ssi_plugin.serving.searchers import IndexSearchers
     from ssi_plugin.serving.server import serve_forever
 
-    if (
-        upstream is not None
-    ):  # --upstream is --url under the name a proxy's users look for
+    if upstream is not None:  # --upstream is --url under the name a proxy's users look for
         ctx.find_root().ensure_object(dict)
         ctx.find_root().obj.setdefault("engine_flags", {})["url"] = upstream
     settings = engine_settings(ctx)
@@ -105,23 +103,13 @@ def serve_command(
             ssi_concurrency=ssi_concurrency,
         )
     except ValidationError as exc:
-        raise ConfigError(
-            "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-            )
-        ) from None
-    searchers = IndexSearchers(
-        engine, cache_dir=settings.cache_dir, index=index, model_dir=model_dir
-    )
+        raise ConfigError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+    searchers = IndexSearchers(engine, cache_dir=settings.cache_dir, index=index, model_dir=model_dir)
     if index is not None:
         click.echo(f"Loading the generator of {index} ...", err=True)
         searchers.preload()
     proxy = SearchProxy(proxy_settings, searchers)
-    served = (
-        f"ssi queries on {index}"
-        if index
-        else "ssi queries on any index with a trained generator"
-    )
+    served = f"ssi queries on {index}" if index else "ssi queries on any index with a trained generator"
     click.echo(
         f"Serving the search API of {engine.kind} {engine.info.version} at {engine.url} on http://{host}:{port} ({served})",
         err=True,

@@ -22,9 +22,7 @@ from ssi_plugin.errors import (
 class SearchRequestError(InputError):
     """A request the endpoint refuses itself; ``status`` and ``error_type`` are what the client receives."""
 
-    def __init__(
-        self, reason: str, *, status: int = 400, error_type: str = "parsing_exception"
-    ) -> None:
+    def __init__(self, reason: str, *, status: int = 400, error_type: str = "parsing_exception") -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status

@@ -48,9 +48,7 @@ def parse_msearch(payload: bytes, *, default_index: str) -> list[MsearchItem]:
         if not header_line.strip():
             continue  # the engine skips blank lines between searches
         if number >= len(lines) or not lines[number].strip():
-            raise SearchRequestError(
-                f"msearch line {number}: a header without a search body"
-            )
+            raise SearchRequestError(f"msearch line {number}: a header without a search body")
         body_line = lines[number]
         number += 1
         header = _json_object(header_line, number - 1)
@@ -86,10 +84,7 @@ def merge_responses(
 ) -> dict[str, Any]:
     """One ``_msearch`` answer with every response where its search was."""
     ssi_iter, upstream_iter = iter(ssi_responses), iter(upstream_responses)
-    responses = [
-        next(ssi_iter) if item.clause is not None else next(upstream_iter)
-        for item in items
-    ]
+    responses = [next(ssi_iter) if item.clause is not None else next(upstream_iter) for item in items]
     return {"took": took, "responses": responses}
 
 
@@ -97,13 +92,9 @@ def _json_object(line: bytes, number: int) -> dict[str, Any]:
     try:
         value = json.loads(line)
     except ValueError as exc:
-        raise SearchRequestError(
-            f"msearch line {number}: malformed JSON: {exc}"
-        ) from None
+        raise SearchRequestError(f"msearch line {number}: malformed JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise SearchRequestError(
-            f"msearch line {number}: expected a JSON object, found {type(value).__name__}"
-        )
+        raise SearchRequestError(f"msearch line {number}: expected a JSON object, found {type(value).__name__}")
     return value
 
 

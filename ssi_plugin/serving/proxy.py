@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -96,21 +97,15 @@ class ProxySettings(BaseModel):
     request_timeout: float = Field(default=60.0, gt=0)
     verify_certs: bool = True
     ca_certs: Path | None = None
-    max_connections: int = Field(
-        default=100, ge=1, description="Pooled connections to the cluster."
-    )
-    ssi_concurrency: int = Field(
-        default=1, ge=1, description="ssi searches answered at the same time."
-    )
+    max_connections: int = Field(default=100, ge=1, description="Pooled connections to the cluster.")
+    ssi_concurrency: int = Field(default=1, ge=1, description="ssi searches answered at the same time.")
 
     @field_validator("upstream")
     @classmethod
     def _http_url(cls, url: str) -> str:
         url = url.strip().rstrip("/")
         if not url.startswith(("http://", "https://")):
-            raise ValueError(
-                f"upstream URL {url!r} must start with http:// or https://"
-            )
+            raise ValueError(f"upstream URL {url!r} must start with http:// or https://")
         return url
 
 
@@ -120,9 +115,9 @@ class SearchProxy:
     def __init__(self, settings: ProxySettings, ssi_search: SSISearch) -> None:
         self.settings = settings
         self._ssi_search = ssi_search
-        self._ssi_is_async = inspect.iscoroutinefunction(
-            ssi_search
-        ) or inspect.iscoroutinefunction(type(ssi_search).__call__)
+        self._ssi_is_async = inspect.iscoroutinefunction(ssi_search) or inspect.iscoroutinefunction(
+            type(ssi_search).__call__
+        )
         self._client: httpx.AsyncClient | None = None
         self._limiter: anyio.CapacityLimiter | None = None
         self.app = Starlette(
@@ -133,18 +128,14 @@ class SearchProxy:
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         s = self.settings
-        verify: bool | str = (
-            str(s.ca_certs) if s.ca_certs and s.verify_certs else s.verify_certs
-        )
+        verify: bool | str = str(s.ca_certs) if s.ca_certs and s.verify_certs else s.verify_certs
         limits = httpx.Limits(
             max_connections=s.max_connections,
             max_keepalive_connections=s.max_connections,
         )
         timeout = httpx.Timeout(s.request_timeout, connect=s.connect_timeout)
         self._limiter = anyio.CapacityLimiter(s.ssi_concurrency)
-        async with httpx.AsyncClient(
-            verify=verify, limits=limits, timeout=timeout
-        ) as client:
+        async with httpx.AsyncClient(verify=verify, limits=limits, timeout=timeout) as client:
             self._client = client
             yield
         self._client = None
@@ -152,20 +143,17 @@ class SearchProxy:
     async def _handle(self, request: Request) -> Response:
         try:
             body = await self._read_body(request)
-            match = _SEARCH_PATH.match(
-                request.scope.get("raw_path") or request.url.path.encode()
-            )
-            if match and body.strip() and _is_json(request):
+            match = _SEARCH_PATH.match(request.scope.get("raw_path") or request.url.path.encode())
+            readable = self._readable(request, body) if match else None
+            if match and readable and readable.strip():
                 index = unquote(match["index"].decode()) if match["index"] else "_all"
                 if match["kind"] == b"search":
-                    parsed = _parse_json(body)
+                    parsed = _parse_json(readable)
                     clause = find_ssi_clause(parsed)
                     if clause is not None:
-                        return await self._search(
-                            request, index, _with_url_paging(parsed, request)
-                        )
+                        return await self._search(request, index, _with_url_paging(parsed, request))
                 else:
-                    items = parse_msearch(body, default_index=index)
+                    items = parse_msearch(readable, default_index=index)
                     if any(item.clause is not None for item in items):
                         return await self._msearch(request, items)
             return await self._forward(request, body)
@@ -180,9 +168,7 @@ class SearchProxy:
     async def _forward(self, request: Request, body: bytes) -> Response:
         """The cluster's answer as it came (raw bytes, still compressed if it was): small ones whole, others streamed."""
         assert self._client is not None, "the app's lifespan has not started"
-        upstream = await self._client.send(
-            self._upstream_request(request, body), stream=True
-        )
+        upstream = await self._client.send(self._upstream_request(request, body), stream=True)
         length = upstream.headers.get("content-length", "")
         response: Response
         if length.isdigit() and int(length) <= _WHOLE_ANSWER_BYTES:
@@ -198,24 +184,16 @@ class SearchProxy:
                 background=BackgroundTask(upstream.aclose),
             )
         response.raw_headers = [
-            (k.lower(), v)
-            for k, v in upstream.headers.raw
-            if k.lower().decode() not in _HOP_BY_HOP
+            (k.lower(), v) for k, v in upstream.headers.raw if k.lower().decode() not in _HOP_BY_HOP
         ]
         return response
 
     def _upstream_request(self, request: Request, body: bytes) -> httpx.Request:
         """The client's request addressed to the cluster: same raw path, query string, headers and body."""
-        path = (request.scope.get("raw_path") or request.url.path.encode()).decode(
-            "latin-1"
-        )
+        path = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")
         query = request.scope.get("query_string", b"").decode("latin-1")
         url = f"{self.settings.upstream}{path}" + (f"?{query}" if query else "")
-        headers = [
-            (k, v)
-            for k, v in request.headers.raw
-            if k.decode("latin-1").lower() not in _NOT_FORWARDED
-        ]
+        headers = [(k, v) for k, v in request.headers.raw if k.decode("latin-1").lower() not in _NOT_FORWARDED]
         return httpx.Request(request.method, url, headers=headers, content=body)
 
     def _upstream_failure(self, exc: httpx.TransportError) -> dict[str, Any]:
@@ -251,11 +229,37 @@ class SearchProxy:
             )
         return b"".join(chunks)
 
+    def _readable(self, request: Request, body: bytes) -> bytes | None:
+        """The body as JSON text to look into, or None when it is not JSON (SMILE, CBOR...): that passes through.
+
+        Clients that compress requests (opensearch-py's ``http_compress``) send gzip;
+        it is inflated here only to look inside, and at most to the body size limit.
+        """
+        content_type = request.headers.get("content-type", "").lower()
+        if content_type and "json" not in content_type:
+            return None
+        encoding = request.headers.get("content-encoding", "identity").lower()
+        if encoding == "identity":
+            return body
+        if encoding not in ("gzip", "deflate"):
+            return None
+        limit = int(self.settings.max_body_size)
+        inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, detected
+        try:
+            inflated = inflater.decompress(body, limit + 1)
+        except zlib.error as exc:
+            raise SearchRequestError(f"request body is not valid {encoding}: {exc}") from None
+        if len(inflated) > limit:
+            raise SearchRequestError(
+                f"request body inflates beyond the limit of {limit} bytes",
+                status=413,
+                error_type="ssi_request_too_large",
+            )
+        return inflated
+
     # -- ssi searches -----------------------------------------------------------------------------
 
-    async def _search(
-        self, request: Request, index: str | None, body: dict[str, Any]
-    ) -> Response:
+    async def _search(self, request: Request, index: str, body: dict[str, Any]) -> Response:
         status, answer = await self._answer(index, body, _searcher_headers(request))
         return JSONResponse(answer, status_code=status)
 
@@ -276,16 +280,10 @@ class SearchProxy:
             for item in (i for i in items if i.clause is not None):
                 status, answer = await self._answer(item.index, item.body, headers)
                 ssi_answers.append({**answer, "status": status})
-        if (
-            "responses" not in upstream_answer
-        ):  # the cluster refused the whole _msearch: pass its error on
-            return JSONResponse(
-                upstream_answer, status_code=int(upstream_answer.get("status", 500))
-            )
+        if "responses" not in upstream_answer:  # the cluster refused the whole _msearch: pass its error on
+            return JSONResponse(upstream_answer, status_code=int(upstream_answer.get("status", 500)))
         took = round((time.perf_counter() - started) * 1000)
-        return JSONResponse(
-            merge_responses(items, ssi_answers, upstream_answer["responses"], took=took)
-        )
+        return JSONResponse(merge_responses(items, ssi_answers, upstream_answer["responses"], took=took))
 
     async def _upstream_json(self, request: Request, payload: bytes) -> dict[str, Any]:
         assert self._client is not None, "the app's lifespan has not started"
@@ -307,9 +305,7 @@ class SearchProxy:
             answer["status"] = response.status_code
         return answer
 
-    async def _answer(
-        self, index: str, body: dict[str, Any], headers: Mapping[str, str]
-    ) -> tuple[int, dict[str, Any]]:
+    async def _answer(self, index: str, body: dict[str, Any], headers: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
         """Status and body for one ``ssi`` search; failures become engine-shaped errors, never exceptions."""
         assert self._limiter is not None, "the app's lifespan has not started"
         try:
@@ -317,9 +313,7 @@ class SearchProxy:
                 async with self._limiter:
                     result = await self._ssi_search(index, body, headers)  # type: ignore[misc]
             else:
-                result = await anyio.to_thread.run_sync(
-                    self._ssi_search, index, body, headers, limiter=self._limiter
-                )
+                result = await anyio.to_thread.run_sync(self._ssi_search, index, body, headers, limiter=self._limiter)
         except SSIError as exc:
             return error_for(exc)
         except Exception as exc:  # a searcher bug must still answer in the engine's shape, and be logged
@@ -335,15 +329,7 @@ class SearchProxy:
 
 
 def _is_timeout(exc: httpx.TransportError) -> bool:
-    return isinstance(exc, httpx.TimeoutException) and not isinstance(
-        exc, httpx.ConnectTimeout
-    )
-
-
-def _is_json(request: Request) -> bool:
-    """Bodies the endpoint reads: JSON and NDJSON (or no content type); SMILE, CBOR and YAML pass through."""
-    content_type = request.headers.get("content-type", "").lower()
-    return not content_type or "json" in content_type
+    return isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout)
 
 
 def _parse_json(body: bytes) -> Any:
@@ -371,11 +357,7 @@ def _with_url_paging(body: Any, request: Request) -> dict[str, Any]:
 
 
 def _searcher_headers(request: Request) -> dict[str, str]:
-    return {
-        name: request.headers[name]
-        for name in SEARCHER_HEADERS
-        if name in request.headers
-    }
+    return {name: request.headers[name] for name in SEARCHER_HEADERS if name in request.headers}
 
 
 def _error(status: int, error_type: str, reason: str) -> JSONResponse:

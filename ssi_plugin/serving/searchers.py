@@ -45,9 +45,7 @@ class IndexSearchers:
         self._open: dict[str, SSISearcher] = {}
         self._lock = threading.Lock()
 
-    def __call__(
-        self, index: str, body: dict[str, Any], headers: Mapping[str, str]
-    ) -> dict[str, Any]:
+    def __call__(self, index: str, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
         name = self._resolve(index)
         return self._searcher(name).search_request(name, body, headers)
 
@@ -59,16 +57,12 @@ class IndexSearchers:
     def _resolve(self, index: str) -> str:
         if index in _NO_INDEX:
             if self._index is None:
-                raise InputError(
-                    "an ssi query names its index: send it to /{index}/_search"
-                )
+                raise InputError("an ssi query names its index: send it to /{index}/_search")
             return self._index
         if "," in index or "*" in index:
             raise InputError(f"an ssi query searches one index or alias, not {index!r}")
         if self._index is not None and index != self._index:
-            raise InputError(
-                f"this endpoint answers ssi queries on {self._index!r}, not {index!r}"
-            )
+            raise InputError(f"this endpoint answers ssi queries on {self._index!r}, not {index!r}")
         return index
 
     def _searcher(self, index: str) -> SSISearcher:
@@ -80,7 +74,5 @@ class IndexSearchers:
                     raise InputError(
                         f"no generator for index {index!r} in {folder}: run `ssi-plugin train --index {index}` first"
                     )
-                searcher = self._open[index] = SSISearcher.open(
-                    self._engine, index, model_dir=folder
-                )
+                searcher = self._open[index] = SSISearcher.open(self._engine, index, model_dir=folder)
         return searcher

@@ -30,15 +30,9 @@ def uvicorn_config(
     )
 
 
-def serve_forever(
-    app: Any, *, host: str, port: int, access_log: bool = False, log_level: str = "info"
-) -> None:
+def serve_forever(app: Any, *, host: str, port: int, access_log: bool = False, log_level: str = "info") -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM)."""
-    uvicorn.Server(
-        uvicorn_config(
-            app, host=host, port=port, access_log=access_log, log_level=log_level
-        )
-    ).run()
+    uvicorn.Server(uvicorn_config(app, host=host, port=port, access_log=access_log, log_level=log_level)).run()
 
 
 @contextmanager
@@ -51,9 +45,7 @@ def serve_in_thread(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn_config(app, host=host, port=bound_port, log_level="warning")
-    )
+    server = uvicorn.Server(uvicorn_config(app, host=host, port=bound_port, log_level="warning"))
     thread = threading.Thread(
         target=server.run,
         kwargs={"sockets": [sock]},

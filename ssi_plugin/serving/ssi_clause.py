@@ -26,14 +26,10 @@ def find_ssi_clause(body: Any) -> SSIQuery | None:
         return None
     if len(query) != 1:
         others = ", ".join(sorted(k for k in query if k != "ssi"))
-        raise SearchRequestError(
-            f"[ssi] must be the only clause of [query], found also [{others}]"
-        )
+        raise SearchRequestError(f"[ssi] must be the only clause of [query], found also [{others}]")
     options = query["ssi"]
     if not isinstance(options, dict):
-        raise SearchRequestError(
-            '[ssi] query must be an object, e.g. {"ssi": {"query": "a dog catching a frisbee"}}'
-        )
+        raise SearchRequestError('[ssi] query must be an object, e.g. {"ssi": {"query": "a dog catching a frisbee"}}')
     try:
         return SSIQuery.model_validate(options)
     except ValidationError as exc:

@@ -28,17 +28,13 @@ class MatchSearcher:
         self.engine_url = engine_url
         self.calls: list[tuple[str, dict[str, Any], dict[str, str]]] = []
 
-    def __call__(
-        self, index: str, body: dict[str, Any], headers: Mapping[str, str]
-    ) -> dict[str, Any]:
+    def __call__(self, index: str, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
         self.calls.append((index, body, dict(headers)))
         search = {
             **body,
             "query": {"match": {"caption": body["query"]["ssi"]["query"]}},
         }
-        response = httpx.post(
-            f"{self.engine_url}/{index}/_search", json=search, headers=dict(headers)
-        )
+        response = httpx.post(f"{self.engine_url}/{index}/_search", json=search, headers=dict(headers))
         if response.status_code != 200:
             raise EngineRequestError(
                 "POST",
@@ -52,9 +48,7 @@ class MatchSearcher:
 
 @contextmanager
 def running_proxy(upstream: str, searcher: SSISearch, **settings: Any) -> Iterator[str]:
-    with serve_in_thread(
-        SearchProxy(ProxySettings(upstream=upstream, **settings), searcher).app
-    ) as url:
+    with serve_in_thread(SearchProxy(ProxySettings(upstream=upstream, **settings), searcher).app) as url:
         yield url
 
 

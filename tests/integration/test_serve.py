@@ -31,9 +31,7 @@ def closed_port_url() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-def assert_engine_error(
-    response: httpx.Response, status: int, error_type: str
-) -> dict[str, Any]:
+def assert_engine_error(response: httpx.Response, status: int, error_type: str) -> dict[str, Any]:
     """The engine's error shape: the answer any client parses as a cluster error."""
     assert response.status_code == status, response.text
     body = response.json()
@@ -77,10 +75,7 @@ def images(through_proxy: OpenSearch, index_name: str) -> str:
         index=index_name,
         body={"settings": {"number_of_shards": 1, "number_of_replicas": 0}},
     )
-    actions = (
-        {"_index": index_name, "_id": str(i), "_source": {"caption": c}}
-        for i, c in enumerate(CAPTIONS)
-    )
+    actions = ({"_index": index_name, "_id": str(i), "_source": {"caption": c}} for i, c in enumerate(CAPTIONS))
     indexed, errors = bulk(through_proxy, actions, refresh=True)
     assert (indexed, errors) == (len(CAPTIONS), [])
     return index_name
@@ -97,12 +92,10 @@ def test_a_standard_client_works_unchanged_through_the_endpoint(
     assert without_took(through_proxy.search(index=images, body=query)) == without_took(
         direct.search(index=images, body=query)
     )
-    assert through_proxy.cat.indices(
+    assert through_proxy.cat.indices(index=images, h="index,docs.count") == direct.cat.indices(
         index=images, h="index,docs.count"
-    ) == direct.cat.indices(index=images, h="index,docs.count")
-    assert through_proxy.get(index=images, id="2")["_source"] == {
-        "caption": CAPTIONS[2]
-    }
+    )
+    assert through_proxy.get(index=images, id="2")["_source"] == {"caption": CAPTIONS[2]}
     with pytest.raises(NotFoundError) as missing:
         through_proxy.search(index=f"{images}-missing", body=query)
     assert missing.value.error == "index_not_found_exception"
@@ -170,27 +163,16 @@ def test_msearch_answers_ssi_and_other_searches_in_order(
     assert len(responses) == 4
     assert without_took(responses[0]) == without_took(
         {
-            **engine.search(
-                images, {"query": {"match": {"caption": "dog"}}, "size": 2}
-            ),
+            **engine.search(images, {"query": {"match": {"caption": "dog"}}, "size": 2}),
             "status": 200,
         }
     )
-    assert without_took(responses[1]) == without_took(
-        {**engine.search(images, cat), "status": 200}
-    )
-    assert (
-        responses[2]["status"] == 404
-        and responses[2]["error"]["type"] == "index_not_found_exception"
-    )
-    assert [h["_source"]["caption"] for h in responses[3]["hits"]["hits"]] == [
-        "two children playing football"
-    ]
+    assert without_took(responses[1]) == without_took({**engine.search(images, cat), "status": 200})
+    assert responses[2]["status"] == 404 and responses[2]["error"]["type"] == "index_not_found_exception"
+    assert [h["_source"]["caption"] for h in responses[3]["hits"]["hits"]] == ["two children playing football"]
 
 
-def test_msearch_without_ssi_passes_through(
-    through_proxy: OpenSearch, direct: OpenSearch, images: str
-) -> None:
+def test_msearch_without_ssi_passes_through(through_proxy: OpenSearch, direct: OpenSearch, images: str) -> None:
     searches = [
         {"index": images},
         {"query": {"match": {"caption": "dog"}}},
@@ -198,18 +180,12 @@ def test_msearch_without_ssi_passes_through(
         {"query": {"match_all": {}}, "size": 1},
     ]
     expected = direct.msearch(body=searches, index=images)
-    assert without_took(
-        through_proxy.msearch(body=searches, index=images)
-    ) == without_took(expected)
+    assert without_took(through_proxy.msearch(body=searches, index=images)) == without_took(expected)
 
 
-def test_an_ssi_query_on_a_missing_index_gets_the_engine_error(
-    through_proxy: OpenSearch, index_name: str
-) -> None:
+def test_an_ssi_query_on_a_missing_index_gets_the_engine_error(through_proxy: OpenSearch, index_name: str) -> None:
     with pytest.raises(NotFoundError) as missing:
-        through_proxy.search(
-            index=f"{index_name}-missing", body={"query": {"ssi": {"query": "dog"}}}
-        )
+        through_proxy.search(index=f"{index_name}-missing", body={"query": {"ssi": {"query": "dog"}}})
     assert missing.value.error == "index_not_found_exception"
 
 
@@ -257,17 +233,13 @@ def test_a_bad_ssi_clause_is_refused_naming_the_field(
     assert len(searcher.calls) == calls, "a refused clause never reaches the searcher"
 
 
-def test_an_ssi_clause_inside_another_query_is_left_to_the_engine(
-    through_proxy: OpenSearch, images: str
-) -> None:
+def test_an_ssi_clause_inside_another_query_is_left_to_the_engine(through_proxy: OpenSearch, images: str) -> None:
     with pytest.raises(RequestError) as refused:
         through_proxy.search(
             index=images,
             body={"query": {"bool": {"must": [{"ssi": {"query": "dog"}}]}}},
         )
-    assert "unknown query [ssi]" in json.dumps(
-        refused.value.info["error"]["root_cause"]
-    )
+    assert "unknown query [ssi]" in json.dumps(refused.value.info["error"]["root_cause"])
 
 
 def test_a_cluster_that_is_down_gives_502_in_the_engine_shape(
@@ -275,9 +247,7 @@ def test_a_cluster_that_is_down_gives_502_in_the_engine_shape(
 ) -> None:
     down = closed_port_url()
     with running_proxy(down, searcher) as url:
-        error = assert_engine_error(
-            httpx.get(f"{url}/"), 502, "ssi_upstream_unreachable"
-        )
+        error = assert_engine_error(httpx.get(f"{url}/"), 502, "ssi_upstream_unreachable")
         assert down in error["reason"]
         assert_engine_error(
             httpx.post(f"{url}/i/_search", json={"query": {"match_all": {}}}),
@@ -296,9 +266,7 @@ def test_a_cluster_that_is_down_gives_502_in_the_engine_shape(
         assert failed.value.status_code == 502
 
 
-def test_a_body_over_the_limit_gives_413(
-    engine_url: str, searcher: MatchSearcher, images: str
-) -> None:
+def test_a_body_over_the_limit_gives_413(engine_url: str, searcher: MatchSearcher, images: str) -> None:
     with running_proxy(engine_url, searcher, max_body_size="2KiB") as url:
         small = {"query": {"match": {"caption": "dog " * 100}}}
         assert httpx.post(f"{url}/{images}/_search", json=small).status_code == 200
@@ -309,20 +277,14 @@ def test_a_body_over_the_limit_gives_413(
             "ssi_request_too_large",
         )
         assert "limit of 2048 bytes" in error["reason"]
-        chunked = httpx.post(
-            f"{url}/{images}/_search", content=iter([json.dumps(large).encode()])
-        )  # no content-length
+        chunked = httpx.post(f"{url}/{images}/_search", content=iter([json.dumps(large).encode()]))  # no content-length
         assert_engine_error(chunked, 413, "ssi_request_too_large")
 
 
-def test_a_sync_or_async_searcher_gets_the_clients_credentials(
-    engine_url: str, images: str
-) -> None:
+def test_a_sync_or_async_searcher_gets_the_clients_credentials(engine_url: str, images: str) -> None:
     seen: list[Mapping[str, str]] = []
 
-    async def async_searcher(
-        index: str, body: dict[str, Any], headers: Mapping[str, str]
-    ) -> dict[str, Any]:
+    async def async_searcher(index: str, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
         seen.append(headers)
         return {
             "took": 0,
@@ -346,19 +308,13 @@ def test_a_sync_or_async_searcher_gets_the_clients_credentials(
     assert seen == [{"authorization": "ApiKey c2VjcmV0", "x-opaque-id": "trace-7"}]
 
 
-def test_a_searcher_failure_is_an_engine_shaped_500(
-    engine_url: str, images: str
-) -> None:
-    def broken(
-        index: str, body: dict[str, Any], headers: Mapping[str, str]
-    ) -> dict[str, Any]:
+def test_a_searcher_failure_is_an_engine_shaped_500(engine_url: str, images: str) -> None:
+    def broken(index: str, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
         raise RuntimeError("model file is truncated")
 
     with running_proxy(engine_url, broken) as url:
         error = assert_engine_error(
-            httpx.post(
-                f"{url}/{images}/_search", json={"query": {"ssi": {"query": "dog"}}}
-            ),
+            httpx.post(f"{url}/{images}/_search", json={"query": {"ssi": {"query": "dog"}}}),
             500,
             "ssi_exception",
         )
@@ -428,12 +384,8 @@ def test_requests_reach_the_cluster_unchanged_with_their_credentials(
     assert headers["host"] == echo_upstream.removeprefix("http://")
 
 
-def test_a_large_answer_streams_back_whole(
-    echo_upstream: str, searcher: MatchSearcher
-) -> None:
-    payload = json.dumps(
-        {"captions": ["a dog catching a frisbee"] * 20_000}
-    )  # ~0.5 MB each way
+def test_a_large_answer_streams_back_whole(echo_upstream: str, searcher: MatchSearcher) -> None:
+    payload = json.dumps({"captions": ["a dog catching a frisbee"] * 20_000})  # ~0.5 MB each way
     with running_proxy(echo_upstream, searcher) as url:
         response = httpx.post(
             f"{url}/images/_doc",
@@ -443,3 +395,16 @@ def test_a_large_answer_streams_back_whole(
     assert response.status_code == 200
     assert len(response.content) == int(response.headers["content-length"]) > 256 * 1024
     assert response.json()["body"] == payload
+
+
+def test_compressed_requests_are_read_and_passed_on(proxy_url: str, direct: OpenSearch, images: str) -> None:
+    client = OpenSearch(hosts=[proxy_url], http_compress=True, max_retries=0)  # gzip request bodies
+    query = {"query": {"match": {"caption": "cat"}}}
+    assert without_took(client.search(index=images, body=query)) == without_took(
+        direct.search(index=images, body=query)
+    )
+    ssi = client.search(index=images, body={"query": {"ssi": {"query": "cat"}}})
+    assert [hit["_id"] for hit in ssi["hits"]["hits"]] == [
+        hit["_id"] for hit in direct.search(index=images, body=query)["hits"]["hits"]
+    ]
+    client.close()

@@ -60,9 +60,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def trained_index(
-    engine: EngineClient, index_name: str, tmp_path: Path
-) -> tuple[str, Path]:
+def trained_index(engine: EngineClient, index_name: str, tmp_path: Path) -> tuple[str, Path]:
     """An index of SSI documents and, in a cache folder, the generator ``train`` would have left for it."""
     mappings = {
         "properties": {
@@ -91,17 +89,13 @@ def trained_index(
     assert all(item.ok for item in engine.bulk(actions, refresh=True))
 
     identifiers = [ssi.id for ssi, _ in IMAGES.values()]
-    model, tokenizer = tiny_model(
-        [*identifiers, *(caption for _, caption in IMAGES.values())]
-    )
+    model, tokenizer = tiny_model([*identifiers, *(caption for _, caption in IMAGES.values())])
     spec = GeneratorSpec(
         architecture="seq2seq",
         end_token_id=end_token_of(tokenizer),
         tokenizer_fingerprint=tokenizer_fingerprint(tokenizer),
     )
-    trie = build_trie(
-        tokenizer, [(ssi.id, doc_id) for doc_id, (ssi, _) in IMAGES.items()]
-    )
+    trie = build_trie(tokenizer, [(ssi.id, doc_id) for doc_id, (ssi, _) in IMAGES.items()])
     cache_dir = tmp_path / "cache"
     save_folder(
         default_model_dir(cache_dir, index_name),
@@ -114,9 +108,7 @@ def trained_index(
 
 
 @pytest.fixture
-def serve_process(
-    engine_url: str, trained_index: tuple[str, Path]
-) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def serve_process(engine_url: str, trained_index: tuple[str, Path]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     index, cache_dir = trained_index
     port = _free_port()
     command = [
@@ -179,9 +171,7 @@ def test_serve_answers_ssi_queries_with_the_indexs_generator(
         assert hit["_index"] == index
         assert hit["_id"] in IMAGES
         assert hit["_ssi"]["identifier"] == IMAGES[hit["_id"]][0].id
-    assert [h["_score"] for h in hits] == sorted(
-        (h["_score"] for h in hits), reverse=True
-    )
+    assert [h["_score"] for h in hits] == sorted((h["_score"] for h in hits), reverse=True)
 
     normal = client.search(index=index, body={"query": {"match": {"caption": "cat"}}})
     assert [hit["_id"] for hit in normal["hits"]["hits"]] == ["img-3"]

@@ -52,10 +52,7 @@ def js_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def proxied_index(engine_url: str, index_name: str) -> Iterator[tuple[str, str]]:
     with running_proxy(engine_url, MatchSearcher(engine_url)) as url:
         client = OpenSearch(hosts=[url])
-        actions = (
-            {"_index": index_name, "_id": str(i), "_source": {"caption": c}}
-            for i, c in enumerate(CAPTIONS)
-        )
+        actions = ({"_index": index_name, "_id": str(i), "_source": {"caption": c}} for i, c in enumerate(CAPTIONS))
         bulk(client, actions, refresh=True)
         client.close()
         yield url, index_name
@@ -77,12 +74,8 @@ def test_the_javascript_client_searches_normally_and_with_ssi(
     seen = json.loads(run.stdout)
 
     direct = OpenSearch(hosts=[engine_url])
-    expected_normal = direct.search(
-        index=index, body={"query": {"match": {"caption": "dog"}}}
-    )
-    expected_ssi = direct.search(
-        index=index, body={"query": {"match": {"caption": "dog"}}, "size": 2}
-    )
+    expected_normal = direct.search(index=index, body={"query": {"match": {"caption": "dog"}}})
+    expected_ssi = direct.search(index=index, body={"query": {"match": {"caption": "dog"}}, "size": 2})
     direct.close()
     assert seen["normal"]["status"] == 200
     assert without_took(seen["normal"]["body"]) == without_took(expected_normal)

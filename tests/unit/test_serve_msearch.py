@@ -16,10 +16,7 @@ from ssi_plugin.serving.ssi_clause import find_ssi_clause
 
 
 def ndjson(*lines: object) -> bytes:
-    return b"".join(
-        (line if isinstance(line, bytes) else json.dumps(line).encode()) + b"\n"
-        for line in lines
-    )
+    return b"".join((line if isinstance(line, bytes) else json.dumps(line).encode()) + b"\n" for line in lines)
 
 
 @pytest.mark.parametrize(
@@ -76,9 +73,7 @@ def test_an_ssi_clause_is_validated() -> None:
         ({"ssi": ["dog"]}, "must be an object"),
     ],
 )
-def test_a_bad_clause_is_a_400_naming_what_is_wrong(
-    query: dict[str, object], says: str
-) -> None:
+def test_a_bad_clause_is_a_400_naming_what_is_wrong(query: dict[str, object], says: str) -> None:
     with pytest.raises(SearchRequestError) as refused:
         find_ssi_clause({"query": query})
     assert (refused.value.status, refused.value.error_type) == (
@@ -97,9 +92,11 @@ def test_msearch_keeps_other_searches_byte_for_byte_and_merges_in_order() -> Non
     )
     items = parse_msearch(payload, default_index="a")
 
-    assert [
-        (item.index, item.clause.query if item.clause else None) for item in items
-    ] == [("a", "dog"), ("b", None), ("c,d", "cat")]
+    assert [(item.index, item.clause.query if item.clause else None) for item in items] == [
+        ("a", "dog"),
+        ("b", None),
+        ("c,d", "cat"),
+    ]
     assert passthrough_payload(items) == other
     merged = merge_responses(items, [{"n": 1}, {"n": 3}], [{"n": 2}], took=7)
     assert merged == {"took": 7, "responses": [{"n": 1}, {"n": 2}, {"n": 3}]}
