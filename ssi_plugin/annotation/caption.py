@@ -51,11 +51,11 @@ SCENE_NOUNS = frozenset(
     cafe campsite canyon casino cathedral cave church city classroom cliff coast concert countryside court
     courtyard crosswalk desert dock downtown driveway factory farm field forest garage garden grass gym
     hallway harbor highway hill home hospital hotel intersection island jungle kitchen lab laboratory lake
-    lawn library lobby mall market marsh meadow mountain museum neighborhood ocean office orchard outdoors
+    landscape lawn library lobby mall market marsh meadow mountain museum neighborhood ocean office orchard outdoors
     palace parade park parking pasture path pier platform playground plaza pond pool porch pub ranch
     restaurant river road room rooftop runway sand school sea shore shop sidewalk sky slope snow square
     stadium stage station store stream street studio subway supermarket swamp temple theater track trail
-    tunnel town valley village vineyard warehouse water waterfall wave wilderness woods yard zoo
+    tunnel town valley village vineyard warehouse water waterfall wave wilderness wood woodland woods yard zoo
     """.split()
 )
 NOT_OBJECTS = frozenset(
@@ -65,7 +65,11 @@ NOT_OBJECTS = frozenset(
     something someone sort thing time top type view way while
     """.split()
 )
-LIGHT_VERBS = frozenset("be have do get let seem appear become can will may must shall would could should".split())
+LIGHT_VERBS = frozenset(
+    "be have do get let seem appear become can will may must shall would could should "
+    "show depict feature picture photograph see capture"  # how captions frame a photo, not what it shows
+    .split()
+)
 NOT_ATTRIBUTES = frozenset(
     """
     other many several such own same few more most much various certain next different able ready sure
@@ -75,7 +79,7 @@ NOT_ATTRIBUTES = frozenset(
 COLORS = frozenset(
     """
     black white gray grey red orange yellow green blue purple pink brown beige tan gold golden silver
-    maroon navy teal turquoise violet
+    maroon navy teal turquoise violet crimson scarlet emerald cobalt azure ivory khaki lavender magenta
     """.split()
 )
 _NUMBER_WORDS = "two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split()
@@ -140,6 +144,17 @@ def _agreed_lemma(word: str, pos: str, spacy_lemma: str) -> str:
     return lemmas[0]
 
 
+@functools.lru_cache(maxsize=16384)
+def _participle_verb(word: str) -> str | None:
+    """The verb of an ``-ing`` word that English knows only as a verb form (``gliding``, not ``clearing``)."""
+    if not word.endswith("ing"):
+        return None
+    from lemminflect import getAllLemmas
+
+    lemmas = getAllLemmas(word)
+    return lemmas["VERB"][0] if "VERB" in lemmas and "NOUN" not in lemmas else None
+
+
 def _lemma(token: Token, pos: str) -> str:
     return _agreed_lemma(token.lower_, pos, token.lemma_.lower())
 
@@ -174,12 +189,23 @@ def extract_concepts(doc: Doc) -> dict[Slot, list[tuple[str, str]]]:
 
 
 def _add_noun_phrase(concepts: _Concepts, phrase: Sequence[Token], position: int) -> None:
+    """A run of nouns: colour words become attributes, a trailing ``-ing`` verb an action, the rest one concept.
+
+    The small tagger reads "a crimson tree" and "a kite gliding" as noun-noun compounds.
+    """
+    phrase = list(phrase)
+    while phrase and phrase[0].lower_ in COLORS:  # "a crimson tree", "a man in black"
+        concepts.add("attributes", phrase[0].lower_, phrase[0].text, position)
+        phrase.pop(0)
+    if len(phrase) > 1 and (verb := _participle_verb(phrase[-1].lower_)) is not None:
+        if verb not in LIGHT_VERBS:
+            concepts.add("actions", clean_concept(verb), phrase[-1].text, position)
+        phrase.pop()
+    if not phrase:
+        return
     head = phrase[-1]
     head_lemma = _lemma(head, "NOUN")
     if head_lemma in NOT_OBJECTS:
-        return
-    if head.lower_ in COLORS and len(phrase) == 1:  # "a man in black"
-        concepts.add("attributes", head.lower_, head.text, position)
         return
     words = [t.lower_ for t in phrase[:-1] if t.lower_ not in NOT_OBJECTS] + [head_lemma]
     slot: Slot = "scene" if head_lemma in SCENE_NOUNS else "objects"

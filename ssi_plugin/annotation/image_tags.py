@@ -65,9 +65,16 @@ def imagenet_classes() -> tuple[tuple[str, str], ...]:
 
 
 class ImageTagger:
-    """Predicts up to ``top_k`` visual objects per image whose probability reaches ``threshold``."""
+    """Predicts up to ``top_k`` visual objects per image whose probability reaches ``threshold``.
 
-    def __init__(self, *, threshold: float = 0.2, top_k: int = 2, input_size: int = 192, threads: int | None = None) -> None:
+    The threshold is high (0.5) because a wrong object in an identifier costs
+    more than a missing one: the caption names the objects most of the time.
+    Input is 192 px: on the demo photographs it gives the same confident
+    classes as the weights' native 224 px (cat, espresso, moped, tripod) in
+    about 30% less time; 160 px loses the rocket.
+    """
+
+    def __init__(self, *, threshold: float = 0.5, top_k: int = 2, input_size: int = 192, threads: int | None = None) -> None:
         self.threshold = threshold
         self.top_k = top_k
         self.input_size = input_size

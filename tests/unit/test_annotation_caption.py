@@ -41,6 +41,19 @@ def test_compounds_places_and_verb_lemmas(annotator: CaptionAnnotator) -> None:
     assert result.ssi.scene == ("city street",)
 
 
+@pytest.mark.parametrize(
+    ("caption", "expected"),
+    [
+        ("A yellow kite gliding and a crimson tree in the woods.", "objects: kite, tree | actions: glide | attributes: crimson, yellow | scene: wood"),
+        ("Photo showing a tall building in a woodland clearing.", "objects: building, woodland clearing | attributes: tall"),
+        ("A man in black is standing next to a parked car.", "objects: car, man | actions: stand | attributes: black, parked"),
+    ],
+)
+def test_what_the_small_tagger_gets_wrong_is_corrected(annotator: CaptionAnnotator, caption: str, expected: str) -> None:
+    result = _one(annotator, caption)
+    assert isinstance(result, Annotation) and result.ssi.id == expected
+
+
 def test_salience_picks_what_fits_and_the_rest_is_reserve(annotator: CaptionAnnotator) -> None:
     result = _one(annotator, "A cat, a dog, a cat, a bird, a horse and a cow sit by a lake near a beach.")
     assert isinstance(result, Annotation)
