@@ -118,7 +118,8 @@ class SearchProxy:
         self._ssi_is_async = inspect.iscoroutinefunction(ssi_search) or inspect.iscoroutinefunction(
             type(ssi_search).__call__
         )
-        self._client: httpx.AsyncClient | None = None
+        self._pool: httpx.AsyncHTTPTransport | None = None
+        self._timeouts = httpx.Timeout(settings.request_timeout, connect=settings.connect_timeout).as_dict()
         self._limiter: anyio.CapacityLimiter | None = None
         self.app = Starlette(
             routes=[Route("/{path:path}", self._handle, methods=_METHODS)],
@@ -133,12 +134,23 @@ class SearchProxy:
             max_connections=s.max_connections,
             max_keepalive_connections=s.max_connections,
         )
-        timeout = httpx.Timeout(s.request_timeout, connect=s.connect_timeout)
         self._limiter = anyio.CapacityLimiter(s.ssi_concurrency)
-        async with httpx.AsyncClient(verify=verify, limits=limits, timeout=timeout) as client:
-            self._client = client
+        async with httpx.AsyncHTTPTransport(verify=verify, limits=limits) as pool:
+            self._pool = pool
             yield
-        self._client = None
+        self._pool = None
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        """One request on the pooled connections; the answer's body is left to read or stream.
+
+        httpx's transport rather than its client: a proxy wants no cookie jar, no
+        redirect or auth handling, and the client layer costs about 0.3 ms a request.
+        """
+        assert self._pool is not None, "the app's lifespan has not started"
+        request.extensions["timeout"] = self._timeouts
+        response = await self._pool.handle_async_request(request)
+        response.request = request
+        return response
 
     async def _handle(self, request: Request) -> Response:
         try:
@@ -167,8 +179,7 @@ class SearchProxy:
 
     async def _forward(self, request: Request, body: bytes) -> Response:
         """The cluster's answer as it came (raw bytes, still compressed if it was): small ones whole, others streamed."""
-        assert self._client is not None, "the app's lifespan has not started"
-        upstream = await self._client.send(self._upstream_request(request, body), stream=True)
+        upstream = await self._send(self._upstream_request(request, body))
         length = upstream.headers.get("content-length", "")
         response: Response
         if length.isdigit() and int(length) <= _WHOLE_ANSWER_BYTES:
@@ -286,9 +297,12 @@ class SearchProxy:
         return JSONResponse(merge_responses(items, ssi_answers, upstream_answer["responses"], took=took))
 
     async def _upstream_json(self, request: Request, payload: bytes) -> dict[str, Any]:
-        assert self._client is not None, "the app's lifespan has not started"
         try:
-            response = await self._client.send(self._upstream_request(request, payload))
+            response = await self._send(self._upstream_request(request, payload))
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
         except httpx.TransportError as exc:
             return self._upstream_failure(exc)
         try:
