@@ -51,6 +51,19 @@ def encode_tokens(tokens: Sequence[int]) -> str:
     return "".join(map(token_char, tokens))
 
 
+def encode_many(sequences: Sequence[Sequence[int]]) -> list[str]:
+    """``encode_tokens`` of many sequences at C speed: one UTF-32 decode, then slices."""
+    lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+    flat = np.fromiter((token for sequence in sequences for token in sequence), dtype=np.int64, count=int(lengths.sum()))
+    if flat.size and (flat.min() < 0 or flat.max() > MAX_TOKEN_ID):
+        raise ModelError(f"token ids must lie in 0..{MAX_TOKEN_ID}")
+    codes = flat + 1
+    codes[codes >= _SURROGATES] += _SURROGATE_SPAN
+    text = codes.astype("<u4").tobytes().decode("utf-32-le")
+    ends = np.cumsum(lengths).tolist()
+    return [text[end - length : end] for end, length in zip(ends, lengths.tolist(), strict=True)]
+
+
 class TokenTrie:
     """Token-id sequences of identifiers; answers "which tokens may come next" and "which identifier is this"."""
 
@@ -87,7 +100,7 @@ class TokenTrie:
         """From token-id sequences, the i-th naming identifier key ``i``. Sequences must end in the end token."""
         if heavy_threshold < 1:
             raise ModelError(f"heavy_threshold must be at least 1, got {heavy_threshold}")
-        encoded = [encode_tokens(sequence) for sequence in sequences]
+        encoded = encode_many(list(sequences))
         if any(not key for key in encoded):
             raise ModelError("an identifier encodes to no tokens")
         keys = marisa_trie.Trie(encoded)

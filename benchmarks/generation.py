@@ -1,0 +1,125 @@
+"""Generator: quality and latency together, constraint overhead, training throughput, SSI vs numeric ids.
+
+A synthetic corpus (``ssi_plugin.datasets.synthetic``: known contents, paraphrased
+captions) gives each image an SSI from its true contents; the first
+``train_captions`` captions train, the others are the queries (never seen in
+training). Recall@k counts a query as answered when its own image is among the
+images of the top-k candidates. Scale and paraphrase only: not a quality claim
+about real photographs.
+
+    python -m benchmarks.generation            # default model (MiniLM encoder-decoder), SSI and numeric ids
+    python -m benchmarks.generation --quick    # a tiny random model: the pipeline and its overheads in seconds
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from ssi_plugin.datasets.synthetic import synthetic_record
+from ssi_plugin.generation.constraint import TrieConstraint
+from ssi_plugin.generation.examples import TrainingExample
+from ssi_plugin.generation.generator import Generator
+from ssi_plugin.generation.training import TrainingConfig, train
+from ssi_plugin.identifiers import SSI
+
+
+def corpus(images: int, *, train_captions: int = 2, query_captions: int = 2, seed: int = 0):
+    """Training examples (with rationales) and held-out ``(query, image_id)`` pairs."""
+    examples, queries, taken = [], [], {}
+    for index in range(images):
+        record, contents = synthetic_record(seed, index, captions_per_image=train_captions + query_captions)
+        ssi = SSI(objects=tuple(o.name for o in contents.objects), actions=tuple(o.action for o in contents.objects),
+                  attributes=tuple(o.colour for o in contents.objects), scene=(contents.scene,))
+        taken[ssi.id] = taken.get(ssi.id, 0) + 1
+        if taken[ssi.id] > 1:
+            ssi = ssi.with_disambiguator(taken[ssi.id])
+        rationale = f"The caption shows {' and '.join(f'a {o.colour} {o.name}' for o in contents.objects)} in a {contents.scene} scene."
+        examples += [TrainingExample(text=c, identifier=ssi.id, rationale=rationale, image_id=record.id)
+                     for c in record.captions[:train_captions]]
+        queries += [(c, record.id) for c in record.captions[train_captions:]]
+    return examples, queries
+
+
+def recall(generator: Generator, queries, *, k: int = 10) -> dict[str, float]:
+    hits = {1: 0, 5: 0, 10: 0}
+    for text, image_id in queries:
+        ranked = [image for c in generator.generate(text, k=k).candidates for image in c.image_ids]
+        for cutoff in hits:
+            hits[cutoff] += image_id in ranked[:cutoff]
+    return {f"recall@{cutoff}": round(count / len(queries), 3) for cutoff, count in hits.items()}
+
+
+def latency(generator: Generator, queries, *, beams: int, repeats: int) -> dict[str, float]:
+    """p50/p95 of ``generate`` in ms, and the share of it spent inside the trie constraint."""
+    inside = 0.0
+    original = TrieConstraint.__call__
+
+    def timed(self, input_ids, scores):
+        nonlocal inside
+        started = time.perf_counter()
+        result = original(self, input_ids, scores)
+        inside += time.perf_counter() - started
+        return result
+
+    generator.generate(queries[0][0], k=beams)  # warm-up
+    times = []
+    TrieConstraint.__call__ = timed
+    try:
+        for text, _ in queries[:repeats]:
+            started = time.perf_counter()
+            generator.generate(text, k=beams)
+            times.append(time.perf_counter() - started)
+    finally:
+        TrieConstraint.__call__ = original
+    times.sort()
+    return {"p50_ms": round(statistics.median(times) * 1000, 1), "p95_ms": round(times[int(0.95 * (len(times) - 1))] * 1000, 1),
+            "constraint_share": round(inside / sum(times), 3)}
+
+
+def evaluate(folder: Path, queries, *, repeats: int, threads: tuple[int, ...], restrict: bool = True) -> dict:
+    generator = Generator.load(folder, restrict_vocabulary=restrict)
+    figures: dict = {"quality": recall(generator, queries)}
+    for count in threads:
+        torch.set_num_threads(count)
+        figures[f"latency_{count}_threads"] = {f"beams_{b}": latency(generator, queries, beams=b, repeats=repeats) for b in (1, 5, 10)}
+    return figures
+
+
+def run(quick: bool = False) -> dict:
+    threads_before = torch.get_num_threads()
+    images = 60 if quick else 200
+    examples, queries = corpus(images)
+    figures: dict = {"images": images, "train_examples": len(examples), "queries": len(queries)}
+    with tempfile.TemporaryDirectory() as work:
+        base = "minilm-encoder-decoder"
+        settings: dict = {"epochs": 2 if quick else 10, "batch_size": 32, "learning_rate": 5e-4, "checkpoint_every": 10_000}
+        if quick:
+            from ssi_plugin.generation.models import tiny_model
+
+            model, tokenizer = tiny_model([e.text for e in examples] + [e.identifier for e in examples] + ["0 1 2 3 4 5 6 7 8 9"])
+            base = str(Path(work) / "tiny")
+            model.save_pretrained(base)
+            tokenizer.save_pretrained(base)
+        figures["base"] = "tiny random seq2seq" if quick else base
+        for kind in ("ssi", "numeric"):
+            torch.set_num_threads(1)  # two threads spin-wait on a busy 2-core machine; one is steadier
+            report = train(examples, Path(work) / kind, TrainingConfig(base=base, identifier_kind=kind, **settings), progress=not quick)
+            figures[kind] = {"train_examples_per_s": report.examples_per_second, "train_seconds": report.seconds,
+                             "final_identifier_loss": report.final_identifier_loss}
+            figures[kind] |= evaluate(Path(work) / kind, queries, repeats=20 if quick else 40, threads=(1, 2))
+        if not quick:
+            figures["ssi_full_vocabulary_head"] = evaluate(Path(work) / "ssi", queries, repeats=40, threads=(1,), restrict=False)
+    torch.set_num_threads(threads_before)
+    figures["target"] = {"p50_ms_at_10_beams_max": 100, "constraint_share_max": 0.10}
+    return figures
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))
