@@ -9,6 +9,7 @@ from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.engine import EngineClient
 from ssi_plugin.engine.scan import scan
 from ssi_plugin.errors import InvalidIdentifier
+from ssi_plugin.generation.examples import TrainingExample
 from ssi_plugin.identifiers import SSIRecord, parse_ssi
 
 CAPTION_FIELD = "caption"
@@ -54,3 +55,10 @@ def identifier_pairs(engine: EngineClient, index: str) -> Iterator[tuple[str, st
     """(identifier, image id) of every identified image: what a trie is built from."""
     for record in indexed_records(engine, index):
         yield record.ssi.id, record.id
+
+
+def training_examples(engine: EngineClient, index: str) -> Iterator[TrainingExample]:
+    """Caption → identifier (+ rationale) of every identified image: the generator memorises its index."""
+    for record in indexed_records(engine, index):
+        if record.caption:
+            yield TrainingExample(text=record.caption, identifier=record.ssi.id, rationale=record.rationale, image_id=record.id)

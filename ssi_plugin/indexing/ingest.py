@@ -12,7 +12,6 @@ assigns what an uninterrupted one would.
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from ssi_plugin.engine import EngineClient
 from ssi_plugin.engine.layout import index_body, install_layout
 from ssi_plugin.identifiers import CollisionReport, CollisionResolver
 from ssi_plugin.indexing.documents import image_document, indexed_records
+from ssi_plugin.indexing.failures import FailureLog
 from ssi_plugin.progress import progress_bar
 
 
@@ -74,14 +74,8 @@ def ingest(
             resolver.register(record.id, record.assignment)
             done.add(record.id)
 
-    counts = {"indexed": 0, "skipped": 0, "failed": 0}
-    failures.parent.mkdir(parents=True, exist_ok=True)
-    with failures.open("w", encoding="utf-8") as failure_file, progress_bar("ingesting", total=total, enabled=progress) as advance:
-
-        def record_failure(image_id: str, stage: str, reason: str, detail: Any) -> None:
-            failure_file.write(json.dumps({"id": image_id, "stage": stage, "reason": reason, "detail": detail}) + "\n")
-            failure_file.flush()
-            counts["failed"] += 1
+    counts = {"indexed": 0, "skipped": 0}
+    with FailureLog(failures) as failure_log, progress_bar("ingesting", total=total, enabled=progress) as advance:
 
         def pending() -> Iterator[ImageRecord]:
             for record in records:
@@ -97,7 +91,7 @@ def ingest(
             while batch := list(itertools.islice(stream, annotator.batch_size)):
                 for image, result in zip(batch, annotator.annotate_batch(batch), strict=True):
                     if isinstance(result, AnnotationFailure):
-                        record_failure(image.id, "annotate", result.reason, result.detail)
+                        failure_log.add(image.id, "annotate", result.reason, result.detail)
                         advance(1)
                         continue
                     record = ssi_record(result, annotator, resolver)
@@ -107,9 +101,10 @@ def ingest(
             if outcome.ok:
                 counts["indexed"] += 1
             else:
-                record_failure(outcome.id or "?", "index", f"status {outcome.status}", outcome.error)
+                failure_log.add(outcome.id or "?", "index", f"status {outcome.status}", outcome.error)
             advance(1)
     engine.refresh(index)
     return IngestSummary(
-        index=index, failures=failures, collisions=resolver.report(), seconds=time.perf_counter() - started, **counts
+        index=index, failures=failures, failed=failure_log.count, collisions=resolver.report(),
+        seconds=time.perf_counter() - started, **counts,
     )

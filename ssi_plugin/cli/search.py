@@ -1,0 +1,48 @@
+"""``ssi-plugin search "text" --index I``: generate identifiers, query, fuse, show the hits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ssi_plugin.cli._context import connect_engine, engine_options, engine_settings
+
+
+@click.command("search")
+@click.argument("text")
+@click.option("--index", required=True, help="Index (or alias) to search.")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path, file_okay=False), help="Generator folder (default: the one trained for --index).")
+@click.option("--size", type=click.IntRange(min=1), default=10, show_default=True, help="Hits to show.")
+@click.option("-k", "--candidates", "k", type=click.IntRange(1, 100), default=10, show_default=True, help="Identifiers to generate.")
+@click.option("--fusion", type=click.Choice(["rrf", "linear"]), default="rrf", show_default=True)
+@click.option("--bm25-field", help="Also run BM25 on this text field (e.g. caption) and fuse it in.")
+@click.option("--explain", is_flag=True, help="Show the matched concepts and list ranks of each hit.")
+@click.option("--json", "as_json", is_flag=True, help="Print the engine's own search response format.")
+@engine_options
+@click.pass_context
+def search_command(
+    ctx: click.Context, text: str, index: str, model_dir: Path | None, size: int, k: int, fusion: str,
+    bm25_field: str | None, explain: bool, as_json: bool,
+) -> None:
+    """Search INDEX for images matching TEXT."""
+    from ssi_plugin.indexing.trie import default_model_dir
+    from ssi_plugin.search import SSIQuery, SSISearcher
+
+    query = SSIQuery(query=text, k=k, fusion=fusion, bm25_field=bm25_field, explain=explain or as_json)  # type: ignore[arg-type]
+    folder = model_dir or default_model_dir(engine_settings(ctx).cache_dir, index)
+    with connect_engine(ctx) as engine:
+        result = SSISearcher.open(engine, index, model_dir=folder).search(query, size=size)
+    if as_json:
+        click.echo(json.dumps(result.as_engine_response(), indent=2))
+        return
+    for warning in result.generation.warnings:
+        click.echo(f"note: {warning}", err=True)
+    click.echo(f"{len(result.hits)} of {result.total} hits in {result.took_ms:.0f} ms "
+               f"(generate {result.generate_ms:.0f} ms, engine {result.engine_ms:.0f} ms)")
+    for rank, hit in enumerate(result.hits, start=1):
+        caption = (hit.source or {}).get("caption") or ""
+        click.echo(f"{rank:>3}. {hit.id}  [{hit.identifier}]  {caption}")
+        if explain:
+            click.echo(f"     matched: {', '.join(hit.matched_concepts) or '-'}; ranks: {hit.ranks}")

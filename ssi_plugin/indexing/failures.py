@@ -1,0 +1,31 @@
+"""The failure file of ingest and reindex: one JSON line per item that did not make it, with stage and reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any
+
+
+class FailureLog:
+    """Written as failures happen (flushed), so an interrupted run still leaves its record."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+        self._file: IO[str] | None = None
+
+    def __enter__(self) -> FailureLog:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("w", encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._file is not None
+        self._file.close()
+
+    def add(self, item_id: str, stage: str, reason: str, detail: Any) -> None:
+        assert self._file is not None, "use FailureLog as a context manager"
+        self._file.write(json.dumps({"id": item_id, "stage": stage, "reason": reason, "detail": detail}, default=str) + "\n")
+        self._file.flush()
+        self.count += 1
