@@ -17,7 +17,10 @@ from ssi_plugin.cli.annotate import annotate_command
 from ssi_plugin.cli.serve_model import serve_model_command
 from ssi_plugin.cli.data import data_group
 from ssi_plugin.cli.engine import engine_group
+from ssi_plugin.cli.eval import eval_command
 from ssi_plugin.cli.ingest import ingest_command
+from ssi_plugin.cli.reindex import reindex_command
+from ssi_plugin.cli.search import search_command
 from ssi_plugin.cli.serve import serve_command
 from ssi_plugin.cli.setup import setup
 from ssi_plugin.cli.train import train_command
@@ -41,8 +44,11 @@ cli.add_command(serve_model_command)
 cli.add_command(data_group)
 cli.add_command(setup)
 cli.add_command(ingest_command)
-cli.add_command(train_command)
+cli.add_command(search_command)
+cli.add_command(reindex_command)
 cli.add_command(serve_command)
+cli.add_command(train_command)
+cli.add_command(eval_command)
 
 
 def main() -> None:
