@@ -1,0 +1,32 @@
+"""``ssi-plugin demo``: the main job of the README."""
+
+from __future__ import annotations
+
+import click
+
+from ssi_plugin.cli._context import connect_engine, engine_options, engine_settings
+
+
+@click.command("demo")
+@click.option("--epochs", type=click.IntRange(min=1), help="Training epochs (default: the trainer's).")
+@engine_options
+@click.pass_context
+def demo_command(ctx: click.Context, epochs: int | None) -> None:
+    """Ingest the bundled photographs, train, search, and print the evaluation table."""
+    from ssi_plugin.demo import run_demo
+    from ssi_plugin.evaluation import markdown_table
+
+    def log(line: str) -> None:
+        click.echo(line, err=True)
+
+    with connect_engine(ctx) as engine:
+        log(f"Using {engine.kind} {engine.info.version} at {engine.url}")
+        result = run_demo(engine, engine_settings(ctx).cache_dir, epochs=epochs, log=log)
+    click.echo("\nExample searches (paraphrased captions the model never saw):")
+    for example in result.examples:
+        click.echo(f'\n  "{example.query.query}"  ({example.took_ms:.0f} ms)')
+        for rank, hit in enumerate(example.hits, start=1):
+            click.echo(f"    {rank}. {hit.id:<22} [{hit.identifier}]")
+            click.echo(f"       matched: {', '.join(hit.matched_concepts) or '-'}")
+    click.echo("\n" + markdown_table(result.report))
+    click.echo(f"Report: {result.files.json_path}, {result.files.markdown}, {result.files.plot}")

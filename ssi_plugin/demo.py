@@ -1,0 +1,55 @@
+"""The whole loop on the bundled real photographs, on the embedded engine: ``ssi-plugin demo``.
+
+Materialize the demo set, then run the evaluation protocol on it (ingest the
+first captions, train the generators or reuse those trained before, ask the
+other captions), and show a few example searches with their identifiers and
+matched concepts. Everything is cached under the cache directory, so a second
+run takes seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from ssi_plugin.engine import EngineClient
+from ssi_plugin.evaluation import EvalOptions, EvalReport, ReportFiles, default_variants, evaluate, write_report
+from ssi_plugin.search import SearchResult, SSISearcher
+
+DEMO_INDEX = "ssi-demo"
+EXAMPLE_QUERIES = 4
+
+
+class DemoResult(BaseModel):
+    report: EvalReport
+    files: ReportFiles
+    examples: list[SearchResult]
+
+
+def run_demo(
+    engine: EngineClient,
+    cache_dir: Path,
+    *,
+    epochs: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda line: None,
+) -> DemoResult:
+    from ssi_plugin.annotation.factory import create_annotator
+    from ssi_plugin.datasets import read_dataset
+    from ssi_plugin.demo_data import materialize_demo_dataset
+
+    work_dir = cache_dir / "demo"
+    log(f"Writing the demo set (real photographs, hand-written captions) to {work_dir / 'data'}")
+    dataset = materialize_demo_dataset(work_dir / "data")
+    records = list(read_dataset(dataset))
+    options = EvalOptions(work_dir=work_dir, index=DEMO_INDEX, variants=tuple(default_variants(epochs=epochs)), progress=progress)
+    with create_annotator("caption") as annotator:
+        report = evaluate(engine, records, annotator, options, dataset=str(dataset), log=log)
+    files = write_report(report, work_dir / "report.json")
+
+    searcher = SSISearcher.open(engine, DEMO_INDEX, model_dir=Path(report.models["ssi"]["folder"]))
+    queries = [record.captions[1] for record in records if len(record.captions) > 1][:: max(1, len(records) // EXAMPLE_QUERIES)]
+    examples = [searcher.search(query, size=3) for query in queries[:EXAMPLE_QUERIES]]
+    return DemoResult(report=report, files=files, examples=examples)
