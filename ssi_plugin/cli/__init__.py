@@ -16,6 +16,7 @@ from ssi_plugin.cli._context import engine_options
 from ssi_plugin.cli.annotate import annotate_command
 from ssi_plugin.cli.serve_model import serve_model_command
 from ssi_plugin.cli.data import data_group
+from ssi_plugin.cli.demo import demo_command
 from ssi_plugin.cli.engine import engine_group
 from ssi_plugin.cli.eval import eval_command
 from ssi_plugin.cli.ingest import ingest_command
@@ -49,6 +50,7 @@ cli.add_command(reindex_command)
 cli.add_command(serve_command)
 cli.add_command(train_command)
 cli.add_command(eval_command)
+cli.add_command(demo_command)
 
 
 def main() -> None:
