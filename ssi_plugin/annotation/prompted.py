@@ -11,8 +11,10 @@ The answer is *repaired* before it is judged: code fences and chatter around
 the object are ignored, trailing commas and single quotes fixed, a cut-off
 object closed, slot names matched loosely (``object``, ``setting``), a
 comma-separated string read as a list, and every concept cleaned and
-lemmatized. An answer that is still unusable (no JSON, no concept, no
-rationale) is *retried*: the model is shown its answer and what was wrong, and
+lemmatized. It is then held to its evidence (``grounded``): without the image,
+concepts the caption does not contain are dropped; a copy of the prompt's
+example is refused. An answer that is still unusable (no JSON, no concept, no
+rationale, nothing grounded) is *retried*: the model is shown its answer and what was wrong, and
 samples again. After ``retries`` more tries the record fails with reason
 ``model_output_invalid`` and the last problem.
 """
@@ -20,6 +22,7 @@ samples again. After ``retries`` more tries the record fails with reason
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 from abc import abstractmethod
@@ -33,7 +36,7 @@ from ssi_plugin.annotation.captions import checked_caption, first_caption
 from ssi_plugin.annotation.images import image_data_url
 from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.errors import AnnotationError
-from ssi_plugin.identifiers import SLOTS, SSI, Slot, build_ssi, lemmatize_concept, normalize_rationale
+from ssi_plugin.identifiers import SLOTS, SSI, Slot, build_ssi, clean_concept, lemmatize_concept, normalize_rationale
 
 PROMPT_VERSION = 1
 SLOT_CAPS: dict[Slot, int] = {"objects": 4, "actions": 2, "attributes": 3, "scene": 1}
@@ -109,6 +112,43 @@ def parse_answer(text: str) -> ParsedAnswer:
     return ParsedAnswer(ssi=build_ssi(kept, lemmatize=False), rationale=rationale, reserve=reserve)
 
 
+@functools.cache
+def _example() -> SSI:
+    return parse_answer(_EXAMPLE).ssi
+
+
+def caption_words(caption: str) -> frozenset[str]:
+    """The caption's words and every lemma English gives them (``dogs`` -> ``dog``, ``ran`` -> ``run``)."""
+    from lemminflect import getAllLemmas
+
+    words = {clean_concept(word) or "" for word in re.findall(r"\w+", caption)} - {""}
+    return frozenset(words.union(*(lemma for lemmas in map(getAllLemmas, words) for lemma in lemmas.values())))
+
+
+def grounded(answer: ParsedAnswer, caption: str | None, *, with_image: bool) -> ParsedAnswer:
+    """Hold the answer to its evidence; ``AnnotationError`` when nothing it names has any.
+
+    Without the image the caption is the only evidence: concepts with a word
+    the caption does not contain are dropped (small models invent freely). With
+    the image, only a copy of the prompt's example is refused, unless the
+    caption backs it.
+    """
+    vocabulary = caption_words(caption) if caption else frozenset()
+
+    def backed(concept: str) -> bool:
+        return all(word in vocabulary for word in re.split(r"[ -]", concept))
+
+    if with_image:
+        if answer.ssi.base == _example() and not all(backed(c.split(":", 1)[1]) for c in answer.ssi.concepts):
+            raise AnnotationError("model_output_invalid", "the answer copies the prompt's example")
+        return answer
+    kept = {slot: [c for c in concepts if backed(c)] for slot, concepts in answer.ssi.slots().items()}
+    if not any(kept.values()):
+        raise AnnotationError("model_output_invalid", f"the answer names nothing the caption says ({answer.ssi.id})")
+    reserve = tuple(r for r in answer.reserve if backed(r.split(":", 1)[1]))
+    return ParsedAnswer(ssi=build_ssi(kept, lemmatize=False), rationale=answer.rationale, reserve=reserve)
+
+
 def _json_object(text: str) -> dict[str, Any] | None:
     text = _FENCE.sub("", text)
     decoder = json.JSONDecoder()
@@ -158,19 +198,22 @@ class PromptedAnnotator(Annotator):
     def complete(self, conversations: Sequence[list[Message]], *, attempt: int) -> list[str | AnnotationError]:
         """One answer per conversation, or the error (e.g. ``request_failed``) that prevented it."""
 
-    def conversation(self, record: ImageRecord) -> tuple[list[Message], str | None]:
-        """The first message for a record and its checked caption; ``AnnotationError`` if it cannot be asked."""
+    def conversation(self, record: ImageRecord) -> tuple[list[Message], str | None, bool]:
+        """The first message for a record, its checked caption, and whether the image is sent.
+
+        Raises ``AnnotationError`` when the record cannot be asked about.
+        """
         with_image = self.sends_images and bool(record.image)
         caption = checked_caption(first_caption(record), required=not with_image)
         parts: list[dict[str, Any]] = []
         if with_image:
             parts.append({"type": "image_url", "image_url": {"url": image_data_url(record.image)}})
         parts.append({"type": "text", "text": prompt_text(caption, with_image=with_image)})
-        return [{"role": "user", "content": parts}], caption
+        return [{"role": "user", "content": parts}], caption, with_image
 
     def annotate_batch(self, records: Sequence[ImageRecord]) -> list[AnnotationResult]:
         results: dict[int, AnnotationResult] = {}
-        pending: dict[int, tuple[list[Message], str | None]] = {}
+        pending: dict[int, tuple[list[Message], str | None, bool]] = {}
         for index, record in enumerate(records):
             try:
                 pending[index] = self.conversation(record)
@@ -183,18 +226,18 @@ class PromptedAnnotator(Annotator):
             answers = self.complete([pending[i][0] for i in order], attempt=attempt)
             for index, answer in zip(order, answers, strict=True):
                 record = records[index]
-                messages, caption = pending[index]
+                messages, caption, with_image = pending[index]
                 try:
                     if isinstance(answer, AnnotationError):
                         raise answer
-                    parsed = parse_answer(answer)
+                    parsed = grounded(parse_answer(answer), caption, with_image=with_image)
                 except AnnotationError as exc:
                     if exc.reason != "model_output_invalid" or attempt == self.retries:
                         results[index] = AnnotationFailure.from_error(record, exc)
                         del pending[index]
                     else:
                         retry = [*messages, {"role": "assistant", "content": answer}, {"role": "user", "content": correction_text(exc.detail)}]
-                        pending[index] = (retry, caption)
+                        pending[index] = (retry, caption, with_image)
                     continue
                 results[index] = Annotation(
                     id=record.id, ssi=parsed.ssi, rationale=parsed.rationale, caption=caption, reserve=parsed.reserve

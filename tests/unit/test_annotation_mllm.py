@@ -9,7 +9,7 @@ import pytest
 
 from ssi_plugin.annotation.base import Annotation, AnnotationFailure
 from ssi_plugin.annotation.mllm import MLLMAnnotator
-from ssi_plugin.annotation.prompted import Message, PromptedAnnotator, parse_answer, prompt_text
+from ssi_plugin.annotation.prompted import Message, PromptedAnnotator, grounded, parse_answer, prompt_text
 from ssi_plugin.annotation.tiny_vlm import build_tiny_vlm
 from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.errors import AnnotationError
@@ -57,6 +57,24 @@ def test_unusable_answers_are_rejected_with_the_reason(answer: str, problem: str
     assert problem in info.value.detail
 
 
+def test_without_the_image_only_what_the_caption_says_is_kept() -> None:
+    answer = parse_answer('{"objects": ["dogs", "unicorn"], "actions": ["ran"], "scene": ["beach"], "rationale": "A dog."}')
+    kept = grounded(answer, "Two dogs run across the park.", with_image=False)
+    assert kept.ssi.id == "objects: dog | actions: run"
+    with pytest.raises(AnnotationError, match="names nothing the caption says"):
+        grounded(answer, "A cat sleeps.", with_image=False)
+    assert grounded(answer, "A cat sleeps.", with_image=True) == answer  # the image may show what the caption omits
+
+
+def test_a_copy_of_the_prompts_example_is_refused_unless_the_caption_backs_it() -> None:
+    example = parse_answer(
+        '{"objects": ["dog", "frisbee"], "actions": ["catch"], "attributes": ["brown"], "scene": ["park"], "rationale": "Copied."}'
+    )
+    with pytest.raises(AnnotationError, match="copies the prompt's example"):
+        grounded(example, "A cup of espresso on a table.", with_image=True)
+    assert grounded(example, "A brown dog catches a frisbee in the park.", with_image=True) == example
+
+
 def test_the_caption_is_fenced_as_data() -> None:
     text = prompt_text("A dog.", with_image=True)
     assert text.endswith("<caption>A dog.</caption>")
@@ -85,7 +103,7 @@ def _records(*captions: str | None) -> list[ImageRecord]:
 
 def test_invalid_answers_are_retried_with_the_problem_then_rejected() -> None:
     annotator = Scripted([["not json", "nope", VALID], [VALID, "still not json"], ["never json"]])
-    results = list(annotator.annotate(_records("A dog runs.", "A cat.", "A bird.")))
+    results = list(annotator.annotate(_records("A dog runs in a park.", "A cat.", "Dogs running in the park.")))
     assert isinstance(results[0], Annotation) and results[0].ssi.id == "objects: dog | actions: run | scene: park"
     assert isinstance(results[2], Annotation)
     assert isinstance(results[1], AnnotationFailure) and results[1].reason == "model_output_invalid"
