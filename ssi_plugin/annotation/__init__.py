@@ -2,13 +2,33 @@
 
     Annotator                    the contract: annotate(records) -> one Annotation | AnnotationFailure each
     CaptionAnnotator             caption words (spaCy) + optional image tags (EfficientNet-Lite0); offline default
-    MLLMAnnotator                a Hugging Face image-text-to-text (or text) model prompted for JSON
+    MLLMAnnotator                a local Hugging Face image-text-to-text (or text-only chat) model prompted for JSON
     HTTPAnnotator                an OpenAI-compatible chat-completions endpoint
-    annotate_dataset(...)        records -> JSONL with resume, failure file and progress
+    create_annotator(kind, ...)  one of the three by name, options checked
+    annotate_dataset(...)        records -> JSONL with resume, failure file, collision report and progress
 
-Importing this package loads no model: each annotator imports its libraries when first used.
+Importing this package loads no model library: each annotator imports spaCy,
+torch or transformers when first used.
 """
 
 from ssi_plugin.annotation.base import Annotation, AnnotationFailure, AnnotationResult, Annotator, FailureReason
+from ssi_plugin.annotation.caption import CaptionAnnotator
+from ssi_plugin.annotation.factory import AnnotatorOptions, create_annotator
+from ssi_plugin.annotation.http import HTTPAnnotator
+from ssi_plugin.annotation.job import AnnotateSummary, annotate_dataset
+from ssi_plugin.annotation.mllm import MLLMAnnotator
 
-__all__ = ["Annotation", "AnnotationFailure", "AnnotationResult", "Annotator", "FailureReason"]
+__all__ = [
+    "AnnotateSummary",
+    "Annotation",
+    "AnnotationFailure",
+    "AnnotationResult",
+    "Annotator",
+    "AnnotatorOptions",
+    "CaptionAnnotator",
+    "FailureReason",
+    "HTTPAnnotator",
+    "MLLMAnnotator",
+    "annotate_dataset",
+    "create_annotator",
+]

@@ -25,15 +25,16 @@ class AnnotatorOptions(BaseModel):
     batch_size: int | None = Field(default=None, ge=1)
     concurrency: int | None = Field(default=None, ge=1)
     timeout: float | None = Field(default=None, gt=0)
+    text_only: bool = False
 
 
 _USES: dict[str, frozenset[str]] = {
     "caption": frozenset({"image_tags", "model", "batch_size"}),
     "mllm": frozenset({"model", "batch_size"}),
-    "http": frozenset({"model", "endpoint", "api_key", "batch_size", "concurrency", "timeout"}),
+    "http": frozenset({"model", "endpoint", "api_key", "batch_size", "concurrency", "timeout", "text_only"}),
 }
 _FLAG = {"image_tags": "--image-tags", "model": "--model", "endpoint": "--endpoint", "api_key": "--model-api-key",
-         "batch_size": "--batch-size", "concurrency": "--concurrency", "timeout": "--timeout"}
+         "batch_size": "--batch-size", "concurrency": "--concurrency", "timeout": "--timeout", "text_only": "--text-only"}
 
 
 def create_annotator(kind: str, options: AnnotatorOptions | None = None) -> Annotator:
@@ -61,4 +62,4 @@ def create_annotator(kind: str, options: AnnotatorOptions | None = None) -> Anno
         raise ConfigError("the http annotator needs --endpoint (the base URL of an OpenAI-compatible API, e.g. http://host:8000/v1)")
     from ssi_plugin.annotation.http import HTTPAnnotator
 
-    return HTTPAnnotator(options.endpoint, model=options.model, api_key=options.api_key, **extra)
+    return HTTPAnnotator(options.endpoint, model=options.model, api_key=options.api_key, send_images=not options.text_only, **extra)

@@ -19,6 +19,7 @@ import click
 @click.option("--batch-size", type=click.IntRange(min=1), help="Records per annotator batch.")
 @click.option("--concurrency", type=click.IntRange(min=1), help="http: requests in flight at once.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="http: seconds per request.")
+@click.option("--text-only", is_flag=True, help="http: send captions without images (for a text-only model).")
 @click.option("--images-dir", type=click.Path(path_type=Path), help="Folder of the images (default: the dataset file's folder).")
 @click.option("--split", help="Only this split (Karpathy: train, val, test, restval).")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N records.")
@@ -34,6 +35,7 @@ def annotate_command(
     batch_size: int | None,
     concurrency: int | None,
     timeout: float | None,
+    text_only: bool,
     images_dir: Path | None,
     split: str | None,
     limit: int | None,
@@ -52,7 +54,7 @@ def annotate_command(
 
     options = AnnotatorOptions(
         image_tags=image_tags, model=model, endpoint=endpoint, api_key=api_key,
-        batch_size=batch_size, concurrency=concurrency, timeout=timeout,
+        batch_size=batch_size, concurrency=concurrency, timeout=timeout, text_only=text_only,
     )
     total = sum(1 for _ in read_dataset(dataset, images_dir=images_dir, split=split))
     total = min(total, limit) if limit else total

@@ -122,3 +122,18 @@ def test_no_more_than_concurrency_requests_are_in_flight() -> None:
 def test_an_endpoint_must_be_a_url() -> None:
     with pytest.raises(ConfigError, match="must start with http"):
         HTTPAnnotator("localhost:8000", model="m")
+
+
+def test_the_factory_builds_the_http_annotator_and_names_what_is_missing() -> None:
+    from ssi_plugin.annotation import AnnotatorOptions, create_annotator
+
+    annotator = create_annotator("http", AnnotatorOptions(model="m", endpoint="http://x/v1", text_only=True, concurrency=2))
+    assert isinstance(annotator, HTTPAnnotator) and not annotator.sends_images and annotator.concurrency == 2
+    with pytest.raises(ConfigError, match="needs --endpoint"):
+        create_annotator("http", AnnotatorOptions(model="m"))
+    with pytest.raises(ConfigError, match="needs --model"):
+        create_annotator("mllm")
+    with pytest.raises(ConfigError, match="does not use --image-tags"):
+        create_annotator("mllm", AnnotatorOptions(model="m", image_tags=True))
+    with pytest.raises(ConfigError, match="unknown annotator"):
+        create_annotator("magic")
