@@ -107,7 +107,7 @@ def train(
     start_step = _prepare_out(out, config, resume=resume, overwrite=overwrite)
 
     torch.manual_seed(config.seed)
-    model, tokenizer, spec = _load_for_training(config)
+    model, tokenizer, spec = load_for_training(config)
     batches = _Batches(examples, tokenizer, spec, config)
     steps_per_epoch = len(batches)
     total_steps = steps_per_epoch * config.epochs
@@ -182,7 +182,7 @@ def _prepare_out(out: Path, config: TrainingConfig, *, resume: bool, overwrite: 
     return 0
 
 
-def _load_for_training(config: TrainingConfig) -> tuple[Any, Any, GeneratorSpec]:
+def load_for_training(config: TrainingConfig) -> tuple[Any, Any, GeneratorSpec]:
     from ssi_plugin.generation.models import load_base
     from ssi_plugin.generation.spec import architecture_of, end_token_of, library_versions, tokenizer_fingerprint
 
