@@ -21,8 +21,11 @@ def setup(ctx: click.Context, index_patterns: tuple[str, ...], dry_run: bool) ->
     resources = load_layout(index_patterns=list(index_patterns) or None)
     with connect_engine(ctx) as engine:
         actions = install_layout(engine, resources, dry_run=dry_run)
-    for resource, action in zip(resources, actions):
-        versions = f"v{action.installed_version} -> v{action.version}" if action.action != "unchanged" else f"v{action.version}"
+    for action in actions:
+        changed = action.request is not None and action.installed_version is not None
+        versions = f"v{action.installed_version} -> v{action.version}" if changed else f"v{action.version}"
         click.echo(f"{action.action:>12}  {action.kind:<18} {action.name}  ({versions})", err=dry_run)
-        if dry_run and action.action != "unchanged":
-            click.echo(json.dumps({"method": "PUT", "path": resource.path, "body": resource.body}, indent=2))
+        if action.note:
+            click.echo(f"{'':>12}  {action.note}", err=dry_run)
+        if dry_run and action.request:
+            click.echo(json.dumps(action.request, indent=2))

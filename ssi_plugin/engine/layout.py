@@ -4,6 +4,11 @@ Files are named ``<name>.<kind>.json`` with kind ``pipeline``,
 ``component-template`` or ``index-template``; each carries a ``version``.
 ``install_layout`` compares that version with what the cluster holds and
 writes only what differs, pipelines first (templates refer to them).
+
+A cluster that cannot run a pipeline (the Elasticsearch core node has no ingest
+processor) gets the layout without it: ``fit_layout`` drops the pipeline and the
+``default_pipeline`` settings naming it, and the setup report says so. Documents
+written by ssi-plugin carry the derived slot fields themselves, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from ssi_plugin.engine.capabilities import Capabilities, capabilities
 from ssi_plugin.engine.client import EngineClient
 from ssi_plugin.errors import ConfigError, EngineRequestError
 from ssi_plugin.resources import project_dir
@@ -27,6 +33,8 @@ _PATHS: dict[ResourceKind, str] = {
 }
 
 DERIVE_PIPELINE = "ssi-derive"
+CLIENT_SIDE_NOTE = "ssi-plugin derives the slot fields client-side"
+_PIPELINE_SETTINGS = ("default_pipeline", "final_pipeline")
 
 
 class LayoutResource(BaseModel):
@@ -46,9 +54,20 @@ class LayoutResource(BaseModel):
 class SetupAction(BaseModel):
     kind: ResourceKind
     name: str
-    action: Literal["created", "updated", "unchanged", "would create", "would update"]
+    action: Literal["created", "updated", "unchanged", "would create", "would update", "skipped"]
     installed_version: int | None
     version: int | None
+    note: str | None = None
+    """Why a resource was skipped."""
+    request: dict[str, Any] | None = None
+    """The request sent (or, in a dry run, that would be sent): method, path, body."""
+
+
+class FittedLayout(BaseModel):
+    """The layout a given cluster gets: its resources, and the pipelines left out with the reason."""
+
+    resources: list[LayoutResource]
+    skipped: dict[str, str]
 
 
 def load_layout(folder: Path | None = None, *, index_patterns: list[str] | None = None) -> list[LayoutResource]:
@@ -69,36 +88,98 @@ def load_layout(folder: Path | None = None, *, index_patterns: list[str] | None 
     return sorted(resources, key=lambda r: _INSTALL_ORDER.index(r.kind))
 
 
-def installed_version(engine: EngineClient, resource: LayoutResource) -> tuple[bool, int | None]:
-    """(exists, version) of the resource on the cluster."""
+def fit_layout(resources: list[LayoutResource], cluster: Capabilities) -> FittedLayout:
+    """Leave out the pipelines ``cluster`` cannot run, and the index settings that name them."""
+    skipped = {}
+    for resource in resources:
+        if resource.kind == "pipeline" and (gaps := cluster.pipeline_gaps(resource.body)):
+            skipped[resource.name] = f"this cluster has {gaps}; {CLIENT_SIDE_NOTE}"
+    fitted = []
+    for resource in resources:
+        if resource.kind == "pipeline" and resource.name in skipped:
+            continue
+        if resource.kind == "index-template" and skipped:
+            template = resource.body.get("template", {})
+            settings = _without_pipelines(template.get("settings", {}), set(skipped))
+            resource = resource.model_copy(update={"body": {**resource.body, "template": {**template, "settings": settings}}})
+        fitted.append(resource)
+    return FittedLayout(resources=fitted, skipped=skipped)
+
+
+def cluster_layout(engine: EngineClient, resources: list[LayoutResource] | None = None) -> FittedLayout:
+    """The layout (index_templates/ by default) fitted to what ``engine`` can run."""
+    return fit_layout(resources if resources is not None else load_layout(), capabilities(engine))
+
+
+def _without_pipelines(settings: dict[str, Any], pipelines: set[str]) -> dict[str, Any]:
+    """Index settings without ``[index.]default_pipeline`` / ``final_pipeline`` naming one of ``pipelines``."""
+    names = {prefix + key for key in _PIPELINE_SETTINGS for prefix in ("", "index.")}
+    kept = {key: value for key, value in settings.items() if not (key in names and value in pipelines)}
+    if isinstance(kept.get("index"), dict):
+        kept["index"] = _without_pipelines(kept["index"], pipelines)
+    return kept
+
+
+def _pipeline_setting(settings: dict[str, Any], key: str) -> str | None:
+    """One pipeline setting, written flat (``index.default_pipeline``) or nested, as engines answer it."""
+    nested = settings.get("index") if isinstance(settings.get("index"), dict) else {}
+    return settings.get(f"index.{key}") or settings.get(key) or nested.get(key)
+
+
+def installed(engine: EngineClient, resource: LayoutResource) -> dict[str, Any] | None:
+    """The body the cluster holds for the resource, None when it has none."""
     try:
         answer = engine.request("GET", resource.path)
     except EngineRequestError as exc:
         if exc.status == 404:
-            return False, None
+            return None
         raise
     if resource.kind == "pipeline":
-        return True, answer[resource.name].get("version")
+        return answer[resource.name]
     key = "component_templates" if resource.kind == "component-template" else "index_templates"
     inner = "component_template" if resource.kind == "component-template" else "index_template"
-    return True, answer[key][0][inner].get("version")
+    return answer[key][0][inner]
+
+
+def _up_to_date(resource: LayoutResource, held: dict[str, Any]) -> bool:
+    """Same version, and for an index template the same pipelines (a cluster may have gained or lost them)."""
+    if held.get("version") != resource.version:
+        return False
+    if resource.kind != "index-template":
+        return True
+    wanted, has = resource.body.get("template", {}).get("settings", {}), held.get("template", {}).get("settings", {})
+    return all(_pipeline_setting(wanted, key) == _pipeline_setting(has, key) for key in _PIPELINE_SETTINGS)
 
 
 def install_layout(
     engine: EngineClient, resources: list[LayoutResource] | None = None, *, dry_run: bool = False
 ) -> list[SetupAction]:
-    """Install what is missing or has another version; report one action per resource."""
+    """Install what is missing or differs; report one action per resource, skipped pipelines included."""
+    resources = resources if resources is not None else load_layout()
+    layout = cluster_layout(engine, resources)
+    fitted = {(r.kind, r.name): r for r in layout.resources}
     actions = []
-    for resource in resources if resources is not None else load_layout():
-        exists, version = installed_version(engine, resource)
-        if exists and version == resource.version:
+    for original in resources:
+        if original.kind == "pipeline" and original.name in layout.skipped:
+            actions.append(
+                SetupAction(kind=original.kind, name=original.name, action="skipped", installed_version=None,
+                            version=original.version, note=layout.skipped[original.name])
+            )
+            continue
+        resource = fitted[(original.kind, original.name)]
+        held = installed(engine, resource)
+        request = None
+        if held is not None and _up_to_date(resource, held):
             action = "unchanged"
         else:
+            request = {"method": "PUT", "path": resource.path, "body": resource.body}
+            exists = held is not None
             action = ("would update" if exists else "would create") if dry_run else ("updated" if exists else "created")
             if not dry_run:
                 engine.request("PUT", resource.path, body=resource.body)
         actions.append(
-            SetupAction(kind=resource.kind, name=resource.name, action=action, installed_version=version, version=resource.version)
+            SetupAction(kind=resource.kind, name=resource.name, action=action,
+                        installed_version=None if held is None else held.get("version"), version=resource.version, request=request)
         )
     return actions
 

@@ -54,11 +54,15 @@ class SSIRecord(BaseModel):
         return Assignment(ssi=self.ssi, base=self.base or self.ssi.base, collision=self.collision)
 
     def index_fields(self) -> dict[str, Any]:
-        """The document's ``ssi`` object: identifier, slot arrays, slot-prefixed concepts, rationale, provenance."""
+        """The document's ``ssi`` object: identifier, slot arrays, slot-prefixed concepts, disambiguator, rationale, provenance.
+
+        What the ``ssi-derive`` pipeline derives from ``id`` is all here too, for clusters that cannot run it.
+        """
         return {
             "id": self.ssi.id,
             **{slot: list(concepts) for slot, concepts in self.ssi.slots().items()},
             "concepts": list(self.ssi.concepts),
+            **({"disambiguator": self.ssi.disambiguator} if self.ssi.disambiguator else {}),
             "rationale": self.rationale,
             "annotator": self.annotator,
             "version": self.version,

@@ -23,7 +23,7 @@ from ssi_plugin.annotation.base import AnnotationFailure, Annotator
 from ssi_plugin.annotation.job import ssi_record
 from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.engine import EngineClient
-from ssi_plugin.engine.layout import index_body, install_layout
+from ssi_plugin.engine.layout import cluster_layout, index_body, install_layout
 from ssi_plugin.identifiers import CollisionReport, CollisionResolver
 from ssi_plugin.indexing.documents import image_document, indexed_records
 from ssi_plugin.indexing.failures import FailureLog
@@ -45,11 +45,14 @@ class IngestSummary(BaseModel):
 
 
 def ensure_index(engine: EngineClient, index: str) -> bool:
-    """Install the layout (idempotent) and create ``index`` with the SSI mappings if it is missing."""
+    """Install the layout (idempotent) and create ``index`` with the SSI mappings if it is missing.
+
+    The index names the ``ssi-derive`` pipeline only where the cluster can run it.
+    """
     install_layout(engine)
     if engine.exists(f"/{index}"):
         return False
-    engine.request("PUT", f"/{index}", body=index_body())
+    engine.request("PUT", f"/{index}", body=index_body(cluster_layout(engine).resources))
     return True
 
 

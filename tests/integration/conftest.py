@@ -1,4 +1,4 @@
-"""A connected client on top of the session's real node (``engine_url`` in tests/conftest.py)."""
+"""A connected client on top of the session's real node (``engine_url`` in tests/conftest.py), on each engine."""
 
 from __future__ import annotations
 
@@ -12,15 +12,24 @@ from ssi_plugin.engine import EngineClient, connect
 
 
 @pytest.fixture(scope="session")
-def engine(engine_url: str) -> Iterator[EngineClient]:
+def engine(engine_url: str, engine_kind: str) -> Iterator[EngineClient]:
     client = connect(EngineSettings(url=engine_url))
+    if client.kind != engine_kind:
+        client.close()
+        pytest.fail(f"the {engine_kind} leg's cluster at {engine_url} runs {client.kind} (SSI_ENGINE_URL is the OpenSearch leg, "
+                    "SSI_ELASTICSEARCH_URL the Elasticsearch leg)")
     yield client
     client.close()
 
 
 @pytest.fixture
 def index_name(engine: EngineClient) -> Iterator[str]:
-    """A fresh index name per test; every index and alias starting with it is deleted afterwards."""
+    """A fresh index name per test; every index (and so alias) starting with it is deleted afterwards.
+
+    Indices are deleted by their names: Elasticsearch refuses wildcard deletes by default.
+    """
     name = f"test-{uuid.uuid4().hex[:10]}"
     yield name
-    engine.request("DELETE", f"/{name}*", params={"ignore_unavailable": "true", "expand_wildcards": "all"})
+    created = engine.request("GET", f"/{name}*/_alias", params={"expand_wildcards": "all"})
+    if created:
+        engine.request("DELETE", "/" + ",".join(sorted(created)), params={"ignore_unavailable": "true"})

@@ -1,16 +1,15 @@
 """The local Elasticsearch core node, driven by the unmodified elasticsearch-py 9 client.
 
-``es_engine_url`` starts one real Elasticsearch 9 node (server jar + transport-netty4
-from Maven Central) for the test session, with its data in a temporary folder, or
-uses ``SSI_ELASTICSEARCH_URL`` when set. The tests cover what ssi-plugin needs from
-the core (templates, mappings, bulk, the SSI queries, aliases, point in time +
-search_after) and pin down what the core lacks, as listed in
-integration/elasticsearch/README.md.
+``elasticsearch_url`` (tests/conftest.py) is one real Elasticsearch 9 node (server
+jar + transport-netty4 from Maven Central) for the test session, shared with the
+Elasticsearch leg of the other integration tests, or ``SSI_ELASTICSEARCH_URL`` when
+set. The tests cover what ssi-plugin needs from the core (templates, mappings,
+bulk, the SSI queries, aliases, point in time + search_after) and pin down what the
+core lacks, as listed in integration/elasticsearch/README.md.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -22,11 +21,9 @@ import httpx
 import pytest
 from elasticsearch import ApiError, Elasticsearch
 
-from ssi_plugin.engine.local_node import LocalNode, NodeStatus
+from ssi_plugin.engine.local_node import NodeStatus
 
 pytestmark = pytest.mark.engine
-
-EXTERNAL_URL_ENV = "SSI_ELASTICSEARCH_URL"
 
 IMAGES = {
     "img-1": {"id": "objects: dog, frisbee | actions: catch, jump | scene: park", "objects": ["dog", "frisbee"], "scene": ["park"]},
@@ -37,30 +34,8 @@ IMAGES = {
 
 
 @pytest.fixture(scope="session")
-def es_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeStatus | None]:
-    """The local node's status, or None when an external cluster is configured."""
-    if os.environ.get(EXTERNAL_URL_ENV, "").strip():
-        yield None
-        return
-    node = LocalNode(tmp_path_factory.mktemp("es-cache"), kind="elasticsearch")
-    status = node.start(attached=True)  # gone with the test session even if it is killed
-    try:
-        yield status
-    finally:
-        node.stop()
-
-
-@pytest.fixture(scope="session")
-def es_engine_url(es_node: NodeStatus | None) -> str:
-    if es_node is None:
-        return os.environ[EXTERNAL_URL_ENV].strip().rstrip("/")
-    assert es_node.url is not None
-    return es_node.url
-
-
-@pytest.fixture(scope="session")
-def es(es_engine_url: str) -> Iterator[Elasticsearch]:
-    client = Elasticsearch(es_engine_url, request_timeout=30)
+def es(elasticsearch_url: str) -> Iterator[Elasticsearch]:
+    client = Elasticsearch(elasticsearch_url, request_timeout=30)
     yield client
     client.close()
 
@@ -89,14 +64,14 @@ def hit_ids(response: Any) -> list[str]:
     return [hit["_id"] for hit in response["hits"]["hits"]]
 
 
-def test_local_node_is_elasticsearch_9(es: Elasticsearch, es_node: NodeStatus | None) -> None:
-    if es_node is None:
-        pytest.skip(f"{EXTERNAL_URL_ENV} points at an external cluster")
-    assert es_node.kind == "elasticsearch"
-    assert es_node.version is not None and es_node.version.startswith("9.")
+def test_local_node_is_elasticsearch_9(es: Elasticsearch, elasticsearch_node: NodeStatus | None) -> None:
+    if elasticsearch_node is None:
+        pytest.skip("SSI_ELASTICSEARCH_URL points at an external cluster")
+    assert elasticsearch_node.kind == "elasticsearch"
+    assert elasticsearch_node.version is not None and elasticsearch_node.version.startswith("9.")
     health = es.cluster.health()  # the client itself rejects a server that is not Elasticsearch
     assert health.meta.headers["x-elastic-product"] == "Elasticsearch"
-    assert es.cluster.stats()["nodes"]["versions"] == [es_node.version]
+    assert es.cluster.stats()["nodes"]["versions"] == [elasticsearch_node.version]
 
 
 def engine_command(command: str, cache_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -218,8 +193,8 @@ MISSING_FROM_CORE: dict[str, Callable[[Elasticsearch, str], Any]] = {
 
 
 @pytest.mark.parametrize("feature", sorted(MISSING_FROM_CORE))
-def test_the_core_lacks_what_its_readme_says(es: Elasticsearch, es_node: NodeStatus | None, index: str, feature: str) -> None:
-    if es_node is None:
+def test_the_core_lacks_what_its_readme_says(es: Elasticsearch, elasticsearch_node: NodeStatus | None, index: str, feature: str) -> None:
+    if elasticsearch_node is None:
         pytest.skip("a full Elasticsearch distribution has these modules")
     es.indices.create(index=index, settings={"number_of_replicas": 0})
     with pytest.raises(ApiError) as failure:

@@ -1,8 +1,10 @@
-"""The local node carries what the rest of ssi-plugin needs.
+"""The engines carry what the rest of ssi-plugin needs.
 
 Each test uses a real engine feature the plan depends on: composable templates,
-ingest pipelines with ingest-common processors and painless, bulk, search,
-atomic alias moves and ``_reindex``.
+bulk, search and atomic alias moves on both engines; ingest pipelines with
+ingest-common processors and painless, and ``_reindex``, where the engine has them
+(not the Elasticsearch core node). Capability detection is checked against what
+the engine actually accepts.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import pytest
 
 from ssi_plugin.engine import EngineClient
+from ssi_plugin.engine.capabilities import capabilities
+from ssi_plugin.engine.layout import DERIVE_PIPELINE, load_layout
 from ssi_plugin.errors import EngineRequestError
 
 pytestmark = pytest.mark.engine
@@ -38,9 +42,25 @@ def _remove_templates(engine: EngineClient, prefix: str) -> None:
     engine.request("DELETE", f"/_component_template/{prefix}-fields")
 
 
-def test_connect_identifies_the_node(engine: EngineClient) -> None:
-    assert engine.kind in ("opensearch", "elasticsearch")
+def test_connect_identifies_the_node(engine: EngineClient, engine_kind: str) -> None:
+    assert engine.kind == engine_kind
     assert engine.info.major >= 2
+
+
+def test_capabilities_predict_whether_the_engine_takes_the_derive_pipeline(engine: EngineClient, index_name: str) -> None:
+    derive = next(r for r in load_layout() if r.kind == "pipeline" and r.name == DERIVE_PIPELINE)
+    found = capabilities(engine)
+    assert capabilities(engine) is found, "asked once per client"
+    gaps = found.pipeline_gaps(derive.body)
+    try:
+        engine.request("PUT", f"/_ingest/pipeline/{index_name}", body=derive.body)
+        accepted = True
+        engine.request("DELETE", f"/_ingest/pipeline/{index_name}")
+    except EngineRequestError as refused:
+        accepted = False
+        assert refused.status == 400
+        assert any(name in str(refused) for name in [*gaps.processors, *gaps.languages]), (str(refused), gaps)
+    assert accepted == (not gaps), gaps
 
 
 def test_composable_template_shapes_new_indices(engine: EngineClient, index_name: str) -> None:
@@ -55,6 +75,7 @@ def test_composable_template_shapes_new_indices(engine: EngineClient, index_name
         _remove_templates(engine, index_name)
 
 
+@pytest.mark.opensearch_only(reason="ingest processors and painless; the Elasticsearch core node lacks ingest-common and lang-painless")
 def test_bulk_through_pipeline_with_painless_then_search(engine: EngineClient, index_name: str) -> None:
     pipeline = f"{index_name}-pipeline"
     engine.request(
@@ -106,17 +127,18 @@ def test_bulk_reports_per_document_failures(engine: EngineClient, index_name: st
     assert "n" in str(by_id["bad"].error)
 
 
-def test_alias_moves_atomically_and_reindex_copies(engine: EngineClient, index_name: str) -> None:
+def _two_indices(engine: EngineClient, index_name: str) -> tuple[str, str, str]:
     old, new, alias = f"{index_name}-v1", f"{index_name}-v2", f"{index_name}-live"
     engine.request("PUT", f"/{old}", body={"settings": {"number_of_replicas": 0}})
     engine.request("PUT", f"/{new}", body={"settings": {"number_of_replicas": 0}})
     list(engine.bulk(({"_index": old, "_id": str(i), "_source": {"n": i}} for i in range(25)), refresh=True))
     engine.request("POST", "/_aliases", body={"actions": [{"add": {"index": old, "alias": alias}}]})
+    return old, new, alias
 
-    copied = engine.request("POST", "/_reindex", body={"source": {"index": old}, "dest": {"index": new}}, params={"refresh": "true"})
-    assert copied["created"] == 25
-    assert engine.count(new) == 25
 
+def test_alias_moves_atomically(engine: EngineClient, index_name: str) -> None:
+    old, new, alias = _two_indices(engine, index_name)
+    list(engine.bulk(({"_index": new, "_id": str(i), "_source": {"n": i}} for i in range(25)), refresh=True))
     engine.request(
         "POST",
         "/_aliases",
@@ -124,6 +146,14 @@ def test_alias_moves_atomically_and_reindex_copies(engine: EngineClient, index_n
     )
     assert list(engine.request("GET", f"/_alias/{alias}")) == [new]
     assert engine.count(alias) == 25
+
+
+@pytest.mark.opensearch_only(reason="_reindex; the Elasticsearch core node lacks the reindex module (ssi-plugin reindex copies client-side)")
+def test_reindex_api_copies(engine: EngineClient, index_name: str) -> None:
+    old, new, _ = _two_indices(engine, index_name)
+    copied = engine.request("POST", "/_reindex", body={"source": {"index": old}, "dest": {"index": new}}, params={"refresh": "true"})
+    assert copied["created"] == 25
+    assert engine.count(new) == 25
 
 
 def test_missing_index_is_a_clear_error(engine: EngineClient, index_name: str) -> None:

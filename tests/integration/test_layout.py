@@ -1,12 +1,31 @@
-"""`ssi-plugin setup` installs the index layout once, and the pipeline derives exactly what the Python model does."""
+"""`ssi-plugin setup` installs the index layout once, and the pipeline derives exactly what the Python model does.
+
+Where no pipeline can run (the Elasticsearch core node), setup says so, leaves the
+pipeline out of the index settings, and ssi-plugin's own documents still carry
+every slot field.
+"""
 
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner
 
+from ssi_plugin.cli import cli
+from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.engine import EngineClient
-from ssi_plugin.engine.layout import DERIVE_PIPELINE, install_layout, load_layout
+from ssi_plugin.engine.capabilities import capabilities
+from ssi_plugin.engine.layout import (
+    DERIVE_PIPELINE,
+    SetupAction,
+    install_layout,
+    load_layout,
+)
+from ssi_plugin.errors import EngineRequestError
 from ssi_plugin.identifiers import SSI, SSIRecord
+from ssi_plugin.indexing import ensure_index
+from ssi_plugin.indexing.documents import image_document
+
+PIPELINE_MODULES = "the ssi-derive pipeline; the Elasticsearch core node lacks ingest-common and lang-painless"
 
 pytestmark = pytest.mark.engine
 
@@ -18,21 +37,69 @@ def layout(engine: EngineClient):
     return resources
 
 
-def test_setup_is_idempotent_and_updates_only_changed_versions(engine: EngineClient, layout) -> None:
-    assert {a.action for a in install_layout(engine, layout)} == {"unchanged"}
+def _changes(actions: list[SetupAction]) -> list[tuple[str, str]]:
+    return [(a.kind, a.action) for a in actions if a.action not in ("unchanged", "skipped")]
 
-    bumped = [r.model_copy(update={"body": {**r.body, "version": r.version + 1}}) if r.kind == "pipeline" else r for r in layout]
+
+def test_setup_is_idempotent_and_updates_only_changed_versions(engine: EngineClient, layout) -> None:
+    assert _changes(install_layout(engine, layout)) == []
+
+    bumped = [r.model_copy(update={"body": {**r.body, "version": r.version + 1}}) if r.kind == "component-template" else r for r in layout]
     planned = install_layout(engine, bumped, dry_run=True)
-    assert [(a.kind, a.action) for a in planned if a.action != "unchanged"] == [("pipeline", "would update")]
-    assert {a.action for a in install_layout(engine, layout)} == {"unchanged"}, "a dry run changes nothing"
+    assert _changes(planned) == [("component-template", "would update")]
+    assert _changes(install_layout(engine, layout)) == [], "a dry run changes nothing"
 
     try:
         done = install_layout(engine, bumped)
-        assert [(a.name, a.action, a.installed_version, a.version) for a in done if a.action != "unchanged"] == [
-            (DERIVE_PIPELINE, "updated", layout[0].version, layout[0].version + 1)
+        fields = next(r for r in layout if r.kind == "component-template")
+        assert [(a.name, a.action, a.installed_version, a.version) for a in done if a.action not in ("unchanged", "skipped")] == [
+            (fields.name, "updated", fields.version, fields.version + 1)
         ]
     finally:
         install_layout(engine, layout)
+
+
+def test_setup_says_whether_the_pipeline_runs_here(engine: EngineClient, layout, engine_url: str) -> None:
+    derive = layout[0]
+    gaps = capabilities(engine).pipeline_gaps(derive.body)
+    report = CliRunner().invoke(cli, ["--url", engine_url, "setup"])
+    assert report.exit_code == 0, report.output
+    pipeline_line = next(line for line in report.output.splitlines() if DERIVE_PIPELINE in line)
+    template = engine.request("GET", "/_index_template/ssi")["index_templates"][0]["index_template"]["template"]
+    default_pipeline = template.get("settings", {}).get("index", {}).get("default_pipeline")
+    if gaps:
+        assert pipeline_line.split()[0] == "skipped"
+        assert "derives the slot fields client-side" in report.output
+        assert str(gaps) in report.output
+        with pytest.raises(EngineRequestError) as absent:
+            engine.request("GET", f"/_ingest/pipeline/{DERIVE_PIPELINE}")
+        assert absent.value.status == 404
+        assert default_pipeline is None, "an index must not name a pipeline the cluster cannot hold"
+    else:
+        assert pipeline_line.split()[0] == "unchanged"
+        assert default_pipeline == DERIVE_PIPELINE
+
+
+def test_documents_of_ssi_plugin_carry_the_slot_fields_on_every_engine(engine: EngineClient, layout, index_name: str) -> None:
+    """An SSI index (by template or by ``ensure_index``) takes ssi-plugin's documents; term queries find their concepts."""
+    by_template, by_name = f"ssi-{index_name}", f"{index_name}-named"
+    try:
+        assert ensure_index(engine, by_name)
+        docs = []
+        for index in (by_template, by_name):
+            for n, identifier in enumerate(IDENTIFIERS):
+                record = SSIRecord(id=str(n), ssi=SSI.parse(identifier), rationale="r.", annotator="a", version="v")
+                source = image_document(ImageRecord(id=str(n), captions=("c",)), record)
+                docs.append({"_index": index, "_id": str(n), "_source": source})
+        assert all(r.ok for r in engine.bulk(docs, refresh=True))
+        for index in (by_template, by_name):
+            stored = engine.request("GET", f"/{index}/_doc/3")["_source"]["ssi"]
+            assert stored["attributes"] == ["black", "fluffy"] and "scene:living room" in stored["concepts"]
+            hits = engine.search(index, {"query": {"term": {"ssi.objects": "frisbee"}}})["hits"]["hits"]
+            assert [h["_id"] for h in hits] == ["0"]
+            assert engine.search(index, {"query": {"term": {"ssi.disambiguator": 3}}})["hits"]["hits"][0]["_id"] == "2"
+    finally:
+        engine.request("DELETE", f"/{by_template}", params={"ignore_unavailable": "true"})
 
 
 IDENTIFIERS = [
@@ -43,6 +110,7 @@ IDENTIFIERS = [
 ]
 
 
+@pytest.mark.opensearch_only(reason=PIPELINE_MODULES)
 def test_pipeline_derives_the_same_fields_as_the_python_model(engine: EngineClient, layout, index_name: str) -> None:
     index = f"ssi-{index_name}"
     docs = [
@@ -56,11 +124,12 @@ def test_pipeline_derives_the_same_fields_as_the_python_model(engine: EngineClie
             expected = SSIRecord(id=str(n), ssi=SSI.parse(identifier), rationale="r.", annotator="a", version="v").index_fields()
             for field in ("objects", "actions", "attributes", "scene", "concepts"):
                 assert stored.get(field, []) == expected[field], (identifier, field)
-            assert stored.get("disambiguator") == SSI.parse(identifier).disambiguator
+            assert stored.get("disambiguator") == expected.get("disambiguator") == SSI.parse(identifier).disambiguator
     finally:
         engine.request("DELETE", f"/{index}", params={"ignore_unavailable": "true"})
 
 
+@pytest.mark.opensearch_only(reason=PIPELINE_MODULES)
 @pytest.mark.parametrize(
     ("identifier", "reason"),
     [

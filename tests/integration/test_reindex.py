@@ -81,6 +81,10 @@ def test_reindex_moves_the_alias_atomically_when_complete(engine: EngineClient, 
         reindex(engine, annotator, source=f"{index_name}-nothing", dest=dest, failures=tmp_path / "h.jsonl", progress=False)
 
 
+@pytest.mark.opensearch_only(
+    reason="resuming is client-side; scroll, bulk and the alias move on Elasticsearch are covered by the tests above, "
+    "and this one takes over a minute"
+)
 def test_killed_reindex_resumes_to_the_same_result(engine: EngineClient, index_name: str, tmp_path: Path) -> None:
     source = f"{index_name}-src"
     _fill(engine, source, 400)

@@ -31,7 +31,7 @@ from ssi_plugin.generation.spec import (
 from ssi_plugin.identifiers import SSI
 from ssi_plugin.indexing.trie import default_model_dir
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.opensearch_only(reason="drives the endpoint with OpenSearch's own clients; the Elasticsearch core node lacks GET / (rest-root)")]
 
 IMAGES = {
     "img-1": (
