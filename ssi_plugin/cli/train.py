@@ -6,12 +6,15 @@ from pathlib import Path
 
 import click
 
+from ssi_plugin.cli._context import connect_engine, engine_options, engine_settings
+
 
 @click.command("train")
-@click.option("--data", "data", type=click.Path(path_type=Path), multiple=True, required=True,
+@click.option("--index", help="Train on the captions and identifiers this index holds (the generator memorises its index).")
+@click.option("--data", "data", type=click.Path(path_type=Path), multiple=True,
               help="JSONL of text/captions -> identifier (+ rationale), e.g. an annotation file. Repeatable.")
 @click.option("--queries", type=click.Path(path_type=Path), multiple=True, help="Extra query -> identifier JSONL. Repeatable.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Generator folder to write.")
+@click.option("--out", type=click.Path(path_type=Path), help="Generator folder to write (default with --index: the index's generator, used by search and serve).")
 @click.option("--base", default="minilm-encoder-decoder", show_default=True,
               help="Base model: the embedded default, or a local Hugging Face folder (causal or encoder-decoder).")
 @click.option("--decoder-layers", type=int, default=2, show_default=True, help="Decoder depth of the default base.")
@@ -27,7 +30,10 @@ import click
 @click.option("--checkpoint-every", type=int, default=200, show_default=True, help="Steps between checkpoints.")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue an interrupted run in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace whatever --out holds.")
-def train_command(data: tuple[Path, ...], queries: tuple[Path, ...], out: Path, base: str, decoder_layers: int,
+@engine_options
+@click.pass_context
+def train_command(ctx: click.Context, index: str | None, data: tuple[Path, ...], queries: tuple[Path, ...], out: Path | None,
+                  base: str, decoder_layers: int,
                   rationale_weight: float, numeric_ids: bool, epochs: int, batch_size: int, learning_rate: float,
                   lora: bool, lora_r: int, seed: int, checkpoint_every: int, resume: bool, overwrite: bool) -> None:
     """Fine-tune a generator; writes model, tokenizer, trie, loss curves (PNG) and a report to --out."""
@@ -46,7 +52,18 @@ def train_command(data: tuple[Path, ...], queries: tuple[Path, ...], out: Path, 
         )
     except ValidationError as exc:
         raise ConfigError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+    if not index and not data:
+        raise ConfigError("give --index (train on an index) or --data (training files)")
     examples = [example for path in (*data, *queries) for example in read_examples(path)]
+    if index:
+        from ssi_plugin.indexing.documents import training_examples
+        from ssi_plugin.indexing.trie import default_model_dir
+
+        with connect_engine(ctx) as engine:
+            examples += training_examples(engine, index)
+        out = out or default_model_dir(engine_settings(ctx).cache_dir, index)
+    if out is None:
+        raise ConfigError("--out is needed when training from --data alone")
     click.echo(f"Training {base} on {len(examples)} examples -> {out}", err=True)
     report = train(examples, out, config, resume=resume, overwrite=overwrite)
     click.echo(f"Trained {report.steps} steps in {report.seconds:.0f} s ({report.examples_per_second:.1f} examples/s); "
