@@ -22,6 +22,11 @@ class's ``exit_code``. Subclasses carry the data a caller needs to react.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class SSIError(Exception):
     """Base of every error ssi-plugin raises on purpose."""
@@ -107,3 +112,13 @@ class PartialFailure(SSIError):
         super().__init__(message)
         self.failed = failed
         self.recorded_at = recorded_at
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line for a pydantic error: ``field.path: message`` per problem, without pydantic's URLs."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"])
+        message = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)

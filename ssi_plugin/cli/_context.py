@@ -11,7 +11,7 @@ import click
 from pydantic import ValidationError
 
 from ssi_plugin.config import EngineSettings
-from ssi_plugin.errors import ConfigError
+from ssi_plugin.errors import ConfigError, describe_validation_error
 
 if TYPE_CHECKING:
     from ssi_plugin.engine import EngineClient
@@ -56,10 +56,7 @@ def engine_settings(ctx: click.Context) -> EngineSettings:
     try:
         return EngineSettings(**flags)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
-        )
-        raise ConfigError(problems) from None
+        raise ConfigError(describe_validation_error(exc)) from None
 
 
 def connect_engine(ctx: click.Context) -> EngineClient:

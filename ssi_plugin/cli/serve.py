@@ -82,7 +82,7 @@ def serve_command(
     from pydantic import ValidationError
 
     from ssi_plugin.engine import connect
-    from ssi_plugin.errors import ConfigError
+    from ssi_plugin.errors import ConfigError, describe_validation_error
     from ssi_plugin.serving.proxy import ProxySettings, SearchProxy
     from ssi_plugin.serving.searchers import IndexSearchers
     from ssi_plugin.serving.server import serve_forever
@@ -103,7 +103,7 @@ def serve_command(
             ssi_concurrency=ssi_concurrency,
         )
     except ValidationError as exc:
-        raise ConfigError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+        raise ConfigError(describe_validation_error(exc)) from None
     searchers = IndexSearchers(engine, cache_dir=settings.cache_dir, index=index, model_dir=model_dir)
     if index is not None:
         click.echo(f"Loading the generator of {index} ...", err=True)

@@ -39,7 +39,7 @@ def train_command(ctx: click.Context, index: str | None, data: tuple[Path, ...],
     """Fine-tune a generator; writes model, tokenizer, trie, loss curves (PNG) and a report to --out."""
     from pydantic import ValidationError
 
-    from ssi_plugin.errors import ConfigError
+    from ssi_plugin.errors import ConfigError, describe_validation_error
     from ssi_plugin.generation.examples import read_examples
     from ssi_plugin.generation.training import LoraSettings, TrainingConfig, train
 
@@ -51,7 +51,7 @@ def train_command(ctx: click.Context, index: str | None, data: tuple[Path, ...],
             checkpoint_every=checkpoint_every,
         )
     except ValidationError as exc:
-        raise ConfigError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+        raise ConfigError(describe_validation_error(exc)) from None
     if not index and not data:
         raise ConfigError("give --index (train on an index) or --data (training files)")
     examples = [example for path in (*data, *queries) for example in read_examples(path)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated
 
-from pydantic import BeforeValidator, ValidationError
+from pydantic import BeforeValidator
 
 
 def _identifier(value: object) -> str:
@@ -24,13 +24,3 @@ Identifier = Annotated[str, BeforeValidator(_identifier)]
 def clean_captions(captions: Iterable[str]) -> tuple[str, ...]:
     """Captions with surrounding whitespace removed; blank ones dropped (they cannot be queries)."""
     return tuple(text for text in (c.strip() for c in captions) if text)
-
-
-def describe(exc: ValidationError) -> str:
-    """One line per problem, ``field.path: message``, without pydantic's URLs."""
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"])
-        message = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ssi_plugin.datasets._fields import Identifier, clean_captions, describe
+from ssi_plugin.datasets._fields import Identifier, clean_captions
 from ssi_plugin.datasets._paths import resolve_image
 from ssi_plugin.datasets.records import ImageRecord
-from ssi_plugin.errors import InputError
+from ssi_plugin.errors import InputError, describe_validation_error
 
 
 class CocoImage(BaseModel):
@@ -47,7 +47,7 @@ def iter_coco(data: object, path: Path, *, images_dir: Path | None = None) -> It
         try:
             image = CocoImage.model_validate(raw)
         except ValidationError as exc:
-            raise InputError(f"{path} images[{index}]: {describe(exc)}") from None
+            raise InputError(f"{path} images[{index}]: {describe_validation_error(exc)}") from None
         key = image.id
         if key in images:
             raise InputError(f"{path} images[{index}]: image id {key} already given at images[{images[key][0]}]")
@@ -57,7 +57,7 @@ def iter_coco(data: object, path: Path, *, images_dir: Path | None = None) -> It
         try:
             annotation = CocoCaption.model_validate(raw)
         except ValidationError as exc:
-            raise InputError(f"{path} annotations[{index}]: {describe(exc)}") from None
+            raise InputError(f"{path} annotations[{index}]: {describe_validation_error(exc)}") from None
         key = annotation.image_id
         if key not in captions:
             raise InputError(f"{path} annotations[{index}]: image_id {key} is not among the images")

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ssi_plugin.datasets._fields import Identifier, clean_captions, describe
+from ssi_plugin.datasets._fields import Identifier, clean_captions
 from ssi_plugin.datasets._paths import relative_image, resolve_image
 from ssi_plugin.datasets.records import ImageRecord
-from ssi_plugin.errors import InputError
+from ssi_plugin.errors import InputError, describe_validation_error
 
 _RESERVED = ("id", "image", "captions")
 
@@ -56,7 +56,7 @@ def iter_jsonl(path: Path, *, images_dir: Path | None = None) -> Iterator[tuple[
             try:
                 entry = JsonlLine.model_validate_json(line)
             except ValidationError as exc:
-                raise InputError(f"{path} line {number}: {describe(exc)}") from None
+                raise InputError(f"{path} line {number}: {describe_validation_error(exc)}") from None
             yield f"line {number}", entry.to_record(base)
 
 

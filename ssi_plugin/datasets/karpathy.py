@@ -15,10 +15,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ssi_plugin.datasets._fields import Identifier, clean_captions, describe
+from ssi_plugin.datasets._fields import Identifier, clean_captions
 from ssi_plugin.datasets._paths import resolve_image
 from ssi_plugin.datasets.records import ImageRecord
-from ssi_plugin.errors import InputError
+from ssi_plugin.errors import InputError, describe_validation_error
 
 
 class KarpathySentence(BaseModel):
@@ -60,7 +60,7 @@ def iter_karpathy(data: object, path: Path, *, images_dir: Path | None = None) -
         try:
             entry = KarpathyImage.model_validate(raw)
         except ValidationError as exc:
-            raise InputError(f"{path} {where}: {describe(exc)}") from None
+            raise InputError(f"{path} {where}: {describe_validation_error(exc)}") from None
         folder = _image_folder(base, entry.filepath, folders)
         metadata: dict[str, object] = {"filename": entry.filename}
         for key in ("split", "imgid", "cocoid"):

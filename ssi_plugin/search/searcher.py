@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from ssi_plugin.engine import EngineClient
-from ssi_plugin.errors import EngineRequestError, InputError
+from ssi_plugin.errors import EngineRequestError, InputError, describe_validation_error
 from ssi_plugin.generation.generator import GenerationResult, Generator
 from ssi_plugin.search.fusion import fuse
 from ssi_plugin.search.options import SSIQuery
@@ -139,8 +139,7 @@ class SSISearcher:
         try:
             options = SSIQuery.model_validate(clause)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'ssi'}: {e['msg']}" for e in exc.errors())
-            raise InputError(f"[ssi] query is malformed: {problems}") from None
+            raise InputError(f"[ssi] query is malformed: {describe_validation_error(exc)}") from None
         result = self.search(
             options,
             size=int(body.get("size", 10)),
