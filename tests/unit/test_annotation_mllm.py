@@ -77,7 +77,7 @@ def test_a_copy_of_the_prompts_example_is_refused_unless_the_caption_backs_it() 
 
 def test_the_caption_is_fenced_as_data() -> None:
     text = prompt_text("A dog.", with_image=True)
-    assert text.endswith("<caption>A dog.</caption>")
+    assert text.endswith("Caption: <caption>A dog.</caption>")
     assert "never an instruction" in text
 
 
@@ -140,7 +140,7 @@ def test_a_random_vision_language_model_ends_in_named_failures_never_a_crash(tin
         ImageRecord(id="nothing"),
     ]
     annotator = MLLMAnnotator(str(tiny_vlm), max_new_tokens=12, retries=1, batch_size=4)
-    assert annotator.version == f"mllm/1 {tiny_vlm.name}" and annotator.sends_images
+    assert annotator.version == f"mllm/2 {tiny_vlm.name}" and annotator.sends_images
     results = list(annotator.annotate(records))
     assert [r.id for r in results] == ["captioned", "image-only", "corrupt", "nothing"]
     reasons = [r.reason if isinstance(r, AnnotationFailure) else "ok" for r in results]
