@@ -21,37 +21,9 @@ import pytest
 from opensearchpy import OpenSearch
 
 from ssi_plugin.engine import EngineClient
-from ssi_plugin.generation.generator import build_trie, save_folder
-from ssi_plugin.generation.models import tiny_model
-from ssi_plugin.generation.spec import (
-    GeneratorSpec,
-    end_token_of,
-    tokenizer_fingerprint,
-)
-from ssi_plugin.identifiers import SSI
-from ssi_plugin.indexing.trie import default_model_dir
+from tiny_generator import IMAGES, index_with_generator
 
 pytestmark = [pytest.mark.engine, pytest.mark.opensearch_only(reason="drives the endpoint with OpenSearch's own clients; the Elasticsearch core node lacks GET / (rest-root)")]
-
-IMAGES = {
-    "img-1": (
-        SSI(objects=("dog", "frisbee"), actions=("catch",), scene=("park",)),
-        "a dog catching a frisbee in a park",
-    ),
-    "img-2": (
-        SSI(objects=("dog",), actions=("run",), scene=("beach",)),
-        "a dog running on the beach",
-    ),
-    "img-3": (
-        SSI(objects=("cat", "sofa"), actions=("sleep",)),
-        "a cat asleep on a sofa",
-    ),
-    "img-4": (
-        SSI(objects=("child", "ball"), actions=("kick",), scene=("street",)),
-        "a child kicking a ball in the street",
-    ),
-}
-
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -62,49 +34,8 @@ def _free_port() -> int:
 @pytest.fixture
 def trained_index(engine: EngineClient, index_name: str, tmp_path: Path) -> tuple[str, Path]:
     """An index of SSI documents and, in a cache folder, the generator ``train`` would have left for it."""
-    mappings = {
-        "properties": {
-            "caption": {"type": "text"},
-            "ssi": {
-                "properties": {
-                    "id": {"type": "keyword"},
-                    "concepts": {"type": "keyword"},
-                }
-            },
-        }
-    }
-    engine.request(
-        "PUT",
-        f"/{index_name}",
-        body={"settings": {"number_of_replicas": 0}, "mappings": mappings},
-    )
-    actions = (
-        {
-            "_index": index_name,
-            "_id": doc_id,
-            "_source": {"caption": caption, "ssi": {"id": ssi.id}},
-        }
-        for doc_id, (ssi, caption) in IMAGES.items()
-    )
-    assert all(item.ok for item in engine.bulk(actions, refresh=True))
-
-    identifiers = [ssi.id for ssi, _ in IMAGES.values()]
-    model, tokenizer = tiny_model([*identifiers, *(caption for _, caption in IMAGES.values())])
-    spec = GeneratorSpec(
-        architecture="seq2seq",
-        end_token_id=end_token_of(tokenizer),
-        tokenizer_fingerprint=tokenizer_fingerprint(tokenizer),
-    )
-    trie = build_trie(tokenizer, [(ssi.id, doc_id) for doc_id, (ssi, _) in IMAGES.items()])
-    cache_dir = tmp_path / "cache"
-    save_folder(
-        default_model_dir(cache_dir, index_name),
-        model=model,
-        tokenizer=tokenizer,
-        spec=spec,
-        trie=trie,
-    )
-    return index_name, cache_dir
+    index_with_generator(engine, index_name, tmp_path / "cache")
+    return index_name, tmp_path / "cache"
 
 
 @pytest.fixture

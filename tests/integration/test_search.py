@@ -1,0 +1,62 @@
+"""`ssi-plugin search`: hits in the terminal, in the engine's own format, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tiny_generator import IMAGES, index_with_generator
+
+from ssi_plugin.engine import EngineClient
+from ssi_plugin.search import SSIQuery, SSISearcher
+
+pytestmark = pytest.mark.engine
+
+
+def _search(engine: EngineClient, cache_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "ssi_plugin", "--url", engine.url, "--cache-dir", str(cache_dir), "search", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def test_search_json_speaks_the_engines_format_and_explains_hits(engine: EngineClient, index_name: str, tmp_path: Path) -> None:
+    index_with_generator(engine, index_name, tmp_path)
+    done = _search(engine, tmp_path, "a dog in the park", "--index", index_name, "--json", "--size", "3")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    hits = answer["hits"]["hits"]
+    assert 1 <= len(hits) <= 3
+    assert [h["_score"] for h in hits] == sorted((h["_score"] for h in hits), reverse=True)
+    for hit in hits:
+        identifier = IMAGES[hit["_id"]][0]
+        assert hit["_ssi"]["identifier"] == identifier.id
+        assert set(hit["_ssi"]["matched_concepts"]) <= set(identifier.concepts)
+        assert hit["_source"]["caption"] == IMAGES[hit["_id"]][1]
+
+    readable = _search(engine, tmp_path, "a dog in the park", "--index", index_name, "--explain", "--size", "2")
+    assert readable.returncode == 0, readable.stderr
+    assert "matched:" in readable.stdout and hits[0]["_id"] in readable.stdout
+
+
+def test_bm25_and_linear_fusion_in_the_python_api(engine: EngineClient, index_name: str, tmp_path: Path) -> None:
+    folder = index_with_generator(engine, index_name, tmp_path)
+    searcher = SSISearcher.open(engine, index_name, model_dir=folder)
+    result = searcher.search(SSIQuery(query="cat sofa", bm25_field="caption", fusion="linear", explain=True), size=4)
+    assert result.hits and result.hits[0].ranks
+    by_bm25 = [hit for hit in result.hits if "bm25" in hit.ranks]
+    assert by_bm25 and by_bm25[0].id == "img-3", "the BM25 list contributes its own best hit"
+    assert result.generate_ms > 0 and result.engine_ms > 0
+
+
+def test_missing_index_and_missing_generator_are_clear(engine: EngineClient, index_name: str, tmp_path: Path) -> None:
+    missing_index = _search(engine, tmp_path, "a dog", "--index", f"{index_name}-absent")
+    assert missing_index.returncode == 2
+    assert f"index '{index_name}-absent' does not exist" in missing_index.stderr
+    assert "Traceback" not in missing_index.stderr
+
+    engine.request("PUT", f"/{index_name}")
+    no_model = _search(engine, tmp_path, "a dog", "--index", index_name)
+    assert no_model.returncode == 5, no_model.stderr
+    assert "Traceback" not in no_model.stderr

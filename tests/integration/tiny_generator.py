@@ -1,0 +1,48 @@
+"""An index of SSI documents with a tiny random generator in the place ``train`` would leave it.
+
+The generator is built from a config in seconds; its trie holds the index's
+identifiers, so whatever it writes names a real image. Tests built on it check
+wiring and formats, not retrieval quality.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ssi_plugin.engine import EngineClient
+from ssi_plugin.engine.layout import index_body
+from ssi_plugin.generation.generator import build_trie, save_folder
+from ssi_plugin.generation.models import tiny_model
+from ssi_plugin.generation.spec import GeneratorSpec, end_token_of, tokenizer_fingerprint
+from ssi_plugin.identifiers import SSI, SSIRecord
+from ssi_plugin.indexing.trie import default_model_dir
+
+IMAGES = {
+    "img-1": (SSI(objects=("dog", "frisbee"), actions=("catch",), scene=("park",)), "a dog catching a frisbee in a park"),
+    "img-2": (SSI(objects=("dog",), actions=("run",), scene=("beach",)), "a dog running on the beach"),
+    "img-3": (SSI(objects=("cat", "sofa"), actions=("sleep",)), "a cat asleep on a sofa"),
+    "img-4": (SSI(objects=("ball", "child"), actions=("kick",), scene=("street",)), "a child kicking a ball in the street"),
+}
+
+
+def index_with_generator(engine: EngineClient, index: str, cache_dir: Path) -> Path:
+    """Fill ``index`` with IMAGES and save a generator for it under ``cache_dir``; return the generator folder."""
+    engine.request("PUT", f"/{index}", body={**index_body(), "settings": {"number_of_replicas": 0}})
+    actions = (
+        {
+            "_index": index,
+            "_id": doc_id,
+            "_source": {
+                "caption": caption,
+                "ssi": SSIRecord(id=doc_id, ssi=ssi, rationale="Test.", annotator="test", version="1").index_fields(),
+            },
+        }
+        for doc_id, (ssi, caption) in IMAGES.items()
+    )
+    assert all(item.ok for item in engine.bulk(actions, refresh=True))
+    model, tokenizer = tiny_model([*(ssi.id for ssi, _ in IMAGES.values()), *(caption for _, caption in IMAGES.values())])
+    spec = GeneratorSpec(architecture="seq2seq", end_token_id=end_token_of(tokenizer), tokenizer_fingerprint=tokenizer_fingerprint(tokenizer))
+    trie = build_trie(tokenizer, [(ssi.id, doc_id) for doc_id, (ssi, _) in IMAGES.items()])
+    folder = default_model_dir(cache_dir, index)
+    save_folder(folder, model=model, tokenizer=tokenizer, spec=spec, trie=trie)
+    return folder
