@@ -11,7 +11,13 @@ Importing this package loads no model library: each annotator imports spaCy,
 torch or transformers when first used.
 """
 
-from ssi_plugin.annotation.base import Annotation, AnnotationFailure, AnnotationResult, Annotator, FailureReason
+from ssi_plugin.annotation.base import (
+    Annotation,
+    AnnotationFailure,
+    AnnotationResult,
+    Annotator,
+    FailureReason,
+)
 from ssi_plugin.annotation.caption import CaptionAnnotator
 from ssi_plugin.annotation.factory import AnnotatorOptions, create_annotator
 from ssi_plugin.annotation.http import HTTPAnnotator

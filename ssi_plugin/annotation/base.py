@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -91,7 +91,7 @@ class Annotator(ABC):
     def close(self) -> None:
         """Release what the annotator holds; the default holds nothing."""
 
-    def __enter__(self) -> Annotator:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

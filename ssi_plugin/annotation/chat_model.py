@@ -55,8 +55,16 @@ class LocalChatModel:
     @functools.cached_property
     def _loaded(self) -> tuple[Any, Any, bool]:
         try:
-            from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
-            from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+            from transformers import (
+                AutoConfig,
+                AutoModelForCausalLM,
+                AutoModelForImageTextToText,
+                AutoProcessor,
+                AutoTokenizer,
+            )
+            from transformers.models.auto.modeling_auto import (
+                MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES,
+            )
         except ImportError as exc:  # pragma: no cover - transformers is a dependency
             raise ModelError(f"local models need transformers: {exc}") from None
         extra = {"gguf_file": self.gguf_file} if self.gguf_file else {}

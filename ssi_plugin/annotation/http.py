@@ -18,7 +18,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ssi_plugin.annotation.prompted import PROMPT_VERSION, RETRY_TEMPERATURE, Message, PromptedAnnotator
+from ssi_plugin.annotation.prompted import (
+    PROMPT_VERSION,
+    RETRY_TEMPERATURE,
+    Message,
+    PromptedAnnotator,
+)
 from ssi_plugin.errors import AnnotationError, ConfigError
 
 if TYPE_CHECKING:

@@ -166,7 +166,7 @@ def _by_position(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor
         if tuple(tensor.shape) != tuple(target[key].shape):
             raise ModelError(f"EfficientNet-Lite0 weight {name} has shape {tuple(tensor.shape)}, {key} needs {tuple(target[key].shape)}")
         renamed[key] = tensor
-    for key in target:
+    for key, tensor in target.items():
         if key.endswith("num_batches_tracked"):
-            renamed[key] = target[key]
+            renamed[key] = tensor
     return renamed

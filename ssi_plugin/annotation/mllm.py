@@ -13,7 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ssi_plugin.annotation.chat_model import LocalChatModel
-from ssi_plugin.annotation.prompted import PROMPT_VERSION, RETRY_TEMPERATURE, Message, PromptedAnnotator
+from ssi_plugin.annotation.prompted import (
+    PROMPT_VERSION,
+    RETRY_TEMPERATURE,
+    Message,
+    PromptedAnnotator,
+)
 from ssi_plugin.errors import AnnotationError
 
 

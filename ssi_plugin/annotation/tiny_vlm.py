@@ -22,8 +22,10 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<s>assistant\n{% endif %}"
 )
 _TEXTS = [
-    'Write a Structured Semantic Identifier for the image. {"objects": ["dog", "frisbee"], "actions": ["catch"],'
-    ' "attributes": ["brown"], "scene": ["park"], "rationale": "A brown dog catches a frisbee in a park."}',
+    (
+        'Write a Structured Semantic Identifier for the image. {"objects": ["dog", "frisbee"], "actions": ["catch"],'
+        ' "attributes": ["brown"], "scene": ["park"], "rationale": "A brown dog catches a frisbee in a park."}'
+    ),
     "A man rides a red bicycle down a city street. Two children play soccer on a field near a lake.",
 ]
 
