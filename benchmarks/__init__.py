@@ -149,8 +149,8 @@ def markdown(report: dict[str, Any], previous: dict[str, Any] | None = None) -> 
         f"# ssi-plugin benchmarks, {report['created']}{' (quick)' if report['quick'] else ''}",
         "",
         f"- commit: `{git['short']}` on `{git['branch']}`{' with uncommitted changes' if git['dirty'] else ''}",
-        f"- machine: {machine['cpus']} × {machine['cpu_model']}, {machine['memory_gib']} GiB, Python {machine['python']}, "
-        f"load {machine['load_average_1m']} at start",
+        (f"- machine: {machine['cpus']} × {machine['cpu_model']}, {machine['memory_gib']} GiB, Python {machine['python']}, "
+         f"load {machine['load_average_1m']} at start"),
     ]
     if previous:
         lines.append(f"- compared with: {previous['created']} (commit `{previous['git'].get('short')}`"

@@ -8,7 +8,11 @@ from typing import Any
 import click
 
 from ssi_plugin.cli._context import connect_engine, engine_options, engine_settings
-from ssi_plugin.cli._dataset_options import annotator_options, dataset_options, open_dataset
+from ssi_plugin.cli._dataset_options import (
+    annotator_options,
+    dataset_options,
+    open_dataset,
+)
 
 RETRIEVERS = ("bm25", "dense-minilm", "ssi", "ssi-no-rgs", "numeric-ids")
 
@@ -56,7 +60,14 @@ def eval_command(
     Reruns reuse the index and the trained models while their inputs are unchanged.
     """
     from ssi_plugin.annotation.factory import create_annotator
-    from ssi_plugin.evaluation import EvalOptions, default_variants, evaluate, markdown_table, parse_generator_option, write_report
+    from ssi_plugin.evaluation import (
+        EvalOptions,
+        default_variants,
+        evaluate,
+        markdown_table,
+        parse_generator_option,
+        write_report,
+    )
 
     chosen = set(retrievers or RETRIEVERS)
     variants = [v for v in default_variants(epochs=epochs) if v.name in chosen] + [parse_generator_option(g) for g in generators]
@@ -68,7 +79,7 @@ def eval_command(
         max_queries=max_queries,
     )
     records, _ = open_dataset(dataset, images_dir=images_dir, split=split, limit=limit)
-    log = lambda line: click.echo(line, err=True)  # noqa: E731
+    log = lambda line: click.echo(line, err=True)
     with connect_engine(ctx) as engine, create_annotator(annotator_kind, annotator_options) as annotator:
         report = evaluate(engine, records, annotator, options, dataset=str(dataset), log=log)
     files = write_report(report, json_path, markdown=markdown, plot=plot)

@@ -18,10 +18,26 @@ from ssi_plugin.evaluation.metrics import (
     recall_at,
     summarize,
 )
-from ssi_plugin.evaluation.models import ModelVariant, default_variants, parse_generator_option
+from ssi_plugin.evaluation.models import (
+    ModelVariant,
+    default_variants,
+    parse_generator_option,
+)
 from ssi_plugin.evaluation.protocol import EvalQuery, EvalSplit, split_for_evaluation
-from ssi_plugin.evaluation.report import EvalReport, ReportFiles, RetrieverResult, markdown_table, plot_report, write_report
-from ssi_plugin.evaluation.retrievers import BM25Retriever, GenerativeRetriever, Retriever, SSIRetriever
+from ssi_plugin.evaluation.report import (
+    EvalReport,
+    ReportFiles,
+    RetrieverResult,
+    markdown_table,
+    plot_report,
+    write_report,
+)
+from ssi_plugin.evaluation.retrievers import (
+    BM25Retriever,
+    GenerativeRetriever,
+    Retriever,
+    SSIRetriever,
+)
 from ssi_plugin.evaluation.run import BASELINES, EvalOptions, evaluate, run_queries
 
 __all__ = [

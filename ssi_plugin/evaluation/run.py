@@ -81,7 +81,7 @@ def evaluate(
     queries = [query for query in split.queries if query.relevant in indexed]
     if not queries:
         raise InputError("no query is left: none of the images it was written for could be ingested")
-    examples = training_examples(indexed.values())
+    examples = _training_examples(engine, index, indexed)
     folders = {variant.name: ensure_trained(variant, examples, options.work_dir / "models", progress=options.progress, log=log)
                for variant in options.variants}
 
@@ -118,10 +118,12 @@ def ingest_documents(
     return dict(sorted(indexed.items()))
 
 
-def training_examples(records: Iterable[SSIRecord]) -> list[TrainingExample]:
-    """(ingested caption -> identifier + rationale) per image; the queries are never trained on."""
-    return [TrainingExample(text=record.caption, identifier=record.ssi.id, rationale=record.rationale, image_id=record.id)
-            for record in records if record.caption]
+def _training_examples(engine: EngineClient, index: str, indexed: dict[str, SSIRecord]) -> list[TrainingExample]:
+    """(ingested caption -> identifier + rationale) of the split's images, in id order (a stable cache key);
+    the queries are never trained on."""
+    from ssi_plugin.indexing.documents import training_examples
+
+    return sorted((e for e in training_examples(engine, index) if e.image_id in indexed), key=lambda e: e.image_id or "")
 
 
 def run_queries(retriever: Retriever, queries: Sequence[EvalQuery], *, k: int, description: str = "",

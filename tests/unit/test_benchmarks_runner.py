@@ -70,7 +70,7 @@ def test_report_records_machine_commit_and_compares_with_the_previous_run(fake_p
 
 def test_command_line_writes_a_report_and_fails_on_a_bad_area(tmp_path: Path) -> None:
     repo = Path(benchmarks.__file__).resolve().parent.parent
-    bad = subprocess.run([sys.executable, "-m", "benchmarks", "--only", "no-such-area"], cwd=repo, capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "benchmarks", "--only", "no-such-area"], cwd=repo, capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
 
 
@@ -80,7 +80,7 @@ def test_quick_smoke_of_a_real_area(tmp_path: Path) -> None:
     repo = Path(benchmarks.__file__).resolve().parent.parent
     out = tmp_path / "reports"
     run = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--only", "engine_node", "--out", str(out)],
-                         cwd=repo, capture_output=True, text=True, timeout=600)
+                         cwd=repo, capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
     (report,) = out.glob("*.json")
     figures = json.loads(report.read_text())["areas"]["engine_node"]["figures"]
