@@ -113,7 +113,7 @@ def elasticsearch_node(tmp_path_factory: pytest.TempPathFactory, request: pytest
         if os.environ.get(REQUIRE_ELASTICSEARCH_ENV) == "1":
             raise
         request.config.stash[_ES_UNAVAILABLE] = str(exc)
-        pytest.skip(f"no local Elasticsearch node: {exc}")
+        pytest.skip("no local Elasticsearch node: a prerequisite is missing (the summary says which)")
     try:
         yield status
     finally:
