@@ -1,7 +1,7 @@
 """Trie-constrained decoding as a Hugging Face ``LogitsProcessor``, and a head restricted to the trie's tokens.
 
 The processor asks the trie which tokens may follow each beam's generated
-prefix and masks every other token to ``-inf``. It works for causal models
+prefix, masks every other token to ``-inf`` and renormalises over the rest. It works for causal models
 (the prompt is the first ``prompt_length`` positions) and encoder-decoders
 (``prompt_length=1``: the decoder start token, whatever id the config gives).
 """
@@ -18,12 +18,22 @@ from ssi_plugin.trie import IdentifierTrie, encode_tokens
 
 
 class TrieConstraint(LogitsProcessor):
-    """Allow only tokens that keep each beam on a path of the identifier trie.
+    """Allow only tokens that keep each beam on a path of the identifier trie, as log-probabilities over them.
 
-    A beam whose prefix left the trie (it took a token with score ``-inf``
-    because fewer valid continuations than beams existed) may only end, and is
-    dropped by the caller. A live prefix with no allowed token means the trie
-    does not match the model's vocabulary: that is a ``ModelError``.
+    Each row becomes ``log p(token | prefix, trie)``: the model's scores
+    renormalised over the tokens the trie allows (a token the trie forces costs
+    nothing), so a finished beam's summed score is the log-probability of its
+    identifier among those in the trie, whatever its length. The processor
+    works on raw logits (greedy search) and on log-probabilities (beam search)
+    alike.
+
+    A row that cannot continue gets ``-inf`` for every token: a beam whose
+    identifier is already closed (beam search refills its beams with finished
+    sequences when too few live ones exist), and a beam that left the trie (it
+    took a ``-inf`` token for the same reason). Such a beam never ends with a
+    finite score, so it can neither fill the finished hypotheses nor stop the
+    search early. A live prefix with no allowed token means the trie does not
+    match the model's vocabulary: that is a ``ModelError``.
     """
 
     def __init__(self, trie: IdentifierTrie, *, prompt_length: int, vocab_size: int) -> None:
@@ -39,16 +49,21 @@ class TrieConstraint(LogitsProcessor):
         self._heavy_columns: dict[str, torch.Tensor] = {}
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        mask = torch.full_like(scores, float("-inf"))
+        allowed = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
         end = self.trie.end_token_id
         for row, generated in enumerate(input_ids[:, self.prompt_length :].tolist()):
-            if end in generated:  # a finished row of a batch keeps getting padded
-                mask[row, end] = 0
+            if end in generated:  # closed: nothing may follow
                 continue
-            mask[row, self._columns(generated)] = 0
-        return scores + mask
+            columns = self._columns(generated)
+            if columns is not None:
+                allowed[row, columns] = True
+        masked = scores.masked_fill(~allowed, float("-inf"))
+        live = allowed.any(dim=-1, keepdim=True)
+        norm = torch.logsumexp(masked, dim=-1, keepdim=True).masked_fill(~live, 0.0)
+        return masked - norm
 
-    def _columns(self, generated: list[int]) -> torch.Tensor | int:
+    def _columns(self, generated: list[int]) -> torch.Tensor | None:
+        """Allowed token ids after ``generated``; None when the prefix left the trie."""
         prefix = encode_tokens(generated)
         cached = self._heavy_columns.get(prefix)
         if cached is not None:
@@ -57,7 +72,7 @@ class TrieConstraint(LogitsProcessor):
         if not children:
             if not generated:
                 raise ModelError("the identifier trie allows no first token")
-            return self.trie.end_token_id  # dead beam: let it end; the caller drops it
+            return None
         if max(children) >= self.vocab_size:
             raise ModelError(
                 f"the trie allows token {max(children)} but the model's vocabulary has {self.vocab_size} tokens: "

@@ -32,7 +32,7 @@ class Candidate(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     identifier: str
-    score: float = Field(description="Beam score: sum of token log-probabilities / length ** length_penalty.")
+    score: float = Field(description="Beam score: the identifier's log-probability under the trie constraint (/ length ** length_penalty when the spec sets one).")
     image_ids: tuple[str, ...]
 
 
@@ -170,10 +170,9 @@ class Generator:
                 eos_token_id=end,
                 pad_token_id=pad,
                 length_penalty=self.spec.length_penalty,
-                **({"early_stopping": True} if num_beams > 1 else {}),
+                **({"early_stopping": False} if num_beams > 1 else {}),
                 return_dict_in_generate=True,
-                output_scores=num_beams > 1,
-                output_logits=num_beams == 1,
+                output_scores=True,
             )
         scores = output.sequences_scores.tolist() if num_beams > 1 else [self._greedy_score(output, prompt_length)]
         candidates = self._candidates(output.sequences[:, prompt_length:].tolist(), scores)[:k]
@@ -190,12 +189,13 @@ class Generator:
         return int(config.decoder.vocab_size if hasattr(config, "decoder") else config.vocab_size)
 
     def _greedy_score(self, output: Any, prompt_length: int) -> float:
+        """The beam score of the greedy answer: its tokens' constrained log-probabilities (the processed scores)."""
         import torch
 
         chosen = output.sequences[0, prompt_length:]
-        logits = torch.stack(output.logits, dim=1)[0, : len(chosen)]
-        log_probs = torch.log_softmax(logits.float(), dim=-1).gather(-1, chosen[:, None]).squeeze(-1)
-        length = int((chosen != self.spec.end_token_id).sum()) + 1
+        log_probs = torch.stack(output.scores, dim=1)[0, : len(chosen)].gather(-1, chosen[:, None]).squeeze(-1)
+        ended = (chosen == self.spec.end_token_id).nonzero()
+        length = int(ended[0]) + 1 if len(ended) else len(chosen)
         return float(log_probs[:length].sum()) / length**self.spec.length_penalty
 
     def _candidates(self, generated: list[list[int]], scores: list[float]) -> list[Candidate]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,30 @@ def test_a_small_trie_is_enumerated_completely_by_enough_beams(parts):
     identifiers = IDENTIFIERS[:4]
     result = _generator(parts, identifiers).generate("dog in the park", k=10)
     assert sorted(candidate.identifier for candidate in result.candidates) == identifiers
+
+
+MIXED_LENGTHS = sorted([
+    SSI(objects=("dog",)).id,
+    SSI(objects=("dog", "frisbee"), actions=("catch", "jump"), scene=("park",)).id,
+    SSI(objects=("cat",), scene=("kitchen",)).id,
+    SSI(objects=("boat", "kite", "tree"), actions=("fly", "sit"), scene=("beach",)).id,
+    SSI(objects=("ball",), actions=("run",)).id,
+])
+
+
+def test_beam_search_finishes_every_identifier_whatever_its_length(parts):
+    """As many beams as identifiers: each comes out once, scored by its log-probability within the trie."""
+    result = _generator(parts, MIXED_LENGTHS).generate("a dog catches a frisbee in the park", k=len(MIXED_LENGTHS))
+    assert sorted(c.identifier for c in result.candidates) == MIXED_LENGTHS
+    assert sum(math.exp(c.score) for c in result.candidates) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_the_greedy_answer_scores_as_it_does_among_the_beams(parts):
+    generator = _generator(parts, MIXED_LENGTHS)
+    for query in ("a dog", "boats and kites fly over the beach", "a cat in the kitchen"):
+        greedy = generator.generate(query, k=1).candidates[0]
+        scored = {c.identifier: c.score for c in generator.generate(query, k=len(MIXED_LENGTHS)).candidates}
+        assert greedy.score == pytest.approx(scored[greedy.identifier], abs=1e-4)
 
 
 def test_restricting_the_output_layer_keeps_the_greedy_answer(parts):
