@@ -15,11 +15,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -29,6 +28,7 @@ from ssi_plugin.annotation.base import Annotation, AnnotationFailure, Annotator
 from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.errors import ConfigError, InputError
 from ssi_plugin.identifiers import CollisionReport, CollisionResolver, SSIRecord
+from ssi_plugin.progress import progress_bar
 
 
 class AnnotateSummary(BaseModel):
@@ -111,6 +111,7 @@ def annotate_dataset(
         for record in records:
             if record.id in done:
                 skipped += 1
+                advance(1)
                 continue
             done.add(record.id)
             yield record
@@ -119,7 +120,7 @@ def annotate_dataset(
     annotated = failed = 0
     reasons: dict[str, int] = {}
     failure_file = failures_path(out)
-    with out.open("a", encoding="utf-8") as sink, failure_file.open("w", encoding="utf-8") as failures, _progress(progress, total) as advance:
+    with out.open("a", encoding="utf-8") as sink, failure_file.open("w", encoding="utf-8") as failures, progress_bar("annotating", total=total, enabled=progress) as advance:
         for result in annotator.annotate(pending()):
             if isinstance(result, AnnotationFailure):
                 _write(failures, result.model_dump(mode="json"))
@@ -128,7 +129,7 @@ def annotate_dataset(
             else:
                 _write(sink, ssi_record(result, annotator, resolver).to_line())
                 annotated += 1
-            advance(skipped + annotated + failed)
+            advance(1)
     return AnnotateSummary(
         out=out,
         failures=failure_file,
@@ -171,26 +172,3 @@ def _check_provenance(existing: list[SSIRecord], annotator: Annotator, out: Path
 def _write(handle: IO[str], line: dict[str, object]) -> None:
     handle.write(json.dumps(line, ensure_ascii=False) + "\n")
     handle.flush()
-
-
-@contextlib.contextmanager
-def _progress(enabled: bool, total: int | None) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr (or nothing), advanced to an absolute count."""
-    if not enabled:
-        yield lambda count: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (SpinnerColumn(), TextColumn("annotating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True)) as bar:
-        task = bar.add_task("annotate", total=total)
-        yield lambda count: bar.update(task, completed=count)
