@@ -1,7 +1,16 @@
 """Structured Semantic Identifiers: the model, its canonical string, normalization and collisions."""
 
-from ssi_plugin.identifiers.collisions import Assignment, CollisionReport, CollisionResolver
-from ssi_plugin.identifiers.normalize import build_ssi, clean_concept, lemmatize_concept, normalize_rationale
+from ssi_plugin.identifiers.collisions import (
+    Assignment,
+    CollisionReport,
+    CollisionResolver,
+)
+from ssi_plugin.identifiers.normalize import (
+    build_ssi,
+    clean_concept,
+    lemmatize_concept,
+    normalize_rationale,
+)
 from ssi_plugin.identifiers.record import SSIRecord
 from ssi_plugin.identifiers.ssi import SLOTS, SSI, Slot, parse_ssi
 

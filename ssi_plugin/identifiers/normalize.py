@@ -18,7 +18,13 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 
-from ssi_plugin.identifiers.ssi import MAX_CONCEPTS_PER_SLOT, SLOTS, SSI, Slot, concept_problem
+from ssi_plugin.identifiers.ssi import (
+    MAX_CONCEPTS_PER_SLOT,
+    SLOTS,
+    SSI,
+    Slot,
+    concept_problem,
+)
 
 MAX_RATIONALE_CHARS = 300
 

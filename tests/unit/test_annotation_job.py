@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ssi_plugin.annotation.base import Annotation, AnnotationFailure, AnnotationResult, Annotator
+from ssi_plugin.annotation.base import (
+    Annotation,
+    AnnotationFailure,
+    AnnotationResult,
+    Annotator,
+)
 from ssi_plugin.annotation.job import annotate_dataset, failures_path, read_annotations
 from ssi_plugin.cli import cli
 from ssi_plugin.datasets import ImageRecord

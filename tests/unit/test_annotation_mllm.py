@@ -9,7 +9,13 @@ import pytest
 
 from ssi_plugin.annotation.base import Annotation, AnnotationFailure
 from ssi_plugin.annotation.mllm import MLLMAnnotator
-from ssi_plugin.annotation.prompted import Message, PromptedAnnotator, grounded, parse_answer, prompt_text
+from ssi_plugin.annotation.prompted import (
+    Message,
+    PromptedAnnotator,
+    grounded,
+    parse_answer,
+    prompt_text,
+)
 from ssi_plugin.annotation.tiny_vlm import build_tiny_vlm
 from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.errors import AnnotationError
