@@ -104,7 +104,7 @@ class ImageTagger:
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.eps = _BN_EPS
-        self._model = model.eval().to(memory_format=torch.channels_last)
+        self._model = _fold_batch_norms(model.eval())
         return self._model
 
     def tag(self, images: Sequence[str | None]) -> list[list[ImageTag] | AnnotationError]:
@@ -130,7 +130,7 @@ class ImageTagger:
         batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255)
         mean = torch.tensor(_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(_STD).view(1, 3, 1, 1)
-        batch = ((batch - mean) / std).contiguous(memory_format=torch.channels_last)
+        batch = (batch - mean) / std
         with torch.inference_mode():
             probabilities = model(batch).softmax(-1).numpy()
         rows = iter(probabilities)
@@ -170,3 +170,31 @@ def _by_position(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor
         if key.endswith("num_batches_tracked"):
             renamed[key] = tensor
     return renamed
+
+
+def _fold_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
+    """Fold each batch norm into the convolution registered just before it (same outputs, less time).
+
+    In timm's EfficientNet every convolution is followed by a ``BatchNormAct2d``
+    (norm, then activation) in the same parent module; after folding only the
+    activation remains.
+    """
+    import torch
+
+    for parent in list(model.modules()):
+        conv = None
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.Conv2d):
+                conv = child
+            elif isinstance(child, torch.nn.BatchNorm2d) and conv is not None and conv.out_channels == child.num_features:
+                with torch.no_grad():
+                    scale = child.weight / torch.sqrt(child.running_var + child.eps)
+                    bias = child.bias - child.running_mean * scale
+                    if conv.bias is not None:
+                        bias = bias + conv.bias * scale
+                    conv.weight.mul_(scale.view(-1, 1, 1, 1))
+                    conv.bias = torch.nn.Parameter(bias)
+                rest = [m for m in (getattr(child, "drop", None), getattr(child, "act", None)) if m is not None]
+                setattr(parent, name, torch.nn.Sequential(*rest) if rest else torch.nn.Identity())
+                conv = None
+    return model
