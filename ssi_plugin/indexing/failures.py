@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import IO, Any
 
@@ -14,6 +15,7 @@ class FailureLog:
         self.path = path
         self.count = 0
         self._file: IO[str] | None = None
+        self._lock = threading.Lock()  # annotation and indexing may record from different threads
 
     def __enter__(self) -> FailureLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,6 +28,8 @@ class FailureLog:
 
     def add(self, item_id: str, stage: str, reason: str, detail: Any) -> None:
         assert self._file is not None, "use FailureLog as a context manager"
-        self._file.write(json.dumps({"id": item_id, "stage": stage, "reason": reason, "detail": detail}, default=str) + "\n")
-        self._file.flush()
-        self.count += 1
+        line = json.dumps({"id": item_id, "stage": stage, "reason": reason, "detail": detail}, default=str) + "\n"
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()
+            self.count += 1

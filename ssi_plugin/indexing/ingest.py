@@ -27,6 +27,7 @@ from ssi_plugin.engine.layout import cluster_layout, index_body, install_layout
 from ssi_plugin.identifiers import CollisionReport, CollisionResolver
 from ssi_plugin.indexing.documents import image_document, indexed_records
 from ssi_plugin.indexing.failures import FailureLog
+from ssi_plugin.indexing.prefetch import prefetched
 from ssi_plugin.progress import progress_bar
 
 
@@ -100,7 +101,7 @@ def ingest(
                     record = ssi_record(result, annotator, resolver)
                     yield {"_op_type": "index", "_index": index, "_id": image.id, "_source": image_document(image, record)}
 
-        for outcome in engine.bulk(actions(), chunk_size=chunk_size):
+        for outcome in engine.bulk(prefetched(actions(), buffer=2 * chunk_size), chunk_size=chunk_size):
             if outcome.ok:
                 counts["indexed"] += 1
             else:

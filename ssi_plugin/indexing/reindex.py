@@ -31,6 +31,7 @@ from ssi_plugin.identifiers import CollisionResolver, SSIRecord, parse_ssi
 from ssi_plugin.indexing.documents import CAPTION_FIELD, indexed_records
 from ssi_plugin.indexing.failures import FailureLog
 from ssi_plugin.indexing.ingest import ensure_index
+from ssi_plugin.indexing.prefetch import prefetched
 from ssi_plugin.progress import progress_bar
 
 
@@ -106,7 +107,7 @@ def reindex(
                     counts["annotated"] += 1
                 yield {"_op_type": "index", "_index": dest, "_id": hit["_id"], "_source": {**document, "ssi": record.index_fields()}}
 
-        for outcome in engine.bulk(actions(), chunk_size=chunk_size):
+        for outcome in engine.bulk(prefetched(actions(), buffer=2 * chunk_size), chunk_size=chunk_size):
             if not outcome.ok:
                 failure_log.add(outcome.id or "?", "index", f"status {outcome.status}", outcome.error)
             advance(1)
