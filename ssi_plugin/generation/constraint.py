@@ -8,6 +8,8 @@ prefix, masks every other token to ``-inf`` and renormalises over the rest. It w
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -107,6 +109,37 @@ class RestrictedHead(torch.nn.Module):
         logits = hidden.new_full((*hidden.shape[:-1], self.vocab_size), float("-inf"))
         logits[..., self.token_ids] = torch.nn.functional.linear(hidden, self.weight, self.bias)
         return logits
+
+
+class TargetVocabularyHead(torch.nn.Module):
+    """Training-time output layer: logits of ``token_ids`` only (column ``i`` scores ``token_ids[i]``).
+
+    It reads the live weights of ``head`` (gradients reach them, tied
+    embeddings included). A softmax over the tokens that occur in the targets
+    is what trie-constrained decoding normalises over (the trie's tokens are
+    among them), and it spares the full-vocabulary projection and softmax that
+    otherwise dominate a training step of a small decoder.
+    """
+
+    def __init__(self, head: torch.nn.Linear, token_ids: torch.Tensor) -> None:
+        super().__init__()
+        object.__setattr__(self, "original", head)  # not a submodule: parameter names stay those of the model
+        self.register_buffer("token_ids", token_ids, persistent=False)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        bias = self.original.bias[self.token_ids] if self.original.bias is not None else None
+        return torch.nn.functional.linear(hidden, self.original.weight[self.token_ids], bias)
+
+
+@contextmanager
+def output_restricted_to(model: Any, token_ids: torch.Tensor, *, path: str) -> Iterator[None]:
+    """Within the block, the output layer at ``path`` scores ``token_ids`` only (see ``TargetVocabularyHead``)."""
+    head = model.get_submodule(path)
+    set_output_layer(model, TargetVocabularyHead(head, token_ids), path=path)
+    try:
+        yield
+    finally:
+        set_output_layer(model, head, path=path)
 
 
 def set_output_layer(model: Any, layer: torch.nn.Module, *, path: str) -> None:

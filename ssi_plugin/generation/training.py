@@ -120,6 +120,9 @@ def train(
     if start_step:
         history = _load_checkpoint(out / CHECKPOINT, model, optimizer, scheduler)
 
+    from ssi_plugin.generation.constraint import output_layer_path
+
+    head_path = output_layer_path(model)
     model.train()
     started = time.perf_counter()
     seen = 0
@@ -128,7 +131,7 @@ def train(
         for step in range(start_step, total_steps):
             epoch, index = divmod(step, steps_per_epoch)
             batch = batches.batch(epoch, index)
-            identifier_loss, rationale_loss = _losses(model, batch, spec.architecture)
+            identifier_loss, rationale_loss = _losses(model, batch, spec.architecture, vocabulary=batches.vocabulary, head_path=head_path)
             loss = identifier_loss + config.rationale_weight * rationale_loss if rationale_loss is not None else identifier_loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -225,6 +228,8 @@ class _Batches:
             if rationales is not None and example.rationale:
                 target += [*rationales[n][: config.max_rationale_tokens], end]
             self.rows.append((example.text, prompt, target, identifier_length))
+        self.vocabulary = sorted({token for row in self.rows for token in row[2]})
+        """Every token of every target: the output layer scores only these during training."""
 
     def __len__(self) -> int:
         return -(-len(self.rows) // self.config.batch_size)
@@ -246,25 +251,36 @@ def _pad(rows: list[list[int]], value: int) -> Any:
     return torch.tensor([row + [value] * (width - len(row)) for row in rows])
 
 
-def _losses(model: Any, batch: dict[str, Any], architecture: str) -> tuple[Any, Any]:
-    """Mean cross-entropy over identifier tokens, and over rationale tokens (None when the batch has none)."""
+def _losses(model: Any, batch: dict[str, Any], architecture: str, *, vocabulary: list[int], head_path: str) -> tuple[Any, Any]:
+    """Mean cross-entropy over identifier tokens, and over rationale tokens (None when the batch has none).
+
+    The softmax runs over ``vocabulary`` (the tokens of all targets), not the whole vocabulary.
+    """
     import torch
 
+    from ssi_plugin.generation.constraint import output_restricted_to
+
     prompts, targets, pad = batch["prompts"], batch["targets"], batch["pad"]
-    if architecture == "seq2seq":
-        start = model.config.decoder_start_token_id
-        labels = _pad(targets, -100)
-        logits = model(input_ids=_pad(prompts, pad), attention_mask=_pad([[1] * len(p) for p in prompts], 0),
-                       decoder_input_ids=_pad([[start, *t[:-1]] for t in targets], pad)).logits
-        offset = [0] * len(targets)
-    else:
-        sequences = [p + t for p, t in zip(prompts, targets, strict=True)]
-        input_ids = _pad(sequences, pad)
-        attention = _pad([[1] * len(s) for s in sequences], 0)
-        labels = _pad([[-100] * len(p) + t for p, t in zip(prompts, targets, strict=True)], -100)[:, 1:]
-        logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1]
-        offset = [len(p) - 1 for p in prompts]
-    token_loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=-100, reduction="none")
+    columns = torch.tensor(vocabulary)
+    position = torch.full((max(vocabulary) + 1,), -100, dtype=torch.long)
+    position[columns] = torch.arange(len(vocabulary))
+    with output_restricted_to(model, columns, path=head_path):
+        if architecture == "seq2seq":
+            start = model.config.decoder_start_token_id
+            labels = _pad(targets, -100)
+            logits = model(input_ids=_pad(prompts, pad), attention_mask=_pad([[1] * len(p) for p in prompts], 0),
+                           decoder_input_ids=_pad([[start, *t[:-1]] for t in targets], pad)).logits
+            offset = [0] * len(targets)
+        else:
+            sequences = [p + t for p, t in zip(prompts, targets, strict=True)]
+            input_ids = _pad(sequences, pad)
+            attention = _pad([[1] * len(s) for s in sequences], 0)
+            labels = _pad([[-100] * len(p) + t for p, t in zip(prompts, targets, strict=True)], -100)[:, 1:]
+            logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1]
+            offset = [len(p) - 1 for p in prompts]
+    targets_at = torch.where(labels.ne(-100), position[labels.clamp(min=0)], -100)
+    token_loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets_at.reshape(-1),
+                                                   ignore_index=-100, reduction="none").view(labels.shape)
     identifier_mask = torch.zeros_like(labels, dtype=torch.bool)
     for row, (start, length) in enumerate(zip(offset, batch["identifier_lengths"], strict=True)):
         identifier_mask[row, start : start + length] = True

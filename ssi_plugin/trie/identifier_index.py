@@ -37,19 +37,30 @@ class IdentifierIndex:
     @classmethod
     def build(cls, pairs: Iterable[tuple[str, str]]) -> IdentifierIndex:
         """From ``(identifier, image_id)`` pairs; an image listed twice keeps its last identifier."""
-        by_image: dict[str, str] = {}
-        for position, (identifier, image_id) in enumerate(pairs):
-            if not isinstance(identifier, str) or not identifier:
-                raise InputError(f"pair {position}: identifier must be a non-empty string, got {identifier!r}")
-            if not isinstance(image_id, str) or not image_id:
-                raise InputError(f"pair {position}: image id must be a non-empty string, got {image_id!r}")
-            by_image[image_id] = identifier
+        return cls.build_keyed(pairs)[0]
+
+    @classmethod
+    def build_keyed(cls, pairs: Iterable[tuple[str, str]]) -> tuple[IdentifierIndex, list[str]]:
+        """``build``, plus the identifiers in key order (what the token trie is built from).
+
+        Bulk operations only (a dict, two marisa builds, their item lists, numpy
+        scatter): no per-pair trie lookups, which dominate at a million pairs.
+        """
+        pairs = pairs if isinstance(pairs, list) else list(pairs)
+        by_image = _by_image(pairs)
         identifiers = marisa_trie.Trie(set(by_image.values()))
         images = marisa_trie.Trie(by_image)
+        by_key = [""] * len(identifiers)
+        key_of: dict[str, int] = {}
+        for identifier, key in identifiers.items():
+            by_key[key] = identifier
+            key_of[identifier] = key
+        image_key = dict(images.items())
         image_identifier = np.empty(len(images), dtype=np.int32)
-        for image_id, identifier in by_image.items():
-            image_identifier[images[image_id]] = identifiers[identifier]
-        return cls(identifiers, images, image_identifier)
+        image_identifier[np.fromiter(map(image_key.__getitem__, by_image), dtype=np.int64, count=len(by_image))] = np.fromiter(
+            map(key_of.__getitem__, by_image.values()), dtype=np.int64, count=len(by_image)
+        )
+        return cls(identifiers, images, image_identifier), by_key
 
     def __len__(self) -> int:
         """Number of distinct identifiers."""
@@ -93,3 +104,26 @@ class IdentifierIndex:
         images = marisa_trie.Trie()
         images.load(str(folder / "images.marisa"))
         return cls(identifiers, images, np.load(folder / "image_identifier.npy", allow_pickle=False))
+
+
+def _by_image(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """Image id -> its last identifier; a pair that is not two non-empty strings is an ``InputError`` naming it."""
+    try:
+        by_image = {image_id: identifier for identifier, image_id in pairs}
+    except (TypeError, ValueError):  # an unhashable image id or a pair of another shape
+        by_image = None
+    if (
+        by_image is not None
+        and set(map(type, by_image)) <= {str}
+        and set(map(type, by_image.values())) <= {str}
+        and "" not in by_image
+        and all(by_image.values())
+    ):
+        return by_image
+    for position, pair in enumerate(pairs):
+        identifier, image_id = pair if isinstance(pair, tuple | list) and len(pair) == 2 else (None, None)
+        if not isinstance(identifier, str) or not identifier:
+            raise InputError(f"pair {position}: identifier must be a non-empty string, got {identifier!r}")
+        if not isinstance(image_id, str) or not image_id:
+            raise InputError(f"pair {position}: image id must be a non-empty string, got {image_id!r}")
+    raise AssertionError("unreachable: every pair is valid")

@@ -65,15 +65,11 @@ class IdentifierTrie:
         batch_size: int = 4096,
     ) -> IdentifierTrie:
         """From ``(identifier, image_id)`` pairs; each identifier is tokenized once and closed by ``end_token_id``."""
-        index = IdentifierIndex.build(pairs)
-        identifiers = [index.identifier_at(key) for key in range(len(index))]
+        index, identifiers = IdentifierIndex.build_keyed(pairs)
         sequences: list[list[int]] = []
         for start in range(0, len(identifiers), batch_size):
-            for tokens in encode(identifiers[start : start + batch_size]):
-                if end_token_id in tokens:
-                    raise ModelError(f"the end token {end_token_id} occurs inside an identifier's tokens: {tokens}")
-                sequences.append([*tokens, end_token_id])
-        tokens = TokenTrie.build(sequences, heavy_threshold=heavy_threshold)
+            sequences.extend(encode(identifiers[start : start + batch_size]))
+        tokens = TokenTrie.build(sequences, end_token_id=end_token_id, heavy_threshold=heavy_threshold)
         manifest = TrieManifest(
             identifiers=len(index),
             images=index.image_count,

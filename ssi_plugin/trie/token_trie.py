@@ -21,6 +21,7 @@ the corpus size, and the answer is exact (no approximate masking).
 from __future__ import annotations
 
 from bisect import bisect_left
+from itertools import chain
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -51,17 +52,24 @@ def encode_tokens(tokens: Sequence[int]) -> str:
     return "".join(map(token_char, tokens))
 
 
-def encode_many(sequences: Sequence[Sequence[int]]) -> list[str]:
-    """``encode_tokens`` of many sequences at C speed: one UTF-32 decode, then slices."""
+def encode_many(sequences: Sequence[Sequence[int]], *, suffix: Sequence[int] = ()) -> tuple[list[str], np.ndarray]:
+    """``encode_tokens`` of each sequence followed by ``suffix``, at C speed (one UTF-32 decode, then slices).
+
+    Also returns the sorted distinct token ids of ``sequences`` (``suffix`` not included).
+    """
     lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
-    flat = np.fromiter((token for sequence in sequences for token in sequence), dtype=np.int64, count=int(lengths.sum()))
-    if flat.size and (flat.min() < 0 or flat.max() > MAX_TOKEN_ID):
+    flat = np.fromiter(chain.from_iterable(sequences), dtype=np.int64, count=int(lengths.sum()))
+    tokens = np.unique(flat)
+    if tokens.size and (tokens[0] < 0 or tokens[-1] > MAX_TOKEN_ID):
         raise ModelError(f"token ids must lie in 0..{MAX_TOKEN_ID}")
+    if suffix:
+        flat = np.insert(flat, np.repeat(np.cumsum(lengths), len(suffix)), np.tile(np.asarray(suffix, dtype=np.int64), len(lengths)))
+        lengths = lengths + len(suffix)
     codes = flat + 1
     codes[codes >= _SURROGATES] += _SURROGATE_SPAN
     text = codes.astype("<u4").tobytes().decode("utf-32-le")
     ends = np.cumsum(lengths).tolist()
-    return [text[end - length : end] for end, length in zip(ends, lengths.tolist(), strict=True)]
+    return [text[end - length : end] for end, length in zip(ends, lengths.tolist(), strict=True)], tokens
 
 
 class TokenTrie:
@@ -96,21 +104,26 @@ class TokenTrie:
         self.heavy_threshold = heavy_threshold
 
     @classmethod
-    def build(cls, sequences: Iterable[Sequence[int]], *, heavy_threshold: int = 32) -> TokenTrie:
-        """From token-id sequences, the i-th naming identifier key ``i``. Sequences must end in the end token."""
+    def build(cls, sequences: Sequence[Sequence[int]], *, end_token_id: int, heavy_threshold: int = 32) -> TokenTrie:
+        """From token-id sequences (without the end token, which closes each key), the i-th naming identifier key ``i``."""
         if heavy_threshold < 1:
             raise ModelError(f"heavy_threshold must be at least 1, got {heavy_threshold}")
-        encoded = encode_many(list(sequences))
-        if any(not key for key in encoded):
+        sequences = sequences if isinstance(sequences, list) else list(sequences)
+        if not all(map(len, sequences)):
             raise ModelError("an identifier encodes to no tokens")
+        encoded, tokens = encode_many(sequences, suffix=(end_token_id,))
+        if end_token_id in tokens:
+            inside = next(list(sequence) for sequence in sequences if end_token_id in sequence)
+            raise ModelError(f"the end token {end_token_id} occurs inside an identifier's tokens: {inside}")
+        vocabulary = np.union1d(tokens, [end_token_id])
         keys = marisa_trie.Trie(encoded)
-        key_of = np.fromiter((keys[key] for key in encoded), dtype=np.int64, count=len(encoded))
-        order = np.argsort(key_of, kind="stable")
-        counts = np.bincount(key_of, minlength=len(keys))
+        key_of = dict(keys.items())
+        key_ids = np.fromiter(map(key_of.__getitem__, encoded), dtype=np.int64, count=len(encoded))
+        order = np.argsort(key_ids, kind="stable")
+        counts = np.bincount(key_ids, minlength=len(keys))
         offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        heavy = _heavy_children(sorted(set(encoded)), heavy_threshold)
-        vocabulary = np.array(sorted({char_token(char) for char in set("".join(encoded))}), dtype=np.int32)
-        return cls(keys, offsets, order.astype(np.int32), heavy, vocabulary, heavy_threshold=heavy_threshold)
+        heavy = _heavy_children(sorted(key_of), heavy_threshold)
+        return cls(keys, offsets, order.astype(np.int32), heavy, vocabulary.astype(np.int32), heavy_threshold=heavy_threshold)
 
     def __len__(self) -> int:
         """Number of distinct token sequences."""
