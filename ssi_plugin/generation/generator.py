@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +75,22 @@ def concept_weights(candidates: Iterable[Candidate]) -> dict[str, float]:
 
 
 class Generator:
-    """A fine-tuned model plus the trie of identifiers it may write."""
+    """A fine-tuned model plus the trie of identifiers it may write.
 
-    def __init__(self, model: Any, tokenizer: Any, spec: GeneratorSpec, trie: IdentifierTrie, *, restrict_vocabulary: bool = True) -> None:
+    ``threads`` is how many intra-op threads torch uses while ``generate`` runs
+    (restored afterwards). One by default: a decoding step of a small model is
+    too short to split, and on a busy 2-core machine a second thread
+    spin-waits and makes queries several times slower (``benchmarks/generation.py``
+    measures both). ``None`` leaves torch's setting alone.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, spec: GeneratorSpec, trie: IdentifierTrie, *, restrict_vocabulary: bool = True,
+                 threads: int | None = 1) -> None:
         from ssi_plugin.generation.constraint import RestrictedHead, output_layer_path
 
+        if threads is not None and threads < 1:
+            raise ModelError(f"threads must be at least 1, got {threads}")
+        self.threads = threads
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.spec = spec
@@ -90,7 +102,8 @@ class Generator:
         self.use_trie(trie)
 
     @classmethod
-    def load(cls, folder: str | Path, *, trie: IdentifierTrie | None = None, restrict_vocabulary: bool = True) -> Generator:
+    def load(cls, folder: str | Path, *, trie: IdentifierTrie | None = None, restrict_vocabulary: bool = True,
+             threads: int | None = 1) -> Generator:
         """Load a generator folder; its ``trie/`` unless ``trie`` is given (e.g. rebuilt from an index)."""
         from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -103,7 +116,7 @@ class Generator:
             raise ModelError(f"the tokenizer in {folder} does not match its {folder / 'generator.json'}")
         auto = AutoModelForSeq2SeqLM if spec.architecture == "seq2seq" else AutoModelForCausalLM
         model = auto.from_pretrained(folder)
-        return cls(model, tokenizer, spec, trie, restrict_vocabulary=restrict_vocabulary)
+        return cls(model, tokenizer, spec, trie, restrict_vocabulary=restrict_vocabulary, threads=threads)
 
     def use_trie(self, trie: IdentifierTrie) -> None:
         """Decode against ``trie`` from now on (an index changed: no retraining needed)."""
@@ -157,7 +170,7 @@ class Generator:
         constraint = TrieConstraint(self.trie, prompt_length=prompt_length, vocab_size=self._vocab_size())
         end = self.spec.end_token_id
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else end
-        with torch.inference_mode(), warnings.catch_warnings():
+        with intra_op_threads(self.threads), torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             output = self.model.generate(
                 input_ids=input_ids,
@@ -208,6 +221,21 @@ class Generator:
                 if identifier not in found:
                     found[identifier] = Candidate(identifier=identifier, score=score, image_ids=self.trie.index.image_ids(identifier))
         return list(found.values())
+
+
+@contextmanager
+def intra_op_threads(threads: int | None) -> Iterator[None]:
+    """torch uses ``threads`` intra-op threads inside the block (nothing changes for None)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads is not None and threads != previous:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
 
 
 def save_folder(folder: Path, *, model: Any, tokenizer: Any, spec: GeneratorSpec, trie: IdentifierTrie) -> None:

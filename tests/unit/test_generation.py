@@ -180,3 +180,21 @@ def test_concept_weights_follow_candidate_probabilities():
     assert weights["objects:dog"] > weights["objects:cat"] > 0
     assert weights["scene:park"] == pytest.approx(weights["objects:dog"] + weights["objects:cat"], abs=1e-5)
     assert concept_weights([]) == {}
+
+
+@pytest.mark.parametrize("threads", [1, None])
+def test_generation_runs_on_its_own_thread_count_and_restores_torchs(parts, threads):
+    generator = _generator(parts, IDENTIFIERS[:5], threads=threads)
+    seen: list[int] = []
+    hook = generator.model.register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        generator.generate("a dog", k=3)
+        assert torch.get_num_threads() == 2
+    finally:
+        hook.remove()
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {threads or 2}
+    with pytest.raises(ModelError, match="threads"):
+        _generator(parts, IDENTIFIERS[:5], threads=0)
