@@ -104,7 +104,9 @@ def serve_command(
         )
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
-    searchers = IndexSearchers(engine, cache_dir=settings.cache_dir, index=index, model_dir=model_dir)
+    # ssi searches carry the caller's credentials only, as pass-through requests do.
+    anonymous = engine.without_credentials()
+    searchers = IndexSearchers(anonymous, cache_dir=settings.cache_dir, index=index, model_dir=model_dir)
     if index is not None:
         click.echo(f"Loading the generator of {index} ...", err=True)
         searchers.preload()
@@ -117,4 +119,5 @@ def serve_command(
     try:
         serve_forever(proxy.app, host=host, port=port, access_log=access_log)
     finally:
+        anonymous.close()
         engine.close()

@@ -39,9 +39,10 @@ class _Transport(Protocol):
 class EngineClient:
     """A connected cluster. Build it with :func:`connect`."""
 
-    def __init__(self, info: ClusterInfo, transport: _Transport) -> None:
+    def __init__(self, info: ClusterInfo, transport: _Transport, settings: EngineSettings) -> None:
         self.info = info
         self._transport = transport
+        self._settings = settings
 
     @property
     def kind(self) -> str:
@@ -131,6 +132,14 @@ class EngineClient:
         except _CLIENT_ERRORS as exc:
             raise _translate(exc, "POST", "/_bulk", self.url) from None
 
+    def without_credentials(self) -> EngineClient:
+        """The same cluster, reached with no credentials of ours: requests carry only the headers a caller passes.
+
+        For serving other people's requests: a caller without credentials must not borrow ours.
+        """
+        settings = self._settings.model_copy(update={"api_key": None, "username": None, "password": None})
+        return EngineClient(self.info, _transport_for(self.info, settings), settings)
+
     def close(self) -> None:
         self._transport.close()
 
@@ -149,8 +158,11 @@ def connect(settings: EngineSettings, *, progress: Callable[[str], None] | None 
         status = LocalNode(settings.cache_dir).ensure_running(progress=progress)
         settings = settings.model_copy(update={"url": status.url})
     info = probe(settings)
-    transport = _OpenSearchTransport(settings) if info.kind == "opensearch" else _ElasticsearchTransport(settings)
-    return EngineClient(info, transport)
+    return EngineClient(info, _transport_for(info, settings), settings)
+
+
+def _transport_for(info: ClusterInfo, settings: EngineSettings) -> _Transport:
+    return _OpenSearchTransport(settings) if info.kind == "opensearch" else _ElasticsearchTransport(settings)
 
 
 class _OpenSearchTransport:

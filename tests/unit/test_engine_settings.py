@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from ssi_plugin.config import EngineSettings
-from ssi_plugin.engine import probe
+from ssi_plugin.engine import connect, probe
 from ssi_plugin.errors import ConfigError, EngineAuthError, EngineUnreachable, UnsupportedEngine
 
 
@@ -49,9 +49,12 @@ class _FakeServer(http.server.ThreadingHTTPServer):
 
     def __init__(self, status: int, body: dict, headers: dict[str, str]) -> None:
         reply = (status, json.dumps(body).encode(), headers)
+        self.seen_authorization: list[str | None] = []
+        seen = self.seen_authorization
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                seen.append(self.headers.get("Authorization"))
                 code, payload, extra = reply
                 self.send_response(code)
                 for key, value in {"content-type": "application/json", **extra}.items():
@@ -74,6 +77,8 @@ def serve() -> Iterator:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}"
+
+    start.servers = servers  # type: ignore[attr-defined]
 
     yield start
     for server in servers:
@@ -119,3 +124,15 @@ def test_cli_reports_bad_settings_in_one_line() -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["ConfigError: url: engine URL 'ftp://x' must start with http:// or https://"]
+
+
+def test_a_client_without_credentials_sends_only_what_the_caller_gives(serve) -> None:
+    url = serve(200, {"version": {"distribution": "opensearch", "number": "2.19.1"}})
+    server = serve.servers[-1]
+    with connect(EngineSettings(url=url, username="admin", password="secret")) as engine:
+        engine.request("GET", "/")
+        with engine.without_credentials() as anonymous:
+            anonymous.request("GET", "/")
+    probe_call, own_call, anonymous_call = server.seen_authorization
+    assert own_call is not None and own_call.startswith("Basic ")
+    assert anonymous_call is None
