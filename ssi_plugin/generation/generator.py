@@ -182,8 +182,7 @@ class Generator:
                 max_new_tokens=self.spec.max_identifier_tokens + 1,
                 eos_token_id=end,
                 pad_token_id=pad,
-                length_penalty=self.spec.length_penalty,
-                **({"early_stopping": False} if num_beams > 1 else {}),
+                **({"early_stopping": False, "length_penalty": self.spec.length_penalty} if num_beams > 1 else {}),
                 return_dict_in_generate=True,
                 output_scores=True,
             )

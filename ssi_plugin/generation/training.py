@@ -46,7 +46,9 @@ class TrainingConfig(BaseModel):
     decoder_layers: int = Field(default=2, ge=1, description="Decoder depth of the default encoder-decoder.")
     identifier_kind: Literal["ssi", "numeric"] = "ssi"
     rationale_weight: float = Field(default=0.5, ge=0, description="lambda of RGS; 0 turns it off.")
-    epochs: int = Field(default=10, ge=1)
+    epochs: int | None = Field(default=None, ge=1, description="None: enough epochs for about `examples_seen` examples "
+                               "(a small corpus is seen many times, a large one a few times).")
+    examples_seen: int = Field(default=2400, ge=1, description="Training length when `epochs` is None.")
     batch_size: int = Field(default=32, ge=1)
     learning_rate: float = Field(default=3e-4, gt=0)
     weight_decay: float = Field(default=0.01, ge=0)
@@ -57,6 +59,12 @@ class TrainingConfig(BaseModel):
     max_identifier_tokens: int = Field(default=48, ge=2)
     max_rationale_tokens: int = Field(default=48, ge=1)
     checkpoint_every: int = Field(default=200, ge=1)
+
+    def epochs_for(self, examples: int) -> int:
+        """``epochs``, or when unset ``examples_seen / examples`` rounded up, within 3..200."""
+        if self.epochs is not None:
+            return self.epochs
+        return min(200, max(3, -(-self.examples_seen // max(examples, 1))))
 
 
 class LossPoint(BaseModel):
@@ -110,7 +118,8 @@ def train(
     model, tokenizer, spec = load_for_training(config)
     batches = _Batches(examples, tokenizer, spec, config)
     steps_per_epoch = len(batches)
-    total_steps = steps_per_epoch * config.epochs
+    epochs = config.epochs_for(len(examples))
+    total_steps = steps_per_epoch * epochs
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     from transformers import get_linear_schedule_with_warmup
@@ -157,7 +166,7 @@ def train(
     trie = build_trie(tokenizer, trie_pairs(examples))
     save_folder(out, model=model, tokenizer=tokenizer, spec=spec, trie=trie)
     report = TrainingReport(
-        out=str(out), examples=len(examples), images=len(trie.index.images), steps=total_steps, epochs=config.epochs,
+        out=str(out), examples=len(examples), images=len(trie.index.images), steps=total_steps, epochs=epochs,
         seconds=round(seconds, 2), examples_per_second=round(seen / seconds, 2) if seconds else 0.0,
         resumed_from_step=start_step, final_identifier_loss=_tail_mean(history), history=history, curves=CURVES,
     )
