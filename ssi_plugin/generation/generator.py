@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from ssi_plugin.generation.spec import (
     prompt_ids,
     tokenizer_fingerprint,
 )
+from ssi_plugin.threads import intra_op_threads
 from ssi_plugin.trie import IdentifierTrie
 
 
@@ -105,7 +105,11 @@ class Generator:
     def load(cls, folder: str | Path, *, trie: IdentifierTrie | None = None, restrict_vocabulary: bool = True,
              threads: int | None = 1) -> Generator:
         """Load a generator folder; its ``trie/`` unless ``trie`` is given (e.g. rebuilt from an index)."""
-        from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+        from transformers import (
+            AutoModelForCausalLM,
+            AutoModelForSeq2SeqLM,
+            AutoTokenizer,
+        )
 
         folder = Path(folder)
         spec = GeneratorSpec.load(folder)
@@ -120,7 +124,11 @@ class Generator:
 
     def use_trie(self, trie: IdentifierTrie) -> None:
         """Decode against ``trie`` from now on (an index changed: no retraining needed)."""
-        from ssi_plugin.generation.constraint import RestrictedHead, set_output_layer, trie_token_ids
+        from ssi_plugin.generation.constraint import (
+            RestrictedHead,
+            set_output_layer,
+            trie_token_ids,
+        )
 
         if trie.manifest.tokenizer_fingerprint != self.spec.tokenizer_fingerprint:
             raise ModelError("the identifier trie was built for another tokenizer; rebuild it with this model's tokenizer")
@@ -220,21 +228,6 @@ class Generator:
                 if identifier not in found:
                     found[identifier] = Candidate(identifier=identifier, score=score, image_ids=self.trie.index.image_ids(identifier))
         return list(found.values())
-
-
-@contextmanager
-def intra_op_threads(threads: int | None) -> Iterator[None]:
-    """torch uses ``threads`` intra-op threads inside the block (nothing changes for None)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    if threads is not None and threads != previous:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != previous:
-            torch.set_num_threads(previous)
 
 
 def save_folder(folder: Path, *, model: Any, tokenizer: Any, spec: GeneratorSpec, trie: IdentifierTrie) -> None:
