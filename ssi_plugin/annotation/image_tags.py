@@ -13,6 +13,8 @@ sharing a noun add up before the threshold applies.
 from __future__ import annotations
 
 import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -30,6 +32,7 @@ MODEL_NAME = "efficientnet_lite0"
 _MEAN = (0.498, 0.498, 0.498)  # the statistics these weights were trained with
 _STD = (0.502, 0.502, 0.502)
 _BN_EPS = 1e-3
+_WORKERS = min(2, os.cpu_count() or 1)  # forward passes run side by side, one per core
 
 # ImageNet-1k class index ranges (inclusive) that share one everyday noun.
 _GROUPS: tuple[tuple[int, int, str], ...] = (
@@ -81,6 +84,7 @@ class ImageTagger:
         self.input_size = input_size
         self.threads = threads
         self._model: torch.nn.Module | None = None
+        self._workers = ThreadPoolExecutor(_WORKERS, thread_name_prefix="ssi-image-tags")
 
     @property
     def version(self) -> str:
@@ -131,8 +135,13 @@ class ImageTagger:
         mean = torch.tensor(_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(_STD).view(1, 3, 1, 1)
         batch = ((batch - mean) / std).contiguous(memory_format=torch.channels_last)
-        with intra_op_threads(self.threads), torch.inference_mode():
-            probabilities = model(batch).softmax(-1).numpy()
+        def forward(chunk: torch.Tensor) -> np.ndarray:
+            with torch.inference_mode():  # thread-local: entered in each worker
+                return model(chunk).softmax(-1).numpy()
+
+        # Each core takes a part of the batch on its own single intra-op thread.
+        with intra_op_threads(self.threads):
+            probabilities = np.concatenate(list(self._workers.map(forward, torch.chunk(batch, _WORKERS))))
         rows = iter(probabilities)
         return [result if isinstance(result, AnnotationError) else self._tags(next(rows)) for result in results]
 
