@@ -15,7 +15,14 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from ssi_plugin.engine import EngineClient
-from ssi_plugin.evaluation import EvalOptions, EvalReport, ReportFiles, default_variants, evaluate, write_report
+from ssi_plugin.evaluation import (
+    EvalOptions,
+    EvalReport,
+    ReportFiles,
+    default_variants,
+    evaluate,
+    write_report,
+)
 from ssi_plugin.search import SearchResult, SSISearcher
 
 DEMO_INDEX = "ssi-demo"

@@ -14,7 +14,6 @@ import click
 from ssi_plugin import __version__
 from ssi_plugin.cli._context import engine_options
 from ssi_plugin.cli.annotate import annotate_command
-from ssi_plugin.cli.serve_model import serve_model_command
 from ssi_plugin.cli.data import data_group
 from ssi_plugin.cli.demo import demo_command
 from ssi_plugin.cli.engine import engine_group
@@ -23,6 +22,7 @@ from ssi_plugin.cli.ingest import ingest_command
 from ssi_plugin.cli.reindex import reindex_command
 from ssi_plugin.cli.search import search_command
 from ssi_plugin.cli.serve import serve_command
+from ssi_plugin.cli.serve_model import serve_model_command
 from ssi_plugin.cli.setup import setup
 from ssi_plugin.cli.train import train_command
 from ssi_plugin.errors import SSIError

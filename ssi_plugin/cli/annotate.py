@@ -7,7 +7,11 @@ from typing import Any
 
 import click
 
-from ssi_plugin.cli._dataset_options import annotator_options, dataset_options, open_dataset
+from ssi_plugin.cli._dataset_options import (
+    annotator_options,
+    dataset_options,
+    open_dataset,
+)
 
 
 @click.command("annotate")

@@ -8,7 +8,11 @@ from typing import Any
 import click
 
 from ssi_plugin.cli._context import connect_engine, engine_options, engine_settings
-from ssi_plugin.cli._dataset_options import annotator_options, dataset_options, open_dataset
+from ssi_plugin.cli._dataset_options import (
+    annotator_options,
+    dataset_options,
+    open_dataset,
+)
 
 
 @click.command("ingest")

@@ -196,8 +196,10 @@ class _OpenSearchTransport:
         self._client.close()
 
 
+_JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"}
+
+
 class _ElasticsearchTransport:
-    _HEADERS = {"accept": "application/json", "content-type": "application/json"}
 
     def __init__(self, settings: EngineSettings) -> None:
         from elasticsearch import Elasticsearch
@@ -214,7 +216,7 @@ class _ElasticsearchTransport:
         )
 
     def perform(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any) -> Any:
-        headers = self._HEADERS if body is not None else {"accept": "application/json"}
+        headers = _JSON_HEADERS if body is not None else {"accept": "application/json"}
         response = self._client.perform_request(method, path, params=params, headers=headers, body=body)
         return bool(response) if method == "HEAD" else response.body
 

@@ -11,7 +11,12 @@ import httpx
 from pydantic import BaseModel
 
 from ssi_plugin.config import EngineKind, EngineSettings
-from ssi_plugin.errors import ConfigError, EngineAuthError, EngineUnreachable, UnsupportedEngine
+from ssi_plugin.errors import (
+    ConfigError,
+    EngineAuthError,
+    EngineUnreachable,
+    UnsupportedEngine,
+)
 
 SUPPORTED_MAJORS: dict[str, tuple[int, ...]] = {"opensearch": (2, 3), "elasticsearch": (9,)}
 
