@@ -117,8 +117,7 @@ def run(quick: bool = False) -> dict:
         for name, variant in VARIANTS.items():
             config = TrainingConfig(base=base, **settings, **variant)
             load = os.getloadavg()[0]
-            with intra_op_threads(1):  # two threads spin-wait on a busy 2-core machine; one is steadier
-                report = train(examples, Path(work) / name, config, progress=not quick)
+            report = train(examples, Path(work) / name, config, progress=not quick)  # on one thread, the trainer's default
             figures[name] = {"train_examples_per_s": report.examples_per_second, "train_seconds": report.seconds,
                              "epochs": report.epochs, "final_identifier_loss": report.final_identifier_loss,
                              "train_load_average": round((load + os.getloadavg()[0]) / 2, 2)}

@@ -51,18 +51,26 @@ class TrieConstraint(LogitsProcessor):
         self._heavy_columns: dict[str, torch.Tensor] = {}
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        allowed = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+        rows: list[torch.Tensor] = []
+        columns: list[torch.Tensor] = []
         end = self.trie.end_token_id
         for row, generated in enumerate(input_ids[:, self.prompt_length :].tolist()):
             if end in generated:  # closed: nothing may follow
                 continue
-            columns = self._columns(generated)
-            if columns is not None:
-                allowed[row, columns] = True
-        masked = scores.masked_fill(~allowed, float("-inf"))
-        live = allowed.any(dim=-1, keepdim=True)
-        norm = torch.logsumexp(masked, dim=-1, keepdim=True).masked_fill(~live, 0.0)
-        return masked - norm
+            allowed = self._columns(generated)
+            if allowed is not None:
+                rows.append(torch.full((len(allowed),), row, dtype=torch.long))
+                columns.append(allowed)
+        constrained = torch.full_like(scores, float("-inf"))
+        if not rows:
+            return constrained
+        # normalise over the allowed entries only: a step costs the candidates, not the vocabulary
+        row_of, column_of = torch.cat(rows), torch.cat(columns)
+        kept = scores[row_of, column_of].float()
+        top = torch.full((scores.shape[0],), float("-inf")).scatter_reduce(0, row_of, kept, "amax")
+        mass = torch.zeros(scores.shape[0]).index_add_(0, row_of, (kept - top[row_of]).exp())
+        constrained[row_of, column_of] = (kept - (top + mass.log())[row_of]).to(scores.dtype)
+        return constrained
 
     def _columns(self, generated: list[int]) -> torch.Tensor | None:
         """Allowed token ids after ``generated``; None when the prefix left the trie."""
