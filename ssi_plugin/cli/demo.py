@@ -9,9 +9,10 @@ from ssi_plugin.cli._context import connect_engine, engine_options, engine_setti
 
 @click.command("demo")
 @click.option("--epochs", type=click.IntRange(min=1), help="Training epochs (default: the trainer's).")
+@click.option("--full", is_flag=True, help="Also train and compare SSI without RGS and numeric ids (about 3x longer).")
 @engine_options
 @click.pass_context
-def demo_command(ctx: click.Context, epochs: int | None) -> None:
+def demo_command(ctx: click.Context, epochs: int | None, full: bool) -> None:
     """Ingest the bundled photographs, train, search, and print the evaluation table."""
     from ssi_plugin.demo import run_demo
     from ssi_plugin.evaluation import markdown_table
@@ -21,7 +22,7 @@ def demo_command(ctx: click.Context, epochs: int | None) -> None:
 
     with connect_engine(ctx) as engine:
         log(f"Using {engine.kind} {engine.info.version} at {engine.url}")
-        result = run_demo(engine, engine_settings(ctx).cache_dir, epochs=epochs, log=log)
+        result = run_demo(engine, engine_settings(ctx).cache_dir, epochs=epochs, full=full, log=log)
     click.echo("\nExample searches (paraphrased captions the model never saw):")
     for example in result.examples:
         click.echo(f'\n  "{example.query.query}"  ({example.took_ms:.0f} ms)')
