@@ -21,13 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from ssi_plugin.datasets.synthetic import synthetic_record
 from ssi_plugin.generation.constraint import TrieConstraint
 from ssi_plugin.generation.examples import TrainingExample
 from ssi_plugin.generation.generator import Generator
-from ssi_plugin.threads import intra_op_threads
 from ssi_plugin.generation.training import TrainingConfig, train
 from ssi_plugin.identifiers import SSI
 

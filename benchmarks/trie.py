@@ -63,7 +63,7 @@ def measure(n: int) -> dict[str, float]:
     process = psutil.Process()
     before = process.memory_info().rss
     started = time.perf_counter()
-    trie = IdentifierTrie.build(pairs, encode=lambda batch: list(map(tokenized.__getitem__, batch)), end_token_id=0,
+    trie = IdentifierTrie.build(pairs, encode=lambda batch, known=tokenized: list(map(known.__getitem__, batch)), end_token_id=0,
                                 tokenizer_fingerprint="bench")
     build_s = time.perf_counter() - started
     peak_build_mb = (process.memory_info().rss - before) / 1e6

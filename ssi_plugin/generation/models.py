@@ -30,7 +30,12 @@ def minilm_path() -> Path:
 
 def load_base(name: str, *, decoder_layers: int = 2) -> tuple[Any, Any]:
     """``(model, tokenizer)`` to fine-tune: ``DEFAULT_BASE`` or a local Hugging Face folder (causal or seq2seq)."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForSeq2SeqLM,
+        AutoTokenizer,
+    )
 
     if name == DEFAULT_BASE:
         return minilm_encoder_decoder(decoder_layers=decoder_layers)
@@ -77,8 +82,23 @@ def tiny_model(texts: list[str], *, architecture: str = "seq2seq", seed: int = 0
     For tests and quick benchmarks: it exercises every code path in seconds.
     """
     import torch
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import BertConfig, EncoderDecoderConfig, EncoderDecoderModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
+    from transformers import (
+        BertConfig,
+        EncoderDecoderConfig,
+        EncoderDecoderModel,
+        LlamaConfig,
+        LlamaForCausalLM,
+        PreTrainedTokenizerFast,
+    )
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     raw = Tokenizer(models.WordPiece(unk_token="[UNK]"))

@@ -23,7 +23,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from ssi_plugin.errors import ConfigError, InputError
-from ssi_plugin.generation.examples import TrainingExample, numeric_identifiers, trie_pairs
+from ssi_plugin.generation.examples import (
+    TrainingExample,
+    numeric_identifiers,
+    trie_pairs,
+)
 from ssi_plugin.generation.models import DEFAULT_BASE
 from ssi_plugin.generation.spec import SPEC_FILE, GeneratorSpec
 
@@ -106,7 +110,7 @@ def train(
     while training (restored afterwards; None leaves them alone). One by default: on
     the 2-core machine two threads trained 4x slower under load (``benchmarks/generation.py``).
     """
-    from ssi_plugin.generation.generator import intra_op_threads
+    from ssi_plugin.threads import intra_op_threads
 
     with intra_op_threads(threads):
         return _train(list(examples), Path(out), config or TrainingConfig(), resume=resume, overwrite=overwrite,
@@ -205,7 +209,12 @@ def _prepare_out(out: Path, config: TrainingConfig, *, resume: bool, overwrite: 
 
 def load_for_training(config: TrainingConfig) -> tuple[Any, Any, GeneratorSpec]:
     from ssi_plugin.generation.models import load_base
-    from ssi_plugin.generation.spec import architecture_of, end_token_of, library_versions, tokenizer_fingerprint
+    from ssi_plugin.generation.spec import (
+        architecture_of,
+        end_token_of,
+        library_versions,
+        tokenizer_fingerprint,
+    )
 
     model, tokenizer = load_base(config.base, decoder_layers=config.decoder_layers)
     spec = GeneratorSpec(
@@ -250,7 +259,7 @@ class _Batches:
         """Every token of every target: the output layer scores only these during training."""
 
     def __len__(self) -> int:
-        return -(-len(self.rows) // self.config.batch_size)
+        return (len(self.rows) + self.config.batch_size - 1) // self.config.batch_size
 
     def batch(self, epoch: int, index: int) -> dict[str, Any]:
         import torch
@@ -350,7 +359,13 @@ def _tail_mean(history: list[LossPoint], window: int = 20) -> float:
 
 def _progress(enabled: bool) -> Any:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn(),

@@ -21,8 +21,8 @@ the corpus size, and the answer is exact (no approximate masking).
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Sequence
 from itertools import chain
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import marisa_trie

@@ -13,9 +13,18 @@ from hypothesis import strategies as st
 
 from ssi_plugin.errors import InputError, ModelError
 from ssi_plugin.generation.constraint import TrieConstraint
-from ssi_plugin.generation.generator import Candidate, Generator, build_trie, concept_weights, save_folder
+from ssi_plugin.generation.generator import (
+    Candidate,
+    Generator,
+    build_trie,
+    concept_weights,
+)
 from ssi_plugin.generation.models import tiny_model
-from ssi_plugin.generation.spec import GeneratorSpec, end_token_of, tokenizer_fingerprint
+from ssi_plugin.generation.spec import (
+    GeneratorSpec,
+    end_token_of,
+    tokenizer_fingerprint,
+)
 from ssi_plugin.identifiers import SSI
 
 OBJECTS = ("dog", "cat", "frisbee", "ball", "bike", "tree", "boat", "kite")
@@ -136,7 +145,7 @@ def test_new_images_are_found_after_swapping_the_trie_without_retraining(parts):
 
 
 def test_folder_round_trip_and_folder_errors(parts, tmp_path: Path):
-    model, tokenizer, spec = parts
+    _, _, spec = parts
     generator = _generator(parts, IDENTIFIERS[:20])
     generator.save(tmp_path / "gen")
     loaded = Generator.load(tmp_path / "gen")
@@ -156,7 +165,7 @@ def test_folder_round_trip_and_folder_errors(parts, tmp_path: Path):
 
 
 def test_the_constraint_refuses_an_empty_trie_and_a_foreign_vocabulary(parts):
-    model, tokenizer, _ = parts
+    _, tokenizer, _ = parts
     with pytest.raises(ModelError, match="empty"):
         TrieConstraint(build_trie(tokenizer, []), prompt_length=1, vocab_size=len(tokenizer))
     trie = build_trie(tokenizer, [(IDENTIFIERS[0], "a")])
@@ -176,7 +185,7 @@ def test_concept_weights_follow_candidate_probabilities():
         Candidate(identifier="12345", score=-0.5, image_ids=("c",)),
     ]
     weights = concept_weights(candidates)
-    assert list(weights)[0] == "scene:park"
+    assert next(iter(weights)) == "scene:park"
     assert weights["objects:dog"] > weights["objects:cat"] > 0
     assert weights["scene:park"] == pytest.approx(weights["objects:dog"] + weights["objects:cat"], abs=1e-5)
     assert concept_weights([]) == {}
