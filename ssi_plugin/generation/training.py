@@ -52,9 +52,9 @@ class TrainingConfig(BaseModel):
     rationale_weight: float = Field(default=0.5, ge=0, description="lambda of RGS; 0 turns it off.")
     epochs: int | None = Field(default=None, ge=1, description="None: enough epochs for about `examples_seen` examples "
                                "(a small corpus is seen many times, a large one a few times).")
-    examples_seen: int = Field(default=1600, ge=1, description="Training length when `epochs` is None.")
-    batch_size: int = Field(default=16, ge=1)
-    learning_rate: float = Field(default=5e-4, gt=0)
+    examples_seen: int = Field(default=2400, ge=1, description="Training length when `epochs` is None.")
+    batch_size: int = Field(default=8, ge=1)
+    learning_rate: float = Field(default=3e-4, gt=0)
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.05, ge=0, lt=1)
     lora: LoraSettings | None = None
