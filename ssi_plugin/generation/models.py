@@ -104,7 +104,15 @@ def tiny_model(texts: list[str], *, architecture: str = "seq2seq", seed: int = 0
     raw = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     raw.normalizer = normalizers.BertNormalizer(lowercase=True)
     raw.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    raw.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=2000, special_tokens=specials))
+    # The vocabulary is built, not trained: every word of ``texts`` whole, plus single characters (as word starts
+    # and ``##`` continuations) for other words. A trainer's result depends on a per-process hash order; this
+    # gives the same ids, and so the same model, in every run.
+    words: set[str] = set()
+    for text in texts:
+        words.update(word for word, _ in raw.pre_tokenizer.pre_tokenize_str(raw.normalizer.normalize_str(text)))
+    characters = sorted({character for word in words for character in word})
+    learned = sorted(words | set(characters) | {f"##{character}" for character in characters})
+    raw.model = models.WordPiece({token: i for i, token in enumerate([*specials, *learned])}, unk_token="[UNK]")
     raw.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", raw.token_to_id("[CLS]")), ("[SEP]", raw.token_to_id("[SEP]"))]
     )
