@@ -21,9 +21,9 @@ from ssi_plugin.cli._context import connect_engine, engine_options, engine_setti
 @click.option("--rationale-weight", "--lambda", "rationale_weight", type=float, default=0.5, show_default=True,
               help="Weight of the rationale tokens (Rationale-Guided Supervision); 0 turns it off.")
 @click.option("--numeric-ids", is_flag=True, help="GRACE-style baseline: learn arbitrary numeric ids instead of SSIs.")
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--learning-rate", "--lr", "learning_rate", type=float, default=3e-4, show_default=True)
+@click.option("--epochs", type=int, help="Training epochs [default: from the corpus size, about 2,400 examples seen].")
+@click.option("--batch-size", type=int, help="Examples per step [default: the trainer's].")
+@click.option("--learning-rate", "--lr", "learning_rate", type=float, help="Peak learning rate [default: the trainer's].")
 @click.option("--lora", is_flag=True, help="Train LoRA adapters (merged into the saved model) instead of all weights.")
 @click.option("--lora-r", type=int, default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -34,7 +34,7 @@ from ssi_plugin.cli._context import connect_engine, engine_options, engine_setti
 @click.pass_context
 def train_command(ctx: click.Context, index: str | None, data: tuple[Path, ...], queries: tuple[Path, ...], out: Path | None,
                   base: str, decoder_layers: int,
-                  rationale_weight: float, numeric_ids: bool, epochs: int, batch_size: int, learning_rate: float,
+                  rationale_weight: float, numeric_ids: bool, epochs: int | None, batch_size: int | None, learning_rate: float | None,
                   lora: bool, lora_r: int, seed: int, checkpoint_every: int, resume: bool, overwrite: bool) -> None:
     """Fine-tune a generator; writes model, tokenizer, trie, loss curves (PNG) and a report to --out."""
     from pydantic import ValidationError
@@ -46,8 +46,9 @@ def train_command(ctx: click.Context, index: str | None, data: tuple[Path, ...],
     try:
         config = TrainingConfig(
             base=base, decoder_layers=decoder_layers, rationale_weight=rationale_weight,
-            identifier_kind="numeric" if numeric_ids else "ssi", epochs=epochs, batch_size=batch_size,
-            learning_rate=learning_rate, lora=LoraSettings(r=lora_r) if lora else None, seed=seed,
+            identifier_kind="numeric" if numeric_ids else "ssi", epochs=epochs,
+            **{name: value for name, value in (("batch_size", batch_size), ("learning_rate", learning_rate)) if value is not None},
+            lora=LoraSettings(r=lora_r) if lora else None, seed=seed,
             checkpoint_every=checkpoint_every,
         )
     except ValidationError as exc:

@@ -89,7 +89,6 @@ def tiny_model(texts: list[str], *, architecture: str = "seq2seq", seed: int = 0
         normalizers,
         pre_tokenizers,
         processors,
-        trainers,
     )
     from transformers import (
         BertConfig,
