@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
@@ -26,13 +25,7 @@ PAIRS = [
 EXAMPLES = [TrainingExample(text=t, identifier=i, rationale=r, image_id=f"img-{n}") for n, (t, i, r) in enumerate(PAIRS)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread; two threads on a busy 2-core machine spin-wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module", params=["seq2seq", "causal"])
