@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Sequence
-from itertools import chain
+from itertools import chain, islice
 from pathlib import Path
 
 import marisa_trie
@@ -140,6 +140,18 @@ class TokenTrie:
             return listed
         depth = len(prefix)
         return list({char_token(key[depth]) for key in self._keys.iterkeys(prefix) if len(key) > depth})
+
+    def completion(self, prefix: str) -> list[int] | None:
+        """The remaining token ids (end token included) when exactly one key extends ``prefix``; else None.
+
+        Decoding needs no model step for such a prefix: every later token is forced.
+        """
+        if prefix in self._heavy:
+            return None
+        found = list(islice(self._keys.iterkeys(prefix), 2))
+        if len(found) != 1:
+            return None
+        return [char_token(char) for char in found[0][len(prefix) :]]
 
     def identifier_keys(self, tokens: Sequence[int]) -> list[int]:
         """Identifier keys whose token sequence is exactly ``tokens`` (several only if a tokenizer merges them)."""
