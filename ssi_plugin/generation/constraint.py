@@ -1,9 +1,11 @@
-"""Trie-constrained decoding as a Hugging Face ``LogitsProcessor``, and a head restricted to the trie's tokens.
+"""The token-level constraint of decoding, and output layers restricted to the tokens identifiers use.
 
-The processor asks the trie which tokens may follow each beam's generated
-prefix, masks every other token to ``-inf`` and renormalises over the rest. It works for causal models
-(the prompt is the first ``prompt_length`` positions) and encoder-decoders
-(``prompt_length=1``: the decoder start token, whatever id the config gives).
+``AllowedColumns`` says which tokens may follow a prefix of identifier tokens;
+``log_softmax_over`` renormalises a model's scores over just those. Both serve
+``constrained_beam_search`` (what ``Generator`` runs) and ``TrieConstraint``,
+the same constraint as a Hugging Face ``LogitsProcessor`` for ``generate`` with
+causal models (the prompt is the first ``prompt_length`` positions) and
+encoder-decoders (``prompt_length=1``: the decoder start token).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import LogitsProcessor
 
@@ -19,9 +22,63 @@ from ssi_plugin.errors import ModelError
 from ssi_plugin.trie import IdentifierTrie, encode_tokens
 
 
+class AllowedColumns:
+    """Which output columns may follow an encoded prefix of identifier tokens.
+
+    A column is a token's position in ``vocabulary`` (an output layer restricted
+    to the trie's tokens), or the token id itself when ``vocabulary`` is None
+    (a full-vocabulary output layer). The children of heavy trie nodes, asked
+    for at every query, are kept as tensors.
+    """
+
+    def __init__(self, trie: IdentifierTrie, *, vocab_size: int, vocabulary: np.ndarray | None = None) -> None:
+        if len(trie) == 0:
+            raise ModelError("the identifier trie is empty: index images (or rebuild the trie) before decoding")
+        largest = int(trie.tokens.vocabulary.max())
+        if largest >= vocab_size:
+            raise ModelError(
+                f"the trie uses token {largest}, outside the model's vocabulary ({vocab_size} tokens): "
+                "it was built with another tokenizer; rebuild it"
+            )
+        self.trie = trie
+        self.vocabulary = vocabulary
+        self._heavy: dict[str, torch.Tensor] = {}
+
+    def __call__(self, prefix: str, *, first: bool) -> torch.Tensor | None:
+        """Allowed columns after ``prefix``; None when the prefix left the trie."""
+        cached = self._heavy.get(prefix)
+        if cached is not None:
+            return cached
+        children = self.trie.tokens.children(prefix)
+        if not children:
+            if first:
+                raise ModelError("the identifier trie allows no first token")
+            return None
+        columns = torch.tensor(children if self.vocabulary is None else np.searchsorted(self.vocabulary, children), dtype=torch.long)
+        if len(children) > self.trie.tokens.heavy_threshold:
+            self._heavy[prefix] = columns
+        return columns
+
+    def token(self, column: int) -> int:
+        return column if self.vocabulary is None else int(self.vocabulary[column])
+
+
+def log_softmax_over(scores: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """``log p`` of each ``scores[rows[i], columns[i]]`` normalised over its row's listed entries only.
+
+    A step costs the allowed tokens, not the vocabulary; a token the trie forces gets 0.
+    """
+    kept = scores[rows, columns].float()
+    top = torch.full((scores.shape[0],), float("-inf")).scatter_reduce(0, rows, kept, "amax")
+    mass = torch.zeros(scores.shape[0]).index_add_(0, rows, (kept - top[rows]).exp())
+    return kept - (top + mass.log())[rows]
+
+
 class TrieConstraint(LogitsProcessor):
     """Allow only tokens that keep each beam on a path of the identifier trie, as log-probabilities over them.
 
+    For Hugging Face ``generate`` (``logits_processor=[TrieConstraint(...)]``);
+    ``Generator`` decodes with ``constrained_beam_search``, which needs fewer steps.
     Each row becomes ``log p(token | prefix, trie)``: the model's scores
     renormalised over the tokens the trie allows (a token the trie forces costs
     nothing), so a finished beam's summed score is the log-probability of its
@@ -34,21 +91,15 @@ class TrieConstraint(LogitsProcessor):
     sequences when too few live ones exist), and a beam that left the trie (it
     took a ``-inf`` token for the same reason). Such a beam never ends with a
     finite score, so it can neither fill the finished hypotheses nor stop the
-    search early. A live prefix with no allowed token means the trie does not
-    match the model's vocabulary: that is a ``ModelError``.
+    search early.
     """
 
     def __init__(self, trie: IdentifierTrie, *, prompt_length: int, vocab_size: int) -> None:
         if prompt_length < 0:
             raise ModelError(f"prompt_length must be >= 0, got {prompt_length}")
-        if len(trie) == 0:
-            raise ModelError("the identifier trie is empty: index images (or rebuild the trie) before decoding")
-        if trie.end_token_id >= vocab_size:
-            raise ModelError(f"the trie's end token {trie.end_token_id} is outside the model's vocabulary ({vocab_size})")
+        self._columns = AllowedColumns(trie, vocab_size=vocab_size)
         self.trie = trie
         self.prompt_length = prompt_length
-        self.vocab_size = vocab_size
-        self._heavy_columns: dict[str, torch.Tensor] = {}
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         rows: list[torch.Tensor] = []
@@ -57,66 +108,35 @@ class TrieConstraint(LogitsProcessor):
         for row, generated in enumerate(input_ids[:, self.prompt_length :].tolist()):
             if end in generated:  # closed: nothing may follow
                 continue
-            allowed = self._columns(generated)
+            allowed = self._columns(encode_tokens(generated), first=not generated)
             if allowed is not None:
                 rows.append(torch.full((len(allowed),), row, dtype=torch.long))
                 columns.append(allowed)
         constrained = torch.full_like(scores, float("-inf"))
-        if not rows:
-            return constrained
-        # normalise over the allowed entries only: a step costs the candidates, not the vocabulary
-        row_of, column_of = torch.cat(rows), torch.cat(columns)
-        kept = scores[row_of, column_of].float()
-        top = torch.full((scores.shape[0],), float("-inf")).scatter_reduce(0, row_of, kept, "amax")
-        mass = torch.zeros(scores.shape[0]).index_add_(0, row_of, (kept - top[row_of]).exp())
-        constrained[row_of, column_of] = (kept - (top + mass.log())[row_of]).to(scores.dtype)
+        if rows:
+            row_of, column_of = torch.cat(rows), torch.cat(columns)
+            constrained[row_of, column_of] = log_softmax_over(scores, row_of, column_of).to(scores.dtype)
         return constrained
-
-    def _columns(self, generated: list[int]) -> torch.Tensor | None:
-        """Allowed token ids after ``generated``; None when the prefix left the trie."""
-        prefix = encode_tokens(generated)
-        cached = self._heavy_columns.get(prefix)
-        if cached is not None:
-            return cached
-        children = self.trie.tokens.children(prefix)
-        if not children:
-            if not generated:
-                raise ModelError("the identifier trie allows no first token")
-            return None
-        if max(children) >= self.vocab_size:
-            raise ModelError(
-                f"the trie allows token {max(children)} but the model's vocabulary has {self.vocab_size} tokens: "
-                "the trie was built with another tokenizer; rebuild it"
-            )
-        columns = torch.tensor(children, dtype=torch.long)
-        if len(children) > self.trie.tokens.heavy_threshold:
-            self._heavy_columns[prefix] = columns
-        return columns
 
 
 class RestrictedHead(torch.nn.Module):
-    """An output layer that scores only ``token_ids`` and gives every other token ``-inf``.
+    """An output layer that scores only ``token_ids``: column ``i`` is token ``token_ids[i]``.
 
-    Decoding constrained to a trie never picks a token outside it, so scoring
-    the full vocabulary at each step is wasted work; with a 30k vocabulary and a
-    small decoder that projection is most of a step. Probabilities are
-    normalised over the kept tokens, which leaves ranking among valid
-    identifiers nearly unchanged (measured in ``benchmarks/generation.py``).
+    Constrained decoding renormalises over the tokens the trie allows, so the
+    other tokens' scores never matter; with a 30k vocabulary and a small
+    decoder their projection would be most of a step. A copy of the rows is
+    kept: the weights do not change at query time.
     """
 
     def __init__(self, head: torch.nn.Linear, token_ids: torch.Tensor) -> None:
         super().__init__()
         object.__setattr__(self, "original", head)  # not a submodule: its weights are not this module's
-        self.vocab_size = head.out_features
-        self.register_buffer("token_ids", token_ids, persistent=False)
         self.register_buffer("weight", head.weight.detach()[token_ids].clone(), persistent=False)
         bias = head.bias.detach()[token_ids].clone() if head.bias is not None else None
         self.register_buffer("bias", bias, persistent=False)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = hidden.new_full((*hidden.shape[:-1], self.vocab_size), float("-inf"))
-        logits[..., self.token_ids] = torch.nn.functional.linear(hidden, self.weight, self.bias)
-        return logits
+        return torch.nn.functional.linear(hidden, self.weight, self.bias)
 
 
 class TargetVocabularyHead(torch.nn.Module):

@@ -8,10 +8,9 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,6 +25,9 @@ from ssi_plugin.generation.spec import (
 from ssi_plugin.threads import intra_op_threads
 from ssi_plugin.trie import IdentifierTrie
 
+if TYPE_CHECKING:
+    from ssi_plugin.generation.beam_search import Hypothesis
+
 
 class Candidate(BaseModel):
     """One generated identifier that exists in the trie."""
@@ -33,7 +35,7 @@ class Candidate(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     identifier: str
-    score: float = Field(description="Beam score: the identifier's log-probability under the trie constraint (/ length ** length_penalty when the spec sets one).")
+    score: float = Field(description="The identifier's log-probability among the identifiers of the trie.")
     image_ids: tuple[str, ...]
 
 
@@ -84,8 +86,7 @@ class Generator:
     measures both). ``None`` leaves torch's setting alone.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, spec: GeneratorSpec, trie: IdentifierTrie, *, restrict_vocabulary: bool = True,
-                 threads: int | None = 1) -> None:
+    def __init__(self, model: Any, tokenizer: Any, spec: GeneratorSpec, trie: IdentifierTrie, *, threads: int | None = 1) -> None:
         from ssi_plugin.generation.constraint import RestrictedHead, output_layer_path
 
         if threads is not None and threads < 1:
@@ -94,7 +95,6 @@ class Generator:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.spec = spec
-        self.restrict_vocabulary = restrict_vocabulary
         self._head_path = output_layer_path(model)
         layer = model.get_submodule(self._head_path)
         self._head = layer.original if isinstance(layer, RestrictedHead) else layer
@@ -102,8 +102,7 @@ class Generator:
         self.use_trie(trie)
 
     @classmethod
-    def load(cls, folder: str | Path, *, trie: IdentifierTrie | None = None, restrict_vocabulary: bool = True,
-             threads: int | None = 1) -> Generator:
+    def load(cls, folder: str | Path, *, trie: IdentifierTrie | None = None, threads: int | None = 1) -> Generator:
         """Load a generator folder; its ``trie/`` unless ``trie`` is given (e.g. rebuilt from an index)."""
         from transformers import (
             AutoModelForCausalLM,
@@ -120,23 +119,30 @@ class Generator:
             raise ModelError(f"the tokenizer in {folder} does not match its {folder / 'generator.json'}")
         auto = AutoModelForSeq2SeqLM if spec.architecture == "seq2seq" else AutoModelForCausalLM
         model = auto.from_pretrained(folder)
-        return cls(model, tokenizer, spec, trie, restrict_vocabulary=restrict_vocabulary, threads=threads)
+        return cls(model, tokenizer, spec, trie, threads=threads)
 
     def use_trie(self, trie: IdentifierTrie) -> None:
         """Decode against ``trie`` from now on (an index changed: no retraining needed)."""
+        import torch
+
         from ssi_plugin.generation.constraint import (
+            AllowedColumns,
             RestrictedHead,
             set_output_layer,
-            trie_token_ids,
         )
 
         if trie.manifest.tokenizer_fingerprint != self.spec.tokenizer_fingerprint:
             raise ModelError("the identifier trie was built for another tokenizer; rebuild it with this model's tokenizer")
         if trie.end_token_id != self.spec.end_token_id:
             raise ModelError(f"the trie closes identifiers with token {trie.end_token_id}, the model with {self.spec.end_token_id}")
+        if len(trie):
+            columns = AllowedColumns(trie, vocab_size=self._head.out_features, vocabulary=trie.tokens.vocabulary)
+            set_output_layer(self.model, RestrictedHead(self._head, torch.from_numpy(columns.vocabulary.astype("int64"))), path=self._head_path)
+        else:
+            columns = None
+            set_output_layer(self.model, self._head, path=self._head_path)
         self.trie = trie
-        layer = RestrictedHead(self._head, trie_token_ids(trie)) if self.restrict_vocabulary and len(trie) else self._head
-        set_output_layer(self.model, layer, path=self._head_path)
+        self._columns = columns
 
     def save(self, folder: str | Path) -> None:
         """Write model, tokenizer, spec and trie as a folder ``Generator.load`` reads."""
@@ -156,7 +162,7 @@ class Generator:
         """The ``k`` best identifiers for ``query`` (beam search with ``max(k, beams)`` beams)."""
         import torch
 
-        from ssi_plugin.generation.constraint import TrieConstraint
+        from ssi_plugin.generation.beam_search import constrained_beam_search
 
         if not isinstance(query, str) or not query.strip():
             raise InputError("the query is empty")
@@ -165,37 +171,20 @@ class Generator:
         query = " ".join(query.split())
         prompt, query_tokens, truncated = prompt_ids(self.tokenizer, self.spec, query)
         notes = [f"the query has {query_tokens} tokens; only the first {self.spec.max_query_tokens} were used"] if truncated else []
-        if len(self.trie) == 0:
+        if self._columns is None:
             return GenerationResult(query=query, candidates=[], query_tokens=query_tokens, truncated=truncated,
                                     warnings=[*notes, "the identifier trie is empty: nothing can be retrieved"])
         if self._all_unknown(self.tokenizer(query)["input_ids"]):
             return GenerationResult(query=query, candidates=[], query_tokens=query_tokens, truncated=truncated,
                                     warnings=[*notes, "no word of the query is in the model's vocabulary"])
-        num_beams = max(k, beams or k)
-        input_ids = torch.tensor([prompt])
-        seq2seq = self.spec.architecture == "seq2seq"
-        prompt_length = 1 if seq2seq else input_ids.shape[1]
-        constraint = TrieConstraint(self.trie, prompt_length=prompt_length, vocab_size=self._vocab_size())
-        end = self.spec.end_token_id
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else end
-        with intra_op_threads(self.threads), torch.inference_mode(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            output = self.model.generate(
-                input_ids=input_ids,
-                attention_mask=torch.ones_like(input_ids),
-                logits_processor=[constraint],
-                num_beams=num_beams,
-                num_return_sequences=num_beams,
-                do_sample=False,
-                max_new_tokens=self.spec.max_identifier_tokens + 1,
-                eos_token_id=end,
-                pad_token_id=pad,
-                **({"early_stopping": False, "length_penalty": self.spec.length_penalty} if num_beams > 1 else {}),
-                return_dict_in_generate=True,
-                output_scores=True,
+        config = self.model.config
+        with intra_op_threads(self.threads), torch.inference_mode():
+            hypotheses = constrained_beam_search(
+                self.model, prompt, self.trie, columns=self._columns, beams=max(k, beams or k),
+                max_tokens=self.spec.max_identifier_tokens + 1, seq2seq=self.spec.architecture == "seq2seq",
+                start_token_id=getattr(config, "decoder_start_token_id", None),
             )
-        scores = output.sequences_scores.tolist() if num_beams > 1 else [self._greedy_score(output, prompt_length)]
-        candidates = self._candidates(output.sequences[:, prompt_length:].tolist(), scores)[:k]
+        candidates = self._candidates(hypotheses)[:k]
         return GenerationResult(query=query, candidates=candidates, concepts=concept_weights(candidates),
                                 query_tokens=query_tokens, truncated=truncated, warnings=notes)
 
@@ -204,29 +193,12 @@ class Generator:
         words = [t for t in query_ids if t not in self.tokenizer.all_special_ids or t == unknown]
         return unknown is not None and bool(words) and all(t == unknown for t in words)
 
-    def _vocab_size(self) -> int:
-        config = self.model.config
-        return int(config.decoder.vocab_size if hasattr(config, "decoder") else config.vocab_size)
-
-    def _greedy_score(self, output: Any, prompt_length: int) -> float:
-        """The beam score of the greedy answer: its tokens' constrained log-probabilities (the processed scores)."""
-        import torch
-
-        chosen = output.sequences[0, prompt_length:]
-        log_probs = torch.stack(output.scores, dim=1)[0, : len(chosen)].gather(-1, chosen[:, None]).squeeze(-1)
-        ended = (chosen == self.spec.end_token_id).nonzero()
-        length = int(ended[0]) + 1 if len(ended) else len(chosen)
-        return float(log_probs[:length].sum()) / length**self.spec.length_penalty
-
-    def _candidates(self, generated: list[list[int]], scores: list[float]) -> list[Candidate]:
-        end = self.spec.end_token_id
+    def _candidates(self, hypotheses: list[Hypothesis]) -> list[Candidate]:
         found: dict[str, Candidate] = {}
-        for tokens, score in sorted(zip(generated, scores, strict=True), key=lambda item: -item[1]):
-            if end not in tokens or not math.isfinite(score):
-                continue
-            for identifier in self.trie.identifiers_for(tokens[: tokens.index(end) + 1]):
+        for hypothesis in hypotheses:
+            for identifier in self.trie.identifiers_for(hypothesis.tokens):
                 if identifier not in found:
-                    found[identifier] = Candidate(identifier=identifier, score=score, image_ids=self.trie.index.image_ids(identifier))
+                    found[identifier] = Candidate(identifier=identifier, score=hypothesis.score, image_ids=self.trie.index.image_ids(identifier))
         return list(found.values())
 
 
