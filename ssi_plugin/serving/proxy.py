@@ -5,8 +5,12 @@ headers, Authorization included) and the cluster's answer comes back with its
 status and headers (large answers stream). The exceptions are ``_search`` /
 ``_msearch`` bodies whose ``query`` is an ``ssi`` clause: those are answered by an
 injected searcher, and an ``_msearch`` mixing both kinds sends the other searches
-to the cluster in one ``_msearch`` and merges the answers in order. Errors the
-endpoint makes itself keep the engine's error shape.
+to the cluster in one ``_msearch`` and merges the answers in order. The search
+API's URL options apply to those answers as they do on the engine: ``size``,
+``from`` and ``_source``/``_source_includes``/``_source_excludes`` become part of
+the body the searcher runs on the cluster, ``filter_path`` filters the answer,
+and a body may come as ``?source=...&source_content_type=application/json``.
+Errors the endpoint makes itself keep the engine's error shape.
 
     proxy = SearchProxy(ProxySettings(upstream="http://localhost:9200"), ssi_search)
     serve_forever(proxy.app, host="127.0.0.1", port=8080)      # ssi_plugin.serving.server
@@ -24,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
 import anyio
 import httpx
@@ -37,6 +41,7 @@ from starlette.routing import Route
 
 from ssi_plugin.errors import SSIError
 from ssi_plugin.serving.engine_errors import SearchRequestError, error_body, error_for
+from ssi_plugin.serving.filter_path import filter_response
 from ssi_plugin.serving.msearch import (
     MsearchItem,
     merge_responses,
@@ -156,14 +161,14 @@ class SearchProxy:
         try:
             body = await self._read_body(request)
             match = _SEARCH_PATH.match(request.scope.get("raw_path") or request.url.path.encode())
-            readable = self._readable(request, body) if match else None
+            readable = self._search_text(request, body) if match else None
             if match and readable and readable.strip():
                 index = unquote(match["index"].decode()) if match["index"] else "_all"
                 if match["kind"] == b"search":
                     parsed = _parse_json(readable)
                     clause = find_ssi_clause(parsed)
                     if clause is not None:
-                        return await self._search(request, index, _with_url_paging(parsed, request))
+                        return await self._search(request, index, _with_url_options(parsed, request))
                 else:
                     items = parse_msearch(readable, default_index=index)
                     if any(item.clause is not None for item in items):
@@ -199,10 +204,12 @@ class SearchProxy:
         ]
         return response
 
-    def _upstream_request(self, request: Request, body: bytes) -> httpx.Request:
-        """The client's request addressed to the cluster: same raw path, query string, headers and body."""
+    def _upstream_request(self, request: Request, body: bytes, *, drop_params: tuple[str, ...] = ()) -> httpx.Request:
+        """The client's request addressed to the cluster: same raw path, query string (less ``drop_params``), headers and body."""
         path = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")
         query = request.scope.get("query_string", b"").decode("latin-1")
+        if drop_params:
+            query = "&".join(p for p in query.split("&") if unquote_plus(p.partition("=")[0]) not in drop_params)
         url = f"{self.settings.upstream}{path}" + (f"?{query}" if query else "")
         headers = [(k, v) for k, v in request.headers.raw if k.decode("latin-1").lower() not in _NOT_FORWARDED]
         return httpx.Request(request.method, url, headers=headers, content=body)
@@ -240,6 +247,19 @@ class SearchProxy:
             )
         return b"".join(chunks)
 
+    def _search_text(self, request: Request, body: bytes) -> bytes | None:
+        """The search body as JSON text to look into, or None when it passes through unread.
+
+        Without a body, the engine reads one from ``?source=`` given with a JSON
+        ``source_content_type``; any other combination is left to the engine to
+        accept or refuse.
+        """
+        source = request.query_params.get("source")
+        if source is None:
+            return self._readable(request, body)
+        content_type = request.query_params.get("source_content_type", "").lower()
+        return source.encode() if not body and "json" in content_type else None
+
     def _readable(self, request: Request, body: bytes) -> bytes | None:
         """The body as JSON text to look into, or None when it is not JSON (SMILE, CBOR...): that passes through.
 
@@ -272,7 +292,7 @@ class SearchProxy:
 
     async def _search(self, request: Request, index: str, body: dict[str, Any]) -> Response:
         status, answer = await self._answer(index, body, _searcher_headers(request))
-        return JSONResponse(answer, status_code=status)
+        return _composed(request, status, answer)
 
     async def _msearch(self, request: Request, items: list[MsearchItem]) -> Response:
         started = time.perf_counter()
@@ -282,9 +302,9 @@ class SearchProxy:
             payload = passthrough_payload(items)
             if payload:
 
-                async def others() -> None:
+                async def others() -> None:  # unfiltered: filter_path applies to the merged answer
                     nonlocal upstream_answer
-                    upstream_answer = await self._upstream_json(request, payload)
+                    upstream_answer = await self._upstream_json(request, payload, drop_params=("filter_path",))
 
                 group.start_soon(others)
             ssi_answers = []
@@ -294,11 +314,11 @@ class SearchProxy:
         if "responses" not in upstream_answer:  # the cluster refused the whole _msearch: pass its error on
             return JSONResponse(upstream_answer, status_code=int(upstream_answer.get("status", 500)))
         took = round((time.perf_counter() - started) * 1000)
-        return JSONResponse(merge_responses(items, ssi_answers, upstream_answer["responses"], took=took))
+        return _composed(request, 200, merge_responses(items, ssi_answers, upstream_answer["responses"], took=took))
 
-    async def _upstream_json(self, request: Request, payload: bytes) -> dict[str, Any]:
+    async def _upstream_json(self, request: Request, payload: bytes, *, drop_params: tuple[str, ...] = ()) -> dict[str, Any]:
         try:
-            response = await self._send(self._upstream_request(request, payload))
+            response = await self._send(self._upstream_request(request, payload, drop_params=drop_params))
             try:
                 await response.aread()
             finally:
@@ -353,21 +373,55 @@ def _parse_json(body: bytes) -> Any:
         raise SearchRequestError(f"request body is not valid JSON: {exc}") from None
 
 
-def _with_url_paging(body: Any, request: Request) -> dict[str, Any]:
-    """``size`` and ``from`` given in the query string win over the body's, as they do on the engine."""
-    paging = {}
+def _with_url_options(body: Any, request: Request) -> dict[str, Any]:
+    """``size``, ``from`` and ``_source`` options given in the query string win over the body's, as they do on the engine."""
+    options: dict[str, Any] = {}
+    source = _url_source(request)
+    if source is not None:
+        options["_source"] = source
     for name in ("size", "from"):
         value = request.query_params.get(name)
         if value is None:
             continue
         try:
-            paging[name] = int(value)
+            options[name] = int(value)
         except ValueError:
             raise SearchRequestError(
                 f"Failed to parse int parameter [{name}] with value [{value}]",
                 error_type="illegal_argument_exception",
             ) from None
-    return {**body, **paging}
+    return {**body, **options}
+
+
+def _url_source(request: Request) -> bool | dict[str, list[str]] | None:
+    """The body form of ``_source``/``_source_includes``/``_source_excludes``, read as the engine reads them.
+
+    ``_source`` is ``true``, ``false`` or a list of fields to include;
+    ``_source_includes`` replaces that list; ``false`` wins over any list.
+    """
+    params = request.query_params
+    source, includes, excludes = (params.get(n) for n in ("_source", "_source_includes", "_source_excludes"))
+    if source is None and includes is None and excludes is None:
+        return None
+    if source == "false":
+        return False
+    if source is not None and source != "true" and includes is None:
+        includes = source
+    if includes is None and excludes is None:
+        return True
+    return {"includes": _fields(includes), "excludes": _fields(excludes)}
+
+
+def _fields(names: str | None) -> list[str]:
+    return [name for name in (names or "").split(",") if name]
+
+
+def _composed(request: Request, status: int, answer: dict[str, Any]) -> JSONResponse:
+    """An answer the endpoint composed; ``filter_path`` applies to it as the engine applies it (not to errors)."""
+    filter_path = request.query_params.get("filter_path")
+    if filter_path is not None and status < 400:
+        answer = filter_response(answer, filter_path)
+    return JSONResponse(answer, status_code=status)
 
 
 def _searcher_headers(request: Request) -> dict[str, str]:

@@ -2,7 +2,9 @@
 
 Each index has its own generator (its trie holds that index's identifiers),
 trained into ``<cache>/models/<index>`` by ``ssi-plugin train``. Loading one
-takes seconds, so it happens once per index and is kept.
+takes seconds, so it happens once per index and is kept. Before that, the index
+is asked of the cluster with the client's credentials, so a missing index (or one
+the client may not read) gets the cluster's own answer, as a plain search would.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ssi_plugin.engine import EngineClient
-from ssi_plugin.errors import InputError
+from ssi_plugin.errors import EngineRequestError, InputError
 from ssi_plugin.generation.spec import SPEC_FILE
 from ssi_plugin.indexing.trie import default_model_dir
 from ssi_plugin.search import SSISearcher
@@ -46,6 +48,8 @@ class IndexSearchers:
         self._lock = threading.Lock()
 
     def __call__(self, index: str, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+        if index not in self._open and index not in _NO_INDEX:
+            self._check_searchable(index, headers)
         name = self._resolve(index)
         return self._searcher(name).search_request(name, body, headers)
 
@@ -53,6 +57,13 @@ class IndexSearchers:
         """Open the served index's generator now, so the first query does not wait (and a bad folder fails early)."""
         if self._index is not None:
             self._searcher(self._index)
+
+    def _check_searchable(self, index: str, headers: Mapping[str, str]) -> None:
+        """Raise the cluster's own error (404 ``index_not_found_exception``, 403...) for a search on ``index``."""
+        (answer,) = self._engine.msearch(index, [{"size": 0, "track_total_hits": False}], headers=headers)
+        if "error" in answer:
+            status = int(answer.get("status", 500))
+            raise EngineRequestError("POST", f"/{index}/_search", status, str(answer["error"]), answer)
 
     def _resolve(self, index: str) -> str:
         if index in _NO_INDEX:

@@ -7,6 +7,7 @@ that the command wires the endpoint to the index's generator, not retrieval qual
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -19,9 +20,12 @@ from pathlib import Path
 import httpx
 import pytest
 from opensearchpy import OpenSearch
+from tiny_generator import IMAGES, index_with_generator
 
 from ssi_plugin.engine import EngineClient
-from tiny_generator import IMAGES, index_with_generator
+from ssi_plugin.serving.proxy import ProxySettings, SearchProxy
+from ssi_plugin.serving.searchers import IndexSearchers
+from ssi_plugin.serving.server import serve_in_thread
 
 pytestmark = [pytest.mark.engine, pytest.mark.opensearch_only(reason="drives the endpoint with OpenSearch's own clients; the Elasticsearch core node lacks GET / (rest-root)")]
 
@@ -110,3 +114,47 @@ def test_serve_answers_ssi_queries_with_the_indexs_generator(
 
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) in (0, 130)
+
+
+def test_serve_answers_a_missing_index_and_url_options_as_the_engine(
+    serve_process: tuple[str, subprocess.Popen[str]], trained_index: tuple[str, Path], engine_url: str
+) -> None:
+    url, _ = serve_process
+    index, _ = trained_index
+    ssi = {"query": {"ssi": {"query": "a dog catching a frisbee"}}}
+
+    missing = httpx.post(f"{url}/{index}-missing/_search", json=ssi)
+    engine_says = httpx.post(f"{engine_url}/{index}-missing/_search", json={"query": {"match_all": {}}})
+    assert missing.status_code == 404
+    assert missing.json() == engine_says.json()
+
+    ndjson = "".join(f"{json.dumps(h)}\n{json.dumps(ssi)}\n" for h in ({"index": f"{index}-missing"}, {}))
+    answer = httpx.post(f"{url}/{index}/_msearch", content=ndjson, headers={"content-type": "application/x-ndjson"})
+    assert answer.status_code == 200
+    failed, found = answer.json()["responses"]
+    assert failed == engine_says.json()
+    assert found["status"] == 200 and found["hits"]["hits"]
+
+    no_source = httpx.post(f"{url}/{index}/_search", params={"_source": "false"}, json=ssi).json()
+    assert no_source["hits"]["hits"] and all("_source" not in hit for hit in no_source["hits"]["hits"])
+    captions = httpx.post(f"{url}/{index}/_search", params={"_source_includes": "caption"}, json=ssi).json()
+    assert {hit["_id"]: hit["_source"] for hit in captions["hits"]["hits"]} == {
+        hit["_id"]: {"caption": IMAGES[hit["_id"]][1]} for hit in captions["hits"]["hits"]
+    }
+    ids = httpx.post(f"{url}/{index}/_search", params={"filter_path": "hits.hits._id"}, json=ssi).json()
+    assert ids == {"hits": {"hits": [{"_id": hit["_id"]} for hit in no_source["hits"]["hits"]]}}
+
+
+def test_an_index_without_a_generator_is_refused_and_a_missing_one_is_the_engines_404(
+    engine: EngineClient, engine_url: str, index_name: str, tmp_path: Path
+) -> None:
+    engine.request("PUT", f"/{index_name}", body={"settings": {"number_of_replicas": 0}})
+    searchers = IndexSearchers(engine.without_credentials(), cache_dir=tmp_path)
+    ssi = {"query": {"ssi": {"query": "a dog"}}}
+    with serve_in_thread(SearchProxy(ProxySettings(upstream=engine_url), searchers).app) as url:
+        untrained = httpx.post(f"{url}/{index_name}/_search", json=ssi)
+        missing = httpx.post(f"{url}/{index_name}-missing/_search", json=ssi)
+    assert untrained.status_code == 400
+    assert f"run `ssi-plugin train --index {index_name}` first" in untrained.json()["error"]["reason"]
+    assert missing.status_code == 404
+    assert missing.json() == httpx.post(f"{engine_url}/{index_name}-missing/_search", json={}).json()
