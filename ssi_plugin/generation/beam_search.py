@@ -55,14 +55,14 @@ class _CachedDecoder:
         else:
             self._first = prompt
 
-    def first(self) -> torch.Tensor:
-        """Scores of the first identifier token, shape ``(1, columns)``."""
-        return self._run(self._first)
+    def first(self, forced: tuple[int, ...]) -> torch.Tensor:
+        """Scores of the token after the ``forced`` first tokens, shape ``(1, columns)``."""
+        return self._run(torch.cat([self._first, torch.tensor([forced], dtype=torch.long)], dim=1))
 
     def next(self, origins: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Scores after appending ``tokens[i]`` to the beam that was row ``origins[i]``."""
+        """Scores after appending the row ``tokens[i]`` to the beam that was row ``origins[i]``."""
         self._cache.reorder_cache(origins)
-        return self._run(tokens[:, None])
+        return self._run(tokens)
 
     def _run(self, input_ids: torch.Tensor) -> torch.Tensor:
         rows = input_ids.shape[0]
@@ -99,9 +99,10 @@ def constrained_beam_search(
     decoder = _CachedDecoder(model, torch.tensor([prompt]), seq2seq=seq2seq, start_token_id=start_token_id)
     end = trie.end_token_id
     finished: list[Hypothesis] = []
-    live = [_Beam(tokens=(), score=0.0)]
-    scores = decoder.first()
-    for _ in range(max_tokens):
+    forced = _forced_tokens(trie, ())
+    live = [_Beam(tokens=forced, score=0.0)]
+    scores = decoder.first(forced)
+    while live:
         allowed = [columns(encode_tokens(beam.tokens), first=not beam.tokens) for beam in live]
         rows = torch.cat([torch.full((len(a),), row, dtype=torch.long) for row, a in enumerate(allowed) if a is not None])
         picked = torch.cat([a for a in allowed if a is not None])
@@ -117,18 +118,29 @@ def constrained_beam_search(
             row = int(rows[index])
             tokens = (*live[row].tokens, columns.token(int(picked[index])))
             rest = [] if tokens[-1] == end else trie.tokens.completion(encode_tokens(tokens))
-            if rest is None:
-                origins.append(row)
-                survivors.append(_Beam(tokens=tokens, score=score))
-            else:
+            if rest is not None:
                 finished.append(Hypothesis(tokens=(*tokens, *rest), score=score))
                 threshold = _kth_score(finished, beams)
+            elif len(tokens) < max_tokens:
+                origins.append(row)
+                survivors.append(_Beam(tokens=tokens, score=score))
         live = [beam for beam in survivors if beam.score > threshold]
-        if not live:
-            break
-        origins = origins[: len(live)]
-        scores = decoder.next(torch.tensor(origins), torch.tensor([beam.tokens[-1] for beam in live]))
+        if live:
+            # Tokens the trie forces cost nothing: every beam takes as many of its forced tokens as the one
+            # with the fewest, in the same model call (rows of one call must grow by the same length).
+            chains = [_forced_tokens(trie, beam.tokens) for beam in live]
+            shared = min(map(len, chains))
+            live = [_Beam(tokens=(*beam.tokens, *chain[:shared]), score=beam.score) for beam, chain in zip(live, chains, strict=True)]
+            scores = decoder.next(torch.tensor(origins[: len(live)]), torch.tensor([beam.tokens[-1 - shared :] for beam in live]))
     return sorted(finished, key=lambda hypothesis: -hypothesis.score)[:beams]
+
+
+def _forced_tokens(trie: IdentifierTrie, tokens: tuple[int, ...]) -> tuple[int, ...]:
+    """The tokens that must follow ``tokens`` before the trie offers a choice (never the end token)."""
+    forced: list[int] = []
+    while len(children := trie.tokens.children(encode_tokens((*tokens, *forced)))) == 1 and children[0] != trie.end_token_id:
+        forced.append(children[0])
+    return tuple(forced)
 
 
 def _kth_score(finished: list[Hypothesis], k: int) -> float:

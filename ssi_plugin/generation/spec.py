@@ -45,11 +45,6 @@ class GeneratorSpec(BaseModel):
     prompt_suffix: str = Field(default="\nidentifier:", description="Appended to the query of a causal model.")
     max_query_tokens: int = Field(default=64, ge=4)
     max_identifier_tokens: int = Field(default=48, ge=2)
-    length_penalty: float = Field(
-        default=0.0,
-        description="Beam scores are summed constrained log-probabilities / length ** length_penalty; 0 keeps them "
-                    "log-probabilities of identifiers among those in the trie (comparable across lengths, calibrated for softmax).",
-    )
     tokenizer_fingerprint: str
     library_versions: dict[str, str] = Field(default_factory=dict)
 
