@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from ssi_plugin.annotation.images import decode_image, open_image
 from ssi_plugin.errors import AnnotationError, InputError, ModelError
+from ssi_plugin.quiet import quiet_weight_loading
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -67,6 +68,7 @@ class LocalChatModel:
             )
         except ImportError as exc:  # pragma: no cover - transformers is a dependency
             raise ModelError(f"local models need transformers: {exc}") from None
+        quiet_weight_loading()
         extra = {"gguf_file": self.gguf_file} if self.gguf_file else {}
         try:
             config = AutoConfig.from_pretrained(self.model_name, **extra)

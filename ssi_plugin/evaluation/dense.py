@@ -27,7 +27,9 @@ class MiniLMEncoder:
         from transformers import AutoModel, AutoTokenizer
 
         from ssi_plugin.generation.models import minilm_path
+        from ssi_plugin.quiet import quiet_weight_loading
 
+        quiet_weight_loading()
         path = Path(folder) if folder is not None else minilm_path()
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model: Any = AutoModel.from_pretrained(path).eval()

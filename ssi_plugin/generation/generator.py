@@ -110,6 +110,9 @@ class Generator:
             AutoTokenizer,
         )
 
+        from ssi_plugin.quiet import quiet_weight_loading
+
+        quiet_weight_loading()
         folder = Path(folder)
         spec = GeneratorSpec.load(folder)
         if trie is None:

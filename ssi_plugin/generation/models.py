@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ssi_plugin.errors import ModelError
+from ssi_plugin.quiet import quiet_weight_loading
 
 DEFAULT_BASE = "minilm-encoder-decoder"
 
@@ -39,6 +40,7 @@ def load_base(name: str, *, decoder_layers: int = 2) -> tuple[Any, Any]:
 
     if name == DEFAULT_BASE:
         return minilm_encoder_decoder(decoder_layers=decoder_layers)
+    quiet_weight_loading()
     path = Path(name)
     if not (path / "config.json").is_file():
         raise ModelError(f"base model {name!r} is neither {DEFAULT_BASE!r} nor a local Hugging Face model folder")
@@ -55,6 +57,7 @@ def minilm_encoder_decoder(*, decoder_layers: int = 2) -> tuple[Any, Any]:
     from transformers import AutoTokenizer, EncoderDecoderModel
     from transformers.utils import logging
 
+    quiet_weight_loading()
     path = str(minilm_path())
     verbosity = logging.get_verbosity()
     logging.set_verbosity_error()  # "cross-attention weights newly initialized" is the design, not a problem

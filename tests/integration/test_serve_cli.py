@@ -114,6 +114,9 @@ def test_serve_answers_ssi_queries_with_the_indexs_generator(
 
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) in (0, 130)
+    output = process.communicate()[0]
+    assert f"Loading the generator of {index}" in output
+    assert "Loading weights" not in output, "transformers' progress bars stay out of the command's output"
 
 
 def test_serve_answers_a_missing_index_and_url_options_as_the_engine(
