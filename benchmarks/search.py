@@ -5,8 +5,9 @@ The index is filled straight from the synthetic corpus's known contents (an SSI
 per image, no annotator: annotation speed is ``benchmarks.ingest``'s business),
 the default generator architecture gets a trie of all those identifiers, and
 queries (held-out paraphrased captions) go through the search endpoint with the
-standard ``_search`` API. Latency does not depend on how well the model is
-trained, so the generator is used as initialised from its pretrained parts.
+standard ``_search`` API. The generator is used as initialised from its
+pretrained parts: untrained, its distributions are flat, so beams part late and
+few finish early, which makes these figures an upper bound for a trained model.
 
     python -m benchmarks.search [--quick]     # 100,000 images (quick: 5,000)
 """
