@@ -101,6 +101,7 @@ def serve_command(
             verify_certs=settings.verify_certs,
             ca_certs=settings.ca_certs,
             ssi_concurrency=ssi_concurrency,
+            engine=engine.info.kind,
         )
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None

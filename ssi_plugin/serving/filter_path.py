@@ -8,8 +8,9 @@ filter runs here, with the engine's rules (its ``FilterPathBasedFilter``):
   ``*`` inside a name matches any characters, ``**`` any number of levels;
   arrays are transparent: a path goes on into every object of an array;
 - paths starting with ``-`` exclude; includes apply first, then excludes;
-- an object or array that a path goes into and that ends up empty disappears,
-  even one that was empty to begin with (the whole answer becomes ``{}``).
+- an object or array that a path goes into and that ends up empty disappears
+  (the whole answer becomes ``{}``); under excludes, one that was empty to begin
+  with stays on Elasticsearch and disappears on OpenSearch (``keep_empty``).
 
 No library does this (JSONPath and glom-style paths differ on arrays and ``**``),
 and every rule above is checked against the engine's own output in the tests.
@@ -49,8 +50,8 @@ class _Step:
         return self.segments[self.at] == "**"
 
 
-def filter_response(document: dict[str, Any], filter_path: str) -> dict[str, Any]:
-    """``document`` as the engine would write it under ``?filter_path=...``."""
+def filter_response(document: dict[str, Any], filter_path: str, *, keep_empty: bool = False) -> dict[str, Any]:
+    """``document`` as the engine would write it under ``?filter_path=...``; ``keep_empty`` for Elasticsearch's rule."""
     paths = [p.strip() for p in filter_path.split(",") if p.strip()]
     includes = [_parse(p) for p in paths if not p.startswith("-")]
     excludes = [_parse(p[1:]) for p in paths if p.startswith("-")]
@@ -58,25 +59,27 @@ def filter_response(document: dict[str, Any], filter_path: str) -> dict[str, Any
     if includes:
         result = _filter(result, includes, inclusive=True)
     if excludes and result is not _DROP:
-        result = _filter(result, excludes, inclusive=False)
+        result = _filter(result, excludes, inclusive=False, keep_empty=keep_empty)
     return {} if result is _DROP else result
 
 
-def _filter(value: Any, steps: list[_Step], *, inclusive: bool) -> Any:
+def _filter(value: Any, steps: list[_Step], *, inclusive: bool, keep_empty: bool = False) -> Any:
     """``value`` under the paths at ``steps``: what stays, or ``_DROP``."""
+    if keep_empty and not value and isinstance(value, dict | list):
+        return value
     if isinstance(value, dict):
         kept: dict[str, Any] = {}
         for name, child in value.items():
             verdict = _evaluate(name, steps)
             if isinstance(verdict, list):
-                filtered = _filter(child, verdict, inclusive=inclusive)
+                filtered = _filter(child, verdict, inclusive=inclusive, keep_empty=keep_empty)
                 if filtered is not _DROP:
                     kept[name] = filtered
             elif verdict == inclusive:  # a path ends here and includes, or none goes here and excludes
                 kept[name] = child
         return kept or _DROP
     if isinstance(value, list):
-        items = [_filter(item, steps, inclusive=inclusive) for item in value]
+        items = [_filter(item, steps, inclusive=inclusive, keep_empty=keep_empty) for item in value]
         return [item for item in items if item is not _DROP] or _DROP
     return _DROP if inclusive else value
 

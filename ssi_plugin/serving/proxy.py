@@ -27,7 +27,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, unquote_plus
 
 import anyio
@@ -104,6 +104,10 @@ class ProxySettings(BaseModel):
     ca_certs: Path | None = None
     max_connections: int = Field(default=100, ge=1, description="Pooled connections to the cluster.")
     ssi_concurrency: int = Field(default=1, ge=1, description="ssi searches answered at the same time.")
+    engine: Literal["opensearch", "elasticsearch"] = Field(
+        default="opensearch",
+        description="What the cluster runs: filter_path on composed answers follows that engine's rules.",
+    )
 
     @field_validator("upstream")
     @classmethod
@@ -292,7 +296,7 @@ class SearchProxy:
 
     async def _search(self, request: Request, index: str, body: dict[str, Any]) -> Response:
         status, answer = await self._answer(index, body, _searcher_headers(request))
-        return _composed(request, status, answer)
+        return self._composed(request, status, answer)
 
     async def _msearch(self, request: Request, items: list[MsearchItem]) -> Response:
         started = time.perf_counter()
@@ -314,7 +318,14 @@ class SearchProxy:
         if "responses" not in upstream_answer:  # the cluster refused the whole _msearch: pass its error on
             return JSONResponse(upstream_answer, status_code=int(upstream_answer.get("status", 500)))
         took = round((time.perf_counter() - started) * 1000)
-        return _composed(request, 200, merge_responses(items, ssi_answers, upstream_answer["responses"], took=took))
+        return self._composed(request, 200, merge_responses(items, ssi_answers, upstream_answer["responses"], took=took))
+
+    def _composed(self, request: Request, status: int, answer: dict[str, Any]) -> JSONResponse:
+        """An answer the endpoint composed; ``filter_path`` applies to it as the engine applies it (not to errors)."""
+        filter_path = request.query_params.get("filter_path")
+        if filter_path is not None and status < 400:
+            answer = filter_response(answer, filter_path, keep_empty=self.settings.engine == "elasticsearch")
+        return JSONResponse(answer, status_code=status)
 
     async def _upstream_json(self, request: Request, payload: bytes, *, drop_params: tuple[str, ...] = ()) -> dict[str, Any]:
         try:
@@ -415,13 +426,6 @@ def _url_source(request: Request) -> bool | dict[str, list[str]] | None:
 def _fields(names: str | None) -> list[str]:
     return [name for name in (names or "").split(",") if name]
 
-
-def _composed(request: Request, status: int, answer: dict[str, Any]) -> JSONResponse:
-    """An answer the endpoint composed; ``filter_path`` applies to it as the engine applies it (not to errors)."""
-    filter_path = request.query_params.get("filter_path")
-    if filter_path is not None and status < 400:
-        answer = filter_response(answer, filter_path)
-    return JSONResponse(answer, status_code=status)
 
 
 def _searcher_headers(request: Request) -> dict[str, str]:

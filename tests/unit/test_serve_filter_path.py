@@ -1,4 +1,4 @@
-"""``filter_path`` on answers the endpoint composes: cases whose expected output is what OpenSearch 2.19 wrote.
+"""``filter_path`` on answers the endpoint composes: cases whose expected output is what the engines wrote.
 
 tests/integration/test_serve.py checks the same filter against the engine itself;
 these keep the rules checked without one.
@@ -58,3 +58,24 @@ def test_filtering_leaves_the_answer_untouched() -> None:
     before = repr(ANSWER)
     filter_response(ANSWER, "-hits.hits._source.meta.b.c")
     assert repr(ANSWER) == before
+
+
+@pytest.mark.parametrize(
+    ("filter_path", "opensearch", "elasticsearch"),
+    [
+        ("-hits.hits._source.empty.x,-hits.hits._source.arr.x,-hits.hits._source.meta,-hits.hits._source.tags,-hits.hits._source.caption", {}, {"empty": {}, "arr": []}),
+        # no path goes into them: kept on both; meta, emptied by filtering, is gone on both
+        ("-hits.hits._source.meta.*,-hits.hits._source.tags,-hits.hits._source.caption", {"empty": {}, "arr": []}, {"empty": {}, "arr": []}),
+    ],
+)
+def test_under_excludes_elasticsearch_keeps_what_was_empty_to_begin_with(
+    filter_path: str, opensearch: dict[str, Any], elasticsearch: dict[str, Any]
+) -> None:
+    """Elasticsearch 9.2 keeps an object or array that was empty before filtering; OpenSearch 2.19 drops it."""
+    first = {"hits": {"hits": [ANSWER["hits"]["hits"][0]]}}
+
+    def source(answer: dict[str, Any]) -> dict[str, Any]:
+        return answer["hits"]["hits"][0].get("_source", {})
+
+    assert source(filter_response(first, filter_path)) == opensearch
+    assert source(filter_response(first, filter_path, keep_empty=True)) == elasticsearch
