@@ -27,6 +27,7 @@ from ssi_plugin.generation.examples import (
     TrainingExample,
     numeric_identifiers,
     trie_pairs,
+    with_pseudo_queries,
 )
 from ssi_plugin.generation.models import DEFAULT_BASE
 from ssi_plugin.generation.spec import SPEC_FILE, GeneratorSpec
@@ -55,6 +56,11 @@ class TrainingConfig(BaseModel):
     examples_seen: int = Field(default=2400, ge=1, description="Training length when `epochs` is None.")
     batch_size: int = Field(default=8, ge=1)
     learning_rate: float = Field(default=3e-4, gt=0)
+    encoder_learning_rate: float | None = Field(
+        default=None, ge=0, description="Learning rate of a seq2seq model's pretrained encoder; None: `learning_rate`, "
+        "0: frozen. The decoder and cross-attention are new and need the full rate.")
+    pseudo_queries: int = Field(default=0, ge=0, description="Extra training inputs per image made from its annotation "
+                                "(see `generation.examples.pseudo_queries`).")
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.05, ge=0, lt=1)
     lora: LoraSettings | None = None
@@ -125,6 +131,8 @@ def _train(examples: list[TrainingExample], out: Path, config: TrainingConfig, *
         raise InputError("no training examples")
     if config.identifier_kind == "numeric":
         examples = numeric_identifiers(examples, seed=config.seed)
+    if config.pseudo_queries:
+        examples = with_pseudo_queries(examples, config.pseudo_queries, seed=config.seed)
     start_step = _prepare_out(out, config, resume=resume, overwrite=overwrite)
 
     torch.manual_seed(config.seed)
@@ -133,7 +141,7 @@ def _train(examples: list[TrainingExample], out: Path, config: TrainingConfig, *
     steps_per_epoch = len(batches)
     epochs = config.epochs_for(len(examples))
     total_steps = steps_per_epoch * epochs
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
+    optimizer = torch.optim.AdamW(_parameter_groups(model, spec.architecture, config),
                                   weight_decay=config.weight_decay, fused=True)  # one kernel: ~6x faster steps on the CPU
     from transformers import get_linear_schedule_with_warmup
 
@@ -233,6 +241,20 @@ def load_for_training(config: TrainingConfig) -> tuple[Any, Any, GeneratorSpec]:
         model = get_peft_model(model, LoraConfig(task_type=task, r=config.lora.r, lora_alpha=config.lora.alpha,
                                                  lora_dropout=config.lora.dropout, target_modules=config.lora.target_modules))
     return model, tokenizer, spec
+
+
+def _parameter_groups(model: Any, architecture: str, config: TrainingConfig) -> list[dict[str, Any]]:
+    """Trainable parameters with their learning rates: a seq2seq encoder at ``encoder_learning_rate`` (frozen at 0)."""
+    rate = config.encoder_learning_rate
+    encoder = {id(p) for p in model.get_encoder().parameters()} if architecture == "seq2seq" and rate is not None else set()
+    if rate == 0:
+        for parameter in model.get_encoder().parameters():
+            parameter.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in trainable if id(p) not in encoder], "lr": config.learning_rate}]
+    if rate:
+        groups.append({"params": [p for p in trainable if id(p) in encoder], "lr": rate})
+    return [group for group in groups if group["params"]]
 
 
 class _Batches:
