@@ -45,7 +45,7 @@ def default_variants(*, epochs: int | None = None) -> list[ModelVariant]:
     return [
         ModelVariant(name="ssi", training=base,
                      description=f"SSI generator with Rationale-Guided Supervision (lambda = {base.rationale_weight}), "
-                                 "searched through the engine (exact ids + concepts, RRF)"),
+                                 "searched through the engine (exact ids + concepts, linear fusion)"),
         ModelVariant(name="ssi-no-rgs", training=base.model_copy(update={"rationale_weight": 0.0}),
                      description="the same SSI generator trained without rationales (lambda = 0)"),
         ModelVariant(name="numeric-ids", training=base.model_copy(update={"identifier_kind": "numeric", "rationale_weight": 0.0}),

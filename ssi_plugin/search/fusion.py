@@ -1,4 +1,9 @@
-"""Fusing ranked lists: reciprocal-rank fusion (default) or a weighted sum of normalised scores.
+"""Fusing ranked lists: a weighted sum of normalised scores (default) or reciprocal-rank fusion.
+
+The exact-identifier list is scored by the generator's probabilities; rank
+fusion throws them away and lets a partial concept match outrank a confident
+exact identifier (measured: the linear sum ranked the right image first as
+often as the generator alone, reciprocal-rank fusion up to 1.2 points less).
 
 Pure functions over (document id, score) lists, best first, so they are tested
 without an engine and reused by evaluation.

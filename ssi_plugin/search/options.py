@@ -16,7 +16,11 @@ class SSIQuery(BaseModel):
 
     query: str = Field(min_length=1, description="The text to search for.")
     k: int = Field(default=10, ge=1, le=100, description="Identifiers to generate.")
-    fusion: Fusion = "rrf"
+    fusion: Fusion = Field(
+        default="linear",
+        description="linear (default): weighted sum of each list's scores over its best, so the generator's "
+                    "probabilities decide between exact identifiers; rrf: reciprocal-rank fusion, ranks only.",
+    )
     bm25_field: str | None = Field(default=None, description="Also run BM25 on this text field and fuse it in.")
     explain: bool = Field(default=False, description="Attach matched concepts and per-list ranks to each hit.")
 

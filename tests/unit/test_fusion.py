@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from ssi_plugin.search import SSIQuery, linear_fusion, reciprocal_rank_fusion
+from ssi_plugin.search import SSIQuery, fuse, linear_fusion, reciprocal_rank_fusion
+from ssi_plugin.search.plan import LIST_WEIGHTS
 
 
 def test_rrf_rewards_documents_found_by_several_lists() -> None:
@@ -28,10 +29,18 @@ def test_linear_fusion_normalises_each_list_then_weights_it() -> None:
 
 
 def test_ssi_clause_refuses_unknown_fields_and_blank_queries() -> None:
-    assert SSIQuery(query="a dog").fusion == "rrf"
+    assert SSIQuery(query="a dog").fusion == "linear"
     with pytest.raises(ValidationError, match="boost"):
         SSIQuery.model_validate({"query": "a dog", "boost": 2})
     with pytest.raises(ValidationError, match="blank"):
         SSIQuery(query="   ")
     with pytest.raises(ValidationError):
         SSIQuery(query="a dog", k=0)
+
+
+def test_the_default_fusion_keeps_a_confident_exact_identifier_first() -> None:
+    """A concept list that prefers another image must not outvote the generator's probabilities."""
+    rankings = {"exact": [("b", 0.9), ("a", 0.1)], "concepts": [("a", 5.0), ("b", 4.8)]}
+    default = SSIQuery(query="a dog").fusion
+    assert [doc for doc, _ in fuse(rankings, default, weights=LIST_WEIGHTS)][0] == "b"
+    assert [doc for doc, _ in fuse(rankings, "rrf", weights=LIST_WEIGHTS)][0] == "a"
