@@ -1,8 +1,8 @@
 """The embedded local node: a real single-node engine assembled from Maven Central.
 
-A small Java launcher (``integration/<kind>/``, a Maven project) is built on first
-use into the cache directory, keyed by a hash of its sources so an edited launcher
-rebuilds. The JVM runs detached from the calling process; it writes a ready file
+A small Java launcher (``integration/<kind>/``, a Maven project that also compiles
+the shared ``integration/launcher-common/`` sources) is built on first use into the
+cache directory, keyed by a hash of both so an edited launcher rebuilds. The JVM runs detached from the calling process; it writes a ready file
 once it serves requests, and a state file (pid, port, url) lets any later process
 find, report or stop it. Everything a node owns lives under ``<cache_dir>/<kind>/``.
 """
@@ -29,6 +29,7 @@ from filelock import FileLock
 from pydantic import BaseModel, ValidationError
 
 from ssi_plugin.errors import ConfigError, LocalNodeError, PrerequisiteMissing
+from ssi_plugin.resources import project_dir
 
 Progress = Callable[[str], None]
 
@@ -37,6 +38,20 @@ LAUNCHER_CACHE_ENV = "SSI_LAUNCHER_CACHE"
 
 _JVM_ROOTS = (Path("/usr/lib/jvm"), Path("/usr/java"), Path("/Library/Java/JavaVirtualMachines"))
 _JDK_HINT = "apt-get install openjdk-17-jdk-headless"
+_SHARED_SOURCES = "launcher-common"
+"""The folder beside the launcher projects whose sources every launcher's pom compiles in (the shared protocol)."""
+
+_JVM_OPTIONS = (
+    "-XX:+UseG1GC",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+    "-Dfile.encoding=UTF-8",
+    "-Dio.netty.noUnsafe=true",
+    "-Dio.netty.noKeySetOptimization=true",
+    "-Dio.netty.recycler.maxCapacityPerThread=0",
+    "-Dlog4j2.disable.jmx=true",
+)
+"""Every launcher's JVM options; ``_Launcher.jvm_options`` adds an engine's own."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +61,7 @@ class _Launcher:
     project: str  # Maven project folder under integration/
     main_class: str
     java: tuple[int, int]  # supported Java feature versions, inclusive
-    jvm_options: tuple[str, ...] = ()
+    jvm_options: tuple[str, ...] = ()  # beside _JVM_OPTIONS
     jdk_hint: str = _JDK_HINT
 
 
@@ -55,17 +70,7 @@ _LAUNCHERS: dict[str, _Launcher] = {
         project="opensearch",
         main_class="org.ssiplugin.launcher.OpenSearchLauncher",
         java=(17, 23),
-        jvm_options=(
-            "-XX:+UseG1GC",
-            "-XX:+ExitOnOutOfMemoryError",
-            "-Djava.awt.headless=true",
-            "-Dfile.encoding=UTF-8",
-            "-Djava.locale.providers=SPI,COMPAT",
-            "-Dio.netty.noUnsafe=true",
-            "-Dio.netty.noKeySetOptimization=true",
-            "-Dio.netty.recycler.maxCapacityPerThread=0",
-            "-Dlog4j2.disable.jmx=true",
-        ),
+        jvm_options=("-Djava.locale.providers=SPI,COMPAT",),
     ),
     # The Elasticsearch core: server + transport-netty4 only (integration/elasticsearch/README.md lists what works).
     "elasticsearch": _Launcher(
@@ -73,17 +78,9 @@ _LAUNCHERS: dict[str, _Launcher] = {
         main_class="org.ssiplugin.launcher.ElasticsearchLauncher",
         java=(21, 25),
         jvm_options=(
-            "-XX:+UseG1GC",
-            "-XX:+ExitOnOutOfMemoryError",
-            "-Djava.awt.headless=true",
-            "-Dfile.encoding=UTF-8",
             "-Djava.locale.providers=CLDR",
             "--add-modules=jdk.incubator.vector",
             "--enable-native-access=ALL-UNNAMED",
-            "-Dio.netty.noUnsafe=true",
-            "-Dio.netty.noKeySetOptimization=true",
-            "-Dio.netty.recycler.maxCapacityPerThread=0",
-            "-Dlog4j2.disable.jmx=true",
             "-Dlog4j.shutdownHookEnabled=false",  # the node logs its own close
         ),
         jdk_hint="apt-get install openjdk-21-jdk-headless",
@@ -284,6 +281,7 @@ class LocalNode:
             str(java),
             f"-Xms{self.heap}",
             f"-Xmx{self.heap}",
+            *_JVM_OPTIONS,
             *launcher.jvm_options,
             *class_data,
             "-cp",
@@ -479,17 +477,24 @@ def _java_version(java: Path) -> int | None:
 
 def _project_dir(launcher: _Launcher) -> Path:
     """The launcher's Maven project, in a source checkout (``integration/``) or an installed wheel (``ssi_plugin/_integration``)."""
-    package = Path(__file__).resolve().parent.parent
-    for base in (package / "_integration", package.parent / "integration"):
-        if (base / launcher.project / "pom.xml").is_file():
-            return base / launcher.project
-    raise LocalNodeError(f"the launcher sources integration/{launcher.project}/pom.xml are missing from this installation; reinstall ssi-plugin")
+    integration = project_dir("integration")
+    project = integration / launcher.project
+    for needed in (project / "pom.xml", integration / _SHARED_SOURCES):
+        if not needed.exists():
+            raise LocalNodeError(
+                f"the launcher sources integration/{needed.relative_to(integration).as_posix()} are missing from this installation; "
+                "reinstall ssi-plugin"
+            )
+    return project
 
 
 def _source_hash(project: Path) -> str:
+    """A hash of all the launcher's build reads: its project and the shared sources beside it (never a build's target/)."""
+    integration = project.parent
     digest = hashlib.sha256()
-    for path in sorted(p for p in project.rglob("*") if p.is_file() and "target" not in p.relative_to(project).parts):
-        digest.update(path.relative_to(project).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for folder in (project, integration / _SHARED_SOURCES):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and "target" not in p.relative_to(folder).parts):
+            digest.update(path.relative_to(integration).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 

@@ -151,9 +151,24 @@ def test_missing_java_is_named(cache_dir: Path, tmp_path: Path, monkeypatch: pyt
         LocalNode(cache_dir).start()
 
 
+def _copy_integration(tmp_path: Path) -> Path:
+    """The launchers' sources (every project and the shared folder), copied to be edited."""
+    integration = local_node._project_dir(local_node._LAUNCHERS["opensearch"]).parent
+    return Path(shutil.copytree(integration, tmp_path / "integration", ignore=shutil.ignore_patterns("target")))
+
+
+def test_edited_shared_sources_rebuild_every_launcher(tmp_path: Path) -> None:
+    integration = _copy_integration(tmp_path)
+    projects = [integration / launcher.project for launcher in local_node._LAUNCHERS.values()]
+    before = [local_node._source_hash(project) for project in projects]
+    shared = next((integration / "launcher-common").rglob("LauncherSupport.java"))
+    shared.write_text(shared.read_text() + "\n// edited\n")
+    after = [local_node._source_hash(project) for project in projects]
+    assert all(old != new for old, new in zip(before, after, strict=True))
+
+
 def test_maven_failure_shows_its_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    project = tmp_path / "opensearch"
-    shutil.copytree(local_node._project_dir(local_node._LAUNCHERS["opensearch"]), project, ignore=shutil.ignore_patterns("target"))
+    project = _copy_integration(tmp_path) / "opensearch"
     source = next(project.rglob("OpenSearchLauncher.java"))
     source.write_text(source.read_text() + "\nthis is not java\n")
     monkeypatch.setattr(local_node, "_project_dir", lambda launcher: project)
