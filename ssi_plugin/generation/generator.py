@@ -216,11 +216,11 @@ def save_folder(folder: Path, *, model: Any, tokenizer: Any, spec: GeneratorSpec
 
 def build_trie(tokenizer: Any, pairs: Iterable[tuple[str, str]], *, heavy_threshold: int = 32) -> IdentifierTrie:
     """The trie of ``(identifier, image_id)`` pairs for ``tokenizer``, e.g. from an index scroll."""
-    from ssi_plugin.generation.spec import end_token_of
+    from ssi_plugin.generation.spec import encode_identifiers_batch, end_token_of
 
     return IdentifierTrie.build(
         pairs,
-        encode=lambda batch: encode_identifiers(tokenizer, batch),
+        encode=lambda identifiers: encode_identifiers_batch(tokenizer, identifiers),
         end_token_id=end_token_of(tokenizer),
         tokenizer_fingerprint=tokenizer_fingerprint(tokenizer),
         heavy_threshold=heavy_threshold,

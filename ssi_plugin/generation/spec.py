@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from ssi_plugin import __version__
 from ssi_plugin.errors import ModelError
+from ssi_plugin.manifest import load_manifest
+from ssi_plugin.trie.token_trie import TokenBatch
 
 SPEC_FILE = "generator.json"
 TRIE_FOLDER = "trie"
@@ -53,16 +58,10 @@ class GeneratorSpec(BaseModel):
 
     @classmethod
     def load(cls, folder: Path) -> GeneratorSpec:
-        path = folder / SPEC_FILE
-        if not path.is_file():
-            raise ModelError(f"{folder} is not a generator folder ({SPEC_FILE} is missing); train one with `ssi-plugin train`")
-        try:
-            spec = cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, ValidationError) as exc:
-            raise ModelError(f"{path} is not a valid generator spec: {exc}") from None
-        if spec.format != FORMAT or spec.format_version > FORMAT_VERSION:
-            raise ModelError(f"{path} is {spec.format} v{spec.format_version}; this version reads {FORMAT} v{FORMAT_VERSION}")
-        return spec
+        return load_manifest(
+            cls, folder / SPEC_FILE, what="generator spec", format_name=FORMAT, version=FORMAT_VERSION,
+            missing=f"{folder} is not a generator folder ({SPEC_FILE} is missing); train one with `ssi-plugin train`",
+        )
 
 
 def architecture_of(model: Any) -> Architecture:
@@ -86,6 +85,94 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 def encode_identifiers(tokenizer: Any, identifiers: Sequence[str]) -> list[list[int]]:
     """Token ids of identifiers, without special tokens: the one encoding shared by training and the trie."""
     return tokenizer(list(identifiers), add_special_tokens=False)["input_ids"]
+
+
+_BLOCK = 65536
+_SPLITTING = {"BertPreTokenizer", "Whitespace", "WhitespaceSplit"}
+_LOCAL_NORMALIZERS = {"BertNormalizer", "Lowercase", "NFC", "NFD", "NFKC", "NFKD", "StripAccents"}
+_OTHER_SPACE = re.compile(r"\s")
+
+
+def encode_identifiers_batch(tokenizer: Any, identifiers: Sequence[str]) -> TokenBatch:
+    """``encode_identifiers`` of many identifiers, as one ``TokenBatch``: the same ids, 15-20x faster.
+
+    Identifiers repeat a small vocabulary of words, and a tokenizer whose
+    pre-tokenizer splits at spaces (WordPiece's, byte-level BPE's, Metaspace)
+    tokenizes the words between two spaces independently; so each distinct word
+    (with its leading space) is tokenized once and the pieces are concatenated.
+    Other tokenizers (none or another pre-tokenizer, a normalizer that looks
+    beyond a word, added tokens with spaces), identifiers with other whitespace,
+    or any difference on a sample take the plain path.
+    """
+    identifiers = list(identifiers)
+    batch = _encode_by_words(tokenizer, identifiers) if identifiers and splits_at_spaces(tokenizer) else None
+    if batch is None:
+        batch = TokenBatch.of([ids for start in range(0, len(identifiers), 4096)
+                               for ids in encode_identifiers(tokenizer, identifiers[start : start + 4096])])
+    return batch
+
+
+def splits_at_spaces(tokenizer: Any) -> bool:
+    """Whether ``tokenizer`` provably tokenizes ``a + " " + b`` as ``a`` followed by ``" " + b``."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or backend.pre_tokenizer is None:
+        return False
+    pre = json.loads(backend.pre_tokenizer.__getstate__())
+    first = pre["pretokenizers"][0] if pre.get("type") == "Sequence" and pre.get("pretokenizers") else pre
+    splits = (
+        first.get("type") in _SPLITTING
+        or (first.get("type") == "ByteLevel" and first.get("use_regex", True))
+        or (first.get("type") == "Metaspace" and first.get("split", True))
+    )
+    normalizer = json.loads(backend.normalizer.__getstate__()) if backend.normalizer is not None else {"type": "Sequence"}
+    parts = normalizer.get("normalizers", []) if normalizer.get("type") == "Sequence" else [normalizer]
+    local = all(part.get("type") in _LOCAL_NORMALIZERS for part in parts)
+    return splits and local and not any(_OTHER_SPACE.search(token) for token in tokenizer.get_added_vocab())
+
+
+def _encode_by_words(tokenizer: Any, identifiers: list[str]) -> TokenBatch | None:
+    """Word-by-word encoding (see ``encode_identifiers_batch``); None when it does not apply to these identifiers."""
+    index: dict[str, int] = {}
+    blocks: list[tuple[np.ndarray, np.ndarray]] = []
+    for start in range(0, len(identifiers), _BLOCK):
+        block = identifiers[start : start + _BLOCK]
+        words = " ".join(block).split(" ")
+        for word in dict.fromkeys(words):
+            index.setdefault(word, len(index))
+        counts = np.fromiter(map(str.count, block, repeat(" ")), dtype=np.int64, count=len(block)) + 1
+        blocks.append((np.fromiter(map(index.__getitem__, words), dtype=np.int64, count=len(words)), counts))
+    vocabulary = list(index)
+    if "" in index or _OTHER_SPACE.search("\x00".join(vocabulary)):
+        return None
+    # Piece 2w is word w opening an identifier, 2w + 1 the same word after a space.
+    used = np.zeros(2 * len(vocabulary), dtype=bool)
+    for words, counts in blocks:
+        used[_pieces(words, counts)] = True
+    pieces = np.flatnonzero(used)
+    texts = [vocabulary[piece >> 1] if piece % 2 == 0 else " " + vocabulary[piece >> 1] for piece in pieces.tolist()]
+    piece_tokens = TokenBatch.of(encode_identifiers(tokenizer, texts))
+    slot = np.zeros(len(used), dtype=np.int64)
+    slot[pieces] = np.arange(len(pieces))
+    piece_starts = np.cumsum(piece_tokens.lengths) - piece_tokens.lengths
+    flats, lengths = [], []
+    for words, counts in blocks:
+        occurrences = slot[_pieces(words, counts)]
+        sizes = piece_tokens.lengths[occurrences]
+        ends = np.cumsum(sizes)
+        flats.append(piece_tokens.flat[np.repeat(piece_starts[occurrences] - (ends - sizes), sizes) + np.arange(int(ends[-1]))])
+        lengths.append(np.add.reduceat(sizes, np.cumsum(counts) - counts))
+    batch = TokenBatch(np.concatenate(flats), np.concatenate(lengths))
+    sample = range(0, len(identifiers), max(1, len(identifiers) // 64))
+    if [batch.sequence(i) for i in sample] != encode_identifiers(tokenizer, [identifiers[i] for i in sample]):
+        return None
+    return batch
+
+
+def _pieces(words: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Piece index of each word of a block: ``2 * word`` when it opens its identifier, ``2 * word + 1`` otherwise."""
+    after_space = np.ones(len(words), dtype=np.int64)
+    after_space[np.cumsum(counts) - counts] = 0
+    return 2 * words + after_space
 
 
 def prompt_ids(tokenizer: Any, spec: GeneratorSpec, text: str) -> tuple[list[int], int, bool]:

@@ -8,6 +8,7 @@ lookups in compact memory: 1M identifiers cost a few tens of MB.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from operator import itemgetter
 from pathlib import Path
 
 import marisa_trie
@@ -40,27 +41,25 @@ class IdentifierIndex:
         return cls.build_keyed(pairs)[0]
 
     @classmethod
-    def build_keyed(cls, pairs: Iterable[tuple[str, str]]) -> tuple[IdentifierIndex, list[str]]:
-        """``build``, plus the identifiers in key order (what the token trie is built from).
+    def build_keyed(cls, pairs: Iterable[tuple[str, str]]) -> tuple[IdentifierIndex, list[str], np.ndarray]:
+        """``build``, plus the distinct identifiers (first-seen order) and their keys (what the token trie is built from).
 
-        Bulk operations only (a dict, two marisa builds, their item lists, numpy
-        scatter): no per-pair trie lookups, which dominate at a million pairs.
+        Bulk operations only (dicts, two marisa builds, one pass over each trie's
+        items, numpy scatter): no per-pair trie lookups, which dominate at a million pairs.
         """
         pairs = pairs if isinstance(pairs, list) else list(pairs)
         by_image = _by_image(pairs)
-        identifiers = marisa_trie.Trie(set(by_image.values()))
+        distinct = list(dict.fromkeys(by_image.values()))
+        identifiers = marisa_trie.Trie(distinct)
+        key_of = dict(identifiers.items())
+        keys = np.fromiter(map(key_of.__getitem__, distinct), dtype=np.int32, count=len(distinct))
         images = marisa_trie.Trie(by_image)
-        by_key = [""] * len(identifiers)
-        key_of: dict[str, int] = {}
-        for identifier, key in identifiers.items():
-            by_key[key] = identifier
-            key_of[identifier] = key
-        image_key = dict(images.items())
+        listed = images.items()
         image_identifier = np.empty(len(images), dtype=np.int32)
-        image_identifier[np.fromiter(map(image_key.__getitem__, by_image), dtype=np.int64, count=len(by_image))] = np.fromiter(
-            map(key_of.__getitem__, by_image.values()), dtype=np.int64, count=len(by_image)
+        image_identifier[np.fromiter(map(itemgetter(1), listed), dtype=np.int64, count=len(listed))] = np.fromiter(
+            map(key_of.__getitem__, map(by_image.__getitem__, map(itemgetter(0), listed))), dtype=np.int64, count=len(listed)
         )
-        return cls(identifiers, images, image_identifier), by_key
+        return cls(identifiers, images, image_identifier), distinct, keys
 
     def __len__(self) -> int:
         """Number of distinct identifiers."""

@@ -9,23 +9,25 @@ caught at load).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Sequence
+import gc
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from ssi_plugin import __version__
 from ssi_plugin.errors import ModelError
+from ssi_plugin.manifest import load_manifest
 from ssi_plugin.trie.identifier_index import IdentifierIndex
-from ssi_plugin.trie.token_trie import TokenTrie, encode_tokens
+from ssi_plugin.trie.token_trie import TokenBatch, TokenTrie, encode_tokens
 
 FORMAT = "ssi-plugin/identifier-trie"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 
-Encode = Callable[[Sequence[str]], list[list[int]]]
-"""Tokenizes a batch of identifiers into token ids, without special tokens."""
+Encode = Callable[[Sequence[str]], Sequence[Sequence[int]] | TokenBatch]
+"""Tokenizes identifiers into token ids, without special tokens: a list per identifier, or one ``TokenBatch``."""
 
 
 class TrieManifest(BaseModel):
@@ -62,14 +64,14 @@ class IdentifierTrie:
         end_token_id: int,
         tokenizer_fingerprint: str,
         heavy_threshold: int = 32,
-        batch_size: int = 4096,
     ) -> IdentifierTrie:
-        """From ``(identifier, image_id)`` pairs; each identifier is tokenized once and closed by ``end_token_id``."""
-        index, identifiers = IdentifierIndex.build_keyed(pairs)
-        sequences: list[list[int]] = []
-        for start in range(0, len(identifiers), batch_size):
-            sequences.extend(encode(identifiers[start : start + batch_size]))
-        tokens = TokenTrie.build(sequences, end_token_id=end_token_id, heavy_threshold=heavy_threshold)
+        """From ``(identifier, image_id)`` pairs; each distinct identifier is tokenized once (one ``encode`` call) and closed by ``end_token_id``."""
+        with paused_gc():
+            index, identifiers, keys = IdentifierIndex.build_keyed(pairs)
+            sequences = encode(identifiers) if identifiers else []
+            if len(sequences) != len(identifiers):
+                raise ModelError(f"the encoder returned {len(sequences)} token sequences for {len(identifiers)} identifiers")
+            tokens = TokenTrie.build(sequences, end_token_id=end_token_id, heavy_threshold=heavy_threshold, identifier_keys=keys)
         manifest = TrieManifest(
             identifiers=len(index),
             images=index.image_count,
@@ -105,20 +107,26 @@ class IdentifierTrie:
     @classmethod
     def load(cls, folder: Path) -> IdentifierTrie:
         """Load a folder written by ``save``; a missing or foreign folder is a ``ModelError`` naming it."""
-        manifest_path = folder / MANIFEST
-        if not manifest_path.is_file():
-            raise ModelError(f"no identifier trie at {folder} ({MANIFEST} is missing); rebuild it from the index")
-        try:
-            manifest = TrieManifest.model_validate(json.loads(manifest_path.read_text(encoding="utf-8")))
-        except (ValueError, ValidationError) as exc:
-            raise ModelError(f"{manifest_path} is not a valid trie manifest: {exc}") from None
-        if manifest.format != FORMAT or manifest.format_version > FORMAT_VERSION:
-            raise ModelError(
-                f"{folder} holds {manifest.format} v{manifest.format_version}; this version reads {FORMAT} v{FORMAT_VERSION}"
-            )
+        manifest = load_manifest(
+            TrieManifest, folder / MANIFEST, what="trie manifest", format_name=FORMAT, version=FORMAT_VERSION,
+            missing=f"no identifier trie at {folder} ({MANIFEST} is missing); rebuild it from the index",
+        )
         missing = [name for name in (*IdentifierIndex.FILES, *TokenTrie.FILES) if not (folder / name).is_file()]
         if missing:
             raise ModelError(f"identifier trie at {folder} is incomplete: missing {', '.join(missing)}")
         index = IdentifierIndex.load(folder)
         tokens = TokenTrie.load(folder, heavy_threshold=manifest.heavy_threshold)
         return cls(index, tokens, manifest)
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection inside the block: a build allocates millions of acyclic objects, and each
+    collection would walk all of them (several seconds at a million identifiers)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -20,10 +20,10 @@ the corpus size, and the answer is exact (no approximate masking).
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Sequence
 from itertools import chain, islice
 from pathlib import Path
+from typing import NamedTuple
 
 import marisa_trie
 import numpy as np
@@ -52,16 +52,40 @@ def encode_tokens(tokens: Sequence[int]) -> str:
     return "".join(map(token_char, tokens))
 
 
-def encode_many(sequences: Sequence[Sequence[int]], *, suffix: Sequence[int] = ()) -> tuple[list[str], np.ndarray]:
+class TokenBatch(NamedTuple):
+    """Token ids of many sequences, concatenated: what a batch encoder returns without a list per sequence."""
+
+    flat: np.ndarray
+    """All token ids, sequence after sequence."""
+    lengths: np.ndarray
+    """Token count of each sequence."""
+
+    @classmethod
+    def of(cls, sequences: Sequence[Sequence[int]] | TokenBatch) -> TokenBatch:
+        if isinstance(sequences, TokenBatch):
+            return sequences
+        lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+        return cls(np.fromiter(chain.from_iterable(sequences), dtype=np.int64, count=int(lengths.sum())), lengths)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def sequence(self, index: int) -> list[int]:
+        start = int(self.lengths[:index].sum())
+        return self.flat[start : start + int(self.lengths[index])].tolist()
+
+
+def encode_many(sequences: Sequence[Sequence[int]] | TokenBatch, *, suffix: Sequence[int] = ()) -> tuple[list[str], np.ndarray]:
     """``encode_tokens`` of each sequence followed by ``suffix``, at C speed (one UTF-32 decode, then slices).
 
     Also returns the sorted distinct token ids of ``sequences`` (``suffix`` not included).
     """
-    lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
-    flat = np.fromiter(chain.from_iterable(sequences), dtype=np.int64, count=int(lengths.sum()))
-    tokens = np.unique(flat)
-    if tokens.size and (tokens[0] < 0 or tokens[-1] > MAX_TOKEN_ID):
+    flat, lengths = TokenBatch.of(sequences)
+    flat = np.asarray(flat, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if flat.size and (flat.min() < 0 or flat.max() > MAX_TOKEN_ID):
         raise ModelError(f"token ids must lie in 0..{MAX_TOKEN_ID}")
+    tokens = np.flatnonzero(np.bincount(flat)) if flat.size else flat
     if suffix:
         flat = np.insert(flat, np.repeat(np.cumsum(lengths), len(suffix)), np.tile(np.asarray(suffix, dtype=np.int64), len(lengths)))
         lengths = lengths + len(suffix)
@@ -104,26 +128,38 @@ class TokenTrie:
         self.heavy_threshold = heavy_threshold
 
     @classmethod
-    def build(cls, sequences: Sequence[Sequence[int]], *, end_token_id: int, heavy_threshold: int = 32) -> TokenTrie:
-        """From token-id sequences (without the end token, which closes each key), the i-th naming identifier key ``i``."""
+    def build(
+        cls,
+        sequences: Sequence[Sequence[int]] | TokenBatch,
+        *,
+        end_token_id: int,
+        heavy_threshold: int = 32,
+        identifier_keys: np.ndarray | None = None,
+    ) -> TokenTrie:
+        """From token-id sequences (without the end token, which closes each key).
+
+        The i-th sequence names identifier key ``identifier_keys[i]`` (``i`` when not given).
+        """
         if heavy_threshold < 1:
             raise ModelError(f"heavy_threshold must be at least 1, got {heavy_threshold}")
-        sequences = sequences if isinstance(sequences, list) else list(sequences)
-        if not all(map(len, sequences)):
+        batch = TokenBatch.of(sequences if isinstance(sequences, TokenBatch | list) else list(sequences))
+        if not batch.lengths.all():
             raise ModelError("an identifier encodes to no tokens")
-        encoded, tokens = encode_many(sequences, suffix=(end_token_id,))
+        encoded, tokens = encode_many(batch, suffix=(end_token_id,))
         if end_token_id in tokens:
-            inside = next(list(sequence) for sequence in sequences if end_token_id in sequence)
+            inside = batch.sequence(next(i for i, key in enumerate(encoded) if token_char(end_token_id) in key[:-1]))
             raise ModelError(f"the end token {end_token_id} occurs inside an identifier's tokens: {inside}")
         vocabulary = np.union1d(tokens, [end_token_id])
-        keys = marisa_trie.Trie(encoded)
-        key_of = dict(keys.items())
-        key_ids = np.fromiter(map(key_of.__getitem__, encoded), dtype=np.int64, count=len(encoded))
+        # Label order makes marisa list its keys sorted: one pass gives the key ids and the sorted keys.
+        keys = marisa_trie.Trie(encoded, order=marisa_trie.LABEL_ORDER)
+        items = keys.items()
+        key_ids = np.fromiter(map(dict(items).__getitem__, encoded), dtype=np.int64, count=len(encoded))
+        named = np.arange(len(encoded)) if identifier_keys is None else np.asarray(identifier_keys)
         order = np.argsort(key_ids, kind="stable")
         counts = np.bincount(key_ids, minlength=len(keys))
         offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        heavy = _heavy_children(sorted(key_of), heavy_threshold)
-        return cls(keys, offsets, order.astype(np.int32), heavy, vocabulary.astype(np.int32), heavy_threshold=heavy_threshold)
+        heavy = _heavy_children([key for key, _ in items], heavy_threshold)
+        return cls(keys, offsets, named[order].astype(np.int32), heavy, vocabulary.astype(np.int32), heavy_threshold=heavy_threshold)
 
     def __len__(self) -> int:
         """Number of distinct token sequences."""
@@ -195,26 +231,47 @@ class TokenTrie:
 def _heavy_children(keys: list[str], threshold: int) -> dict[str, list[int]]:
     """Children of every node with more than ``threshold`` keys below it, from sorted unique keys.
 
-    Each child range is found by bisection, so the cost is (children of heavy
-    nodes) x log(keys), not the number of keys.
+    Depth by depth on arrays: the keys below a node of depth ``d`` are a run of
+    sorted keys whose neighbours share at least ``d`` characters, so one pass per
+    depth over the common-prefix lengths finds every node of that depth, and the
+    passes stop at the first depth without a heavy node.
     """
+    if len(keys) <= threshold:
+        return {}
+    lengths = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    codes = np.frombuffer("".join(keys).encode("utf-32-le"), dtype="<u4")
+    common = _common_prefix_lengths(codes, starts, lengths)
     heavy: dict[str, list[int]] = {}
-    stack = [("", 0, len(keys))]
-    while stack:
-        prefix, low, high = stack.pop()
-        if high - low <= threshold:
-            continue
-        depth = len(prefix)
-        children: list[int] = []
-        position = low
-        if len(keys[position]) == depth:  # the prefix is itself a key: sorts first, has no next token
-            position += 1
-        while position < high:
-            char = keys[position][depth]
-            child = prefix + char
-            end = bisect_left(keys, prefix + chr(ord(char) + 1), position, high)
-            children.append(char_token(char))
-            stack.append((child, position, end))
-            position = end
-        heavy[prefix] = children
+    groups = np.zeros(1, dtype=np.int64)  # first key of each node of the current depth
+    for depth in range(int(lengths.max()) + 1):
+        sizes = np.diff(groups, append=len(keys))
+        parents = groups[sizes > threshold]
+        if not parents.size:
+            break
+        groups = np.concatenate(([0], np.flatnonzero(common <= depth) + 1))  # nodes of depth + 1
+        ends = parents + sizes[sizes > threshold]
+        owner = np.searchsorted(parents, groups, side="right") - 1
+        inside = (owner >= 0) & (lengths[groups] > depth)
+        inside[inside] &= groups[inside] < ends[owner[inside]]
+        tokens = codes[starts[groups[inside]] + depth].astype(np.int64) - 1
+        tokens[tokens >= _SURROGATES + _SURROGATE_SPAN - 1] -= _SURROGATE_SPAN
+        bounds = np.searchsorted(owner[inside], np.arange(1, len(parents)))
+        for first, listed in zip(parents.tolist(), np.split(tokens, bounds), strict=True):
+            heavy[keys[first][:depth]] = listed.tolist()
     return heavy
+
+
+def _common_prefix_lengths(codes: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``common[i]``: how many leading characters keys ``i`` and ``i + 1`` share (keys as code-point runs)."""
+    common = np.zeros(max(len(starts) - 1, 0), dtype=np.int64)
+    pending = np.arange(len(common))
+    depth = 0
+    while pending.size:
+        within = (lengths[pending] > depth) & (lengths[pending + 1] > depth)
+        pending = pending[within]
+        same = codes[starts[pending] + depth] == codes[starts[pending + 1] + depth]
+        pending = pending[same]
+        depth += 1
+        common[pending] = depth
+    return common

@@ -107,3 +107,71 @@ def test_bad_pairs_and_a_clashing_end_token_are_refused():
         IdentifierTrie.build([("1 2", "")], encode=_encode, end_token_id=END, tokenizer_fingerprint="t")
     with pytest.raises(ModelError, match="end token"):
         IdentifierTrie.build([("1 0 2", "img")], encode=_encode, end_token_id=END, tokenizer_fingerprint="t")
+
+
+IDENTIFIERS = [
+    "objects: dog, frisbee | actions: catch, jump | scene: park",
+    "objects: Dog, café | attributes: red-brown, 3-legged | scene: park | #2",
+    "objects: 猫, naïve, résumé | scene: kitchen's corner",
+    "objects: dog | scene: park",
+    "objects: dog, frisbee | actions: catch, jump | scene: park | #12",
+    "objects: supercalifragilistic, xylophones | actions: zigzagging",
+    "12345",
+    "objects:dog,cat|scene:park",
+]
+
+
+def _trained(pre_tokenizer, *, model: str = "bpe"):
+    """A small tokenizer trained on the spot, wrapped as transformers does."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if model == "bpe":
+        tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+        trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "</s>"])
+    else:
+        tokenizer = Tokenizer(models.Unigram())
+        trainer = trainers.UnigramTrainer(vocab_size=200, special_tokens=["<unk>", "</s>"], unk_token="<unk>")
+    tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    if pre_tokenizer is not None:
+        tokenizer.pre_tokenizer = pre_tokenizer
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator(IDENTIFIERS * 20, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>", eos_token="</s>")
+
+
+def _tokenizers():
+    from tokenizers import pre_tokenizers
+    from transformers import AutoTokenizer
+
+    from ssi_plugin.generation.models import minilm_path
+
+    return {
+        "minilm-wordpiece": (AutoTokenizer.from_pretrained(minilm_path()), True),
+        "byte-level-bpe": (_trained(pre_tokenizers.ByteLevel(add_prefix_space=False)), True),
+        "whitespace-then-digits": (_trained(pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Digits()])), True),
+        "metaspace-unigram": (_trained(pre_tokenizers.Metaspace(), model="unigram"), True),
+        "no-pre-tokenizer": (_trained(None), False),
+    }
+
+
+def test_word_by_word_encoding_gives_the_ids_of_plain_encoding():
+    from ssi_plugin.generation.spec import _encode_by_words, encode_identifiers, encode_identifiers_batch, splits_at_spaces
+
+    corpus = [f"{identifier} | scene: w{n % 7}" for n, identifier in enumerate(IDENTIFIERS * 30)]
+    for name, (tokenizer, word_by_word) in _tokenizers().items():
+        assert splits_at_spaces(tokenizer) is word_by_word, name
+        assert (_encode_by_words(tokenizer, corpus) is not None) is word_by_word, name
+        batch = encode_identifiers_batch(tokenizer, corpus)
+        assert [batch.sequence(i) for i in range(len(corpus))] == encode_identifiers(tokenizer, corpus), name
+        odd = [" leading space", "double  space", "tab\there", "trailing "]
+        batch = encode_identifiers_batch(tokenizer, odd)
+        assert [batch.sequence(i) for i in range(len(odd))] == encode_identifiers(tokenizer, odd), name
+
+
+def test_a_trie_of_a_newer_format_is_refused_by_name(tmp_path: Path):
+    _trie([[1, 2]]).save(tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
+    with pytest.raises(ModelError, match=r"manifest.json is ssi-plugin/identifier-trie v99; this version reads ssi-plugin/identifier-trie v1"):
+        IdentifierTrie.load(tmp_path)
