@@ -18,7 +18,6 @@ from ssi_plugin.errors import InputError, InvalidIdentifier, ModelError
 from ssi_plugin.generation.spec import (
     TRIE_FOLDER,
     GeneratorSpec,
-    encode_identifiers,
     prompt_ids,
     tokenizer_fingerprint,
 )
