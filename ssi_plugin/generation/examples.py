@@ -78,49 +78,6 @@ def numeric_identifiers(examples: Iterable[TrainingExample], *, seed: int = 0) -
     ]
 
 
-def pseudo_queries(example: TrainingExample, n: int, *, rng: random.Random, word_dropout: float = 0.3) -> list[str]:
-    """Up to ``n`` further inputs for the example's identifier, made from what its annotation already says.
-
-    A query is another person's wording of the same picture, usually shorter than
-    the caption and naming a few of its concepts. In turn: the rationale (a second
-    sentence about the image), the identifier's concept words in a random order,
-    then the caption with each word dropped with probability ``word_dropout``.
-    Identifiers that are not SSIs (numeric ids) give no concept query. Duplicates
-    of the text, or of each other, are left out, so fewer than ``n`` may come back.
-    """
-    from ssi_plugin.errors import InvalidIdentifier
-    from ssi_plugin.identifiers import parse_ssi
-
-    sources: list[str] = [example.rationale] if example.rationale else []
-    try:
-        words = [concept.partition(":")[2] for concept in parse_ssi(example.identifier).concepts]
-        rng.shuffle(words)
-        sources.append(" ".join(words))
-    except InvalidIdentifier:
-        pass
-    caption = example.text.split()
-    for _ in range(3 * n):
-        kept = [word for word in caption if rng.random() >= word_dropout]
-        sources.append(" ".join(kept if len(kept) >= 2 else caption[:2]))
-    found: dict[str, None] = {}
-    for text in sources:
-        if text.strip() and text != example.text:
-            found.setdefault(text, None)
-        if len(found) == n:
-            break
-    return list(found)
-
-
-def with_pseudo_queries(examples: Iterable[TrainingExample], n: int, *, seed: int = 0) -> list[TrainingExample]:
-    """Each example followed by up to ``n`` pseudo-queries of the same identifier and image (seeded, reproducible)."""
-    rng = random.Random(seed)
-    augmented: list[TrainingExample] = []
-    for example in examples:
-        augmented.append(example)
-        augmented += [example.model_copy(update={"text": text}) for text in pseudo_queries(example, n, rng=rng)]
-    return augmented
-
-
 def trie_pairs(examples: Iterable[TrainingExample]) -> list[tuple[str, str]]:
     """``(identifier, image_id)`` pairs of the examples, one per image (its last identifier wins)."""
     identifier_of = {example.image_id or example.identifier: example.identifier for example in examples}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -12,12 +11,7 @@ from safetensors.torch import load_file
 
 from ssi_plugin.cli import cli
 from ssi_plugin.errors import ConfigError, InputError
-from ssi_plugin.generation.examples import (
-    TrainingExample,
-    pseudo_queries,
-    read_examples,
-    with_pseudo_queries,
-)
+from ssi_plugin.generation.examples import TrainingExample, read_examples
 from ssi_plugin.generation.generator import Generator
 from ssi_plugin.generation.models import tiny_model
 from ssi_plugin.generation.training import TrainingConfig, train
@@ -136,17 +130,3 @@ def test_a_frozen_encoder_keeps_its_weights_while_the_decoder_learns(base: Path,
     assert all(before[name].equal(after[name]) for name in encoder)
     assert not all(before[name].equal(after[name]) for name in decoder)
 
-
-def test_pseudo_queries_paraphrase_from_the_annotation_and_are_reproducible():
-    example = EXAMPLES[0]
-    first = pseudo_queries(example, 4, rng=random.Random(1))
-    assert first == pseudo_queries(example, 4, rng=random.Random(1))
-    assert first[0] == example.rationale
-    assert sorted(first[1].split()) == ["catch", "dog", "frisbee", "park"]
-    assert len(first) == len(set(first)) == 4 and example.text not in first
-    assert all(set(text.split()) <= set(example.text.split()) for text in first[2:])
-    numeric = example.model_copy(update={"identifier": "17", "rationale": None})
-    assert all(set(text.split()) <= set(example.text.split()) for text in pseudo_queries(numeric, 3, rng=random.Random(1)))
-    augmented = with_pseudo_queries(EXAMPLES, 2, seed=5)
-    assert len(augmented) == 3 * len(EXAMPLES)
-    assert [(e.identifier, e.image_id) for e in augmented[:3]] == [(EXAMPLES[0].identifier, EXAMPLES[0].image_id)] * 3
