@@ -54,7 +54,7 @@ def run_in_this_process(module_name: str, quick: bool, result_file: str) -> None
         if not isinstance(figures, dict):
             raise TypeError(f"{module_name}.run returned {type(figures).__name__}, not a dict of figures")
         result: AreaResult = {"status": "ok", "figures": _jsonable(figures)}
-    except BaseException as exc:  # noqa: BLE001 - a failing area is recorded, whatever it raised
+    except BaseException as exc:
         result = {"status": "failed", "figures": {}, "error": f"{type(exc).__name__}: {exc}",
                   "traceback": traceback.format_exc(limit=-8)}
     result["seconds"] = round(time.perf_counter() - started, 2)

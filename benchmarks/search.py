@@ -89,7 +89,10 @@ def run(quick: bool = False) -> dict[str, Any]:
             engine_ms.append(result.engine_ms)
             direct_ms.append(result.took_ms)
         served_ms = []
-        with serve_in_thread(SearchProxy(ProxySettings(upstream=engine.url), searcher.search_request).app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        with (
+            serve_in_thread(SearchProxy(ProxySettings(upstream=engine.url), searcher.search_request).app) as url,
+            httpx.Client(base_url=url, timeout=60) as client,
+        ):
             for text in texts:
                 started = time.perf_counter()
                 answer = client.post(f"/{index}/_search", json={"query": {"ssi": {"query": text}}, "size": 10})

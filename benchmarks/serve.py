@@ -111,7 +111,7 @@ def _measure(
             if round_number >= warmup:
                 timings[name].append(elapsed)
     cpu_ms = (proxy_cpu() - cpu_started) * 1000 / rounds
-    paired = [p - d for p, d in zip(timings["proxy"], timings["direct"])]
+    paired = [p - d for p, d in zip(timings["proxy"], timings["direct"], strict=True)]
     return {
         "direct_p50_ms": statistics.median(timings["direct"]),
         "direct_p95_ms": _percentile(timings["direct"], 0.95),

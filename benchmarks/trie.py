@@ -76,7 +76,7 @@ def measure(n: int) -> dict[str, float]:
     trie = IdentifierTrie.build(pairs, encode=handover, end_token_id=0, tokenizer_fingerprint="bench")
     build_s, build_cpu_s = time.perf_counter() - started, time.process_time() - cpu
     peak_build_mb = (process.memory_info().rss - before) / 1e6
-    del pairs, tokenized
+    del pairs
     gc.collect()
     with tempfile.TemporaryDirectory() as folder:
         trie.save(Path(folder))

@@ -88,7 +88,7 @@ class Annotator(ABC):
         while batch := list(itertools.islice(iterator, self.batch_size)):
             yield from self.annotate_batch(batch)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional hook: most annotators hold nothing)
         """Release what the annotator holds; the default holds nothing."""
 
     def __enter__(self) -> Self:

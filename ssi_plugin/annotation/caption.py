@@ -81,10 +81,7 @@ def load_spacy(name: str | None = None) -> Language:
     """The spaCy pipeline, without parser and NER. ``en_core_web_sm`` and its offline twin stand in for each other."""
     import spacy
 
-    if name is None or name in SPACY_MODELS:
-        names = tuple(dict.fromkeys((name or SPACY_MODELS[0], *SPACY_MODELS)))
-    else:
-        names = (name,)
+    names = tuple(dict.fromkeys((name or SPACY_MODELS[0], *SPACY_MODELS))) if name is None or name in SPACY_MODELS else (name,)
     for candidate in names:
         try:
             return spacy.load(candidate, exclude=["parser", "ner", "senter"])
@@ -241,7 +238,7 @@ class CaptionAnnotator(Annotator):
         return f"{version} {self.tagger.version}" if self.tagger else version
 
     def annotate_batch(self, records: Sequence[ImageRecord]) -> list[AnnotationResult]:
-        captions: list[str | None | AnnotationError] = []
+        captions: list[str | AnnotationError | None] = []
         for record in records:
             try:
                 captions.append(checked_caption(first_caption(record), required=self.tagger is None))

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import functools
 import os
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
@@ -175,9 +175,7 @@ def _by_position(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor
         if tuple(tensor.shape) != tuple(target[key].shape):
             raise ModelError(f"EfficientNet-Lite0 weight {name} has shape {tuple(tensor.shape)}, {key} needs {tuple(target[key].shape)}")
         renamed[key] = tensor
-    for key, tensor in target.items():
-        if key.endswith("num_batches_tracked"):
-            renamed[key] = tensor
+    renamed.update({key: tensor for key, tensor in target.items() if key.endswith("num_batches_tracked")})
     return renamed
 
 

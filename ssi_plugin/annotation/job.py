@@ -120,7 +120,11 @@ def annotate_dataset(
     annotated = failed = 0
     reasons: dict[str, int] = {}
     failure_file = failures_path(out)
-    with out.open("a", encoding="utf-8") as sink, failure_file.open("w", encoding="utf-8") as failures, progress_bar("annotating", total=total, enabled=progress) as advance:
+    with (
+        out.open("a", encoding="utf-8") as sink,
+        failure_file.open("w", encoding="utf-8") as failures,
+        progress_bar("annotating", total=total, enabled=progress) as advance,
+    ):
         for result in annotator.annotate(pending()):
             if isinstance(result, AnnotationFailure):
                 _write(failures, result.model_dump(mode="json"))

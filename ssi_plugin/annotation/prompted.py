@@ -258,7 +258,11 @@ class PromptedAnnotator(Annotator):
                         results[index] = AnnotationFailure.from_error(record, exc)
                         del pending[index]
                     else:
-                        retry = [*messages, {"role": "assistant", "content": answer}, {"role": "user", "content": correction_text(exc.detail)}]
+                        retry = [
+                            *messages,
+                            {"role": "assistant", "content": answer},
+                            {"role": "user", "content": correction_text(exc.detail)},
+                        ]
                         pending[index] = (retry, caption, with_image)
                     continue
                 results[index] = Annotation(

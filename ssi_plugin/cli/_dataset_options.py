@@ -13,12 +13,20 @@ import click
 def annotator_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add the annotator flags; the command receives ``annotator_kind`` and ``annotator_options`` (AnnotatorOptions)."""
 
-    @click.option("--annotator", "annotator_kind", type=click.Choice(["caption", "mllm", "http"]), default="caption", show_default=True,
-                  help="caption: offline, caption words (+ --image-tags); mllm: a local Hugging Face model; http: an OpenAI-compatible endpoint.")
+    @click.option(
+        "--annotator",
+        "annotator_kind",
+        type=click.Choice(["caption", "mllm", "http"]),
+        default="caption",
+        show_default=True,
+        help="caption: offline, caption words (+ --image-tags); mllm: a local Hugging Face model; http: an OpenAI-compatible endpoint.",
+    )
     @click.option("--image-tags", is_flag=True, help="caption: add visual objects from the EfficientNet-Lite0 classifier.")
     @click.option("--model", help="mllm: model name or folder; http: served model name; caption: spaCy pipeline name.")
     @click.option("--endpoint", help="http: base URL of the API, e.g. http://localhost:8000/v1.")
-    @click.option("--model-api-key", "model_api_key", envvar="SSI_ANNOTATOR_API_KEY", help="http: bearer token [env: SSI_ANNOTATOR_API_KEY].")
+    @click.option(
+        "--model-api-key", "model_api_key", envvar="SSI_ANNOTATOR_API_KEY", help="http: bearer token [env: SSI_ANNOTATOR_API_KEY]."
+    )
     @click.option("--batch-size", type=click.IntRange(min=1), help="Records per annotator batch.")
     @click.option("--concurrency", type=click.IntRange(min=1), help="http: requests in flight at once.")
     @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="http: seconds per request.")

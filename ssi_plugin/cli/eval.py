@@ -79,7 +79,9 @@ def eval_command(
         max_queries=max_queries,
     )
     records, _ = open_dataset(dataset, images_dir=images_dir, split=split, limit=limit)
-    log = lambda line: click.echo(line, err=True)
+    def log(line: str) -> None:
+        click.echo(line, err=True)
+
     with connect_engine(ctx) as engine, create_annotator(annotator_kind, annotator_options) as annotator:
         report = evaluate(engine, records, annotator, options, dataset=str(dataset), log=log)
     files = write_report(report, json_path, markdown=markdown, plot=plot)

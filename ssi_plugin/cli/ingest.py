@@ -60,4 +60,6 @@ def ingest_command(
     if rebuilt is not None:
         click.echo(f"trie of {rebuilt} rebuilt")
     if summary.failed:
-        raise PartialFailure(f"{summary.failed} images failed; see {summary.failures}", failed=summary.failed, recorded_at=str(summary.failures))
+        raise PartialFailure(
+            f"{summary.failed} images failed; see {summary.failures}", failed=summary.failed, recorded_at=str(summary.failures)
+        )

@@ -13,7 +13,12 @@ from ssi_plugin.cli._context import connect_engine, engine_options, engine_setti
 @click.command("search")
 @click.argument("text")
 @click.option("--index", required=True, help="Index (or alias) to search.")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path, file_okay=False), help="Generator folder (default: the one trained for --index).")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Generator folder (default: the one trained for --index).",
+)
 @click.option("--size", type=click.IntRange(min=1), default=10, show_default=True, help="Hits to show.")
 @click.option("-k", "--candidates", "k", type=click.IntRange(1, 100), default=10, show_default=True, help="Identifiers to generate.")
 @click.option("--fusion", type=click.Choice(["rrf", "linear"]), default="rrf", show_default=True)

@@ -14,7 +14,9 @@ import click
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda.")
 @click.option("--server-api-key", "api_key", envvar="SSI_MODEL_SERVER_API_KEY",
               help="Require this bearer token [env: SSI_MODEL_SERVER_API_KEY].")
-def serve_model_command(model: str, gguf_file: str | None, host: str, port: int, served_name: str | None, device: str, api_key: str | None) -> None:
+def serve_model_command(
+    model: str, gguf_file: str | None, host: str, port: int, served_name: str | None, device: str, api_key: str | None
+) -> None:
     """Serve MODEL at http://HOST:PORT/v1 (chat completions, models) for the http annotator or any OpenAI client."""
     from ssi_plugin.annotation.chat_model import LocalChatModel
     from ssi_plugin.serving.model_server import serve

@@ -14,7 +14,11 @@ from ssi_plugin.cli._context import connect_engine, engine_options, engine_setti
 @click.option("--data", "data", type=click.Path(path_type=Path), multiple=True,
               help="JSONL of text/captions -> identifier (+ rationale), e.g. an annotation file. Repeatable.")
 @click.option("--queries", type=click.Path(path_type=Path), multiple=True, help="Extra query -> identifier JSONL. Repeatable.")
-@click.option("--out", type=click.Path(path_type=Path), help="Generator folder to write (default with --index: the index's generator, used by search and serve).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Generator folder to write (default with --index: the index's generator, used by search and serve).",
+)
 @click.option("--base", default="minilm-encoder-decoder", show_default=True,
               help="Base model: the embedded default, or a local Hugging Face folder (causal or encoder-decoder).")
 @click.option("--decoder-layers", type=int, default=2, show_default=True, help="Decoder depth of the default base.")

@@ -40,7 +40,11 @@ class PipelineGaps(BaseModel):
         return bool(self.processors or self.languages)
 
     def __str__(self) -> str:
-        parts = [f"{what} {_listed(names)}" for what, names in (("ingest processor", self.processors), ("script language", self.languages)) if names]
+        parts = [
+            f"{what} {_listed(names)}"
+            for what, names in (("ingest processor", self.processors), ("script language", self.languages))
+            if names
+        ]
         return "no " + " and no ".join(parts) if parts else "everything it needs"
 
 

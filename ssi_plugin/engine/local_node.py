@@ -2,9 +2,10 @@
 
 A small Java launcher (``integration/<kind>/``, a Maven project that also compiles
 the shared ``integration/launcher-common/`` sources) is built on first use into the
-cache directory, keyed by a hash of both so an edited launcher rebuilds. The JVM runs detached from the calling process; it writes a ready file
-once it serves requests, and a state file (pid, port, url) lets any later process
-find, report or stop it. Everything a node owns lives under ``<cache_dir>/<kind>/``.
+cache directory, keyed by a hash of both so an edited launcher rebuilds. The JVM
+runs detached from the calling process; it writes a ready file once it serves
+requests, and a state file (pid, port, url) lets any later process find, report
+or stop it. Everything a node owns lives under ``<cache_dir>/<kind>/``.
 """
 
 from __future__ import annotations
@@ -520,9 +521,15 @@ def _is_built(build: Path) -> bool:
 def _maven_build(launcher: _Launcher, project: Path, build: Path, *, java: Path, say: Progress) -> None:
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise PrerequisiteMissing("mvn (Apache Maven) is needed once to build the local node's launcher and was not found: install it with `apt-get install maven`")
+        raise PrerequisiteMissing(
+            "mvn (Apache Maven) is needed once to build the local node's launcher and was not found: "
+            "install it with `apt-get install maven`"
+        )
     if not (java.parent / "javac").is_file():
-        raise PrerequisiteMissing(f"javac is needed to build the local node's launcher, but {java} is a JRE without it: install a JDK with `{launcher.jdk_hint}`")
+        raise PrerequisiteMissing(
+            f"javac is needed to build the local node's launcher, but {java} is a JRE without it: "
+            f"install a JDK with `{launcher.jdk_hint}`"
+        )
     staging = build.with_name(f".{build.name}.partial")
     log = build.with_name(f"{build.name}.maven.log")
     for path in (staging, build):
@@ -535,7 +542,10 @@ def _maven_build(launcher: _Launcher, project: Path, build: Path, *, java: Path,
         result = subprocess.run(command, check=False, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
     if result.returncode != 0 or not _is_built(staging):
         shutil.rmtree(staging, ignore_errors=True)
-        raise LocalNodeError(f"building the {launcher.project} launcher with Maven failed (exit {result.returncode}; full output in {log}):\n{_maven_errors(log)}")
+        raise LocalNodeError(
+            f"building the {launcher.project} launcher with Maven failed (exit {result.returncode}; "
+            f"full output in {log}):\n{_maven_errors(log)}"
+        )
     staging.rename(build)
     say(f"launcher built in {time.monotonic() - started:.0f} s")
 
@@ -573,10 +583,8 @@ def _claim_port(port: int | None) -> int:
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -6,6 +6,7 @@ shards; the scroll context is always cleared, even when the reader stops early.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -39,7 +40,5 @@ def scan(
             scroll_id = page.get("_scroll_id", scroll_id)
     finally:
         if scroll_id:
-            try:
+            with contextlib.suppress(EngineRequestError):  # already expired: nothing left to free
                 engine.request("DELETE", "/_search/scroll", body={"scroll_id": [scroll_id]})
-            except EngineRequestError:
-                pass  # already expired: nothing left to free

@@ -139,7 +139,9 @@ class Generator:
             raise ModelError(f"the trie closes identifiers with token {trie.end_token_id}, the model with {self.spec.end_token_id}")
         if len(trie):
             columns = AllowedColumns(trie, vocab_size=self._head.out_features, vocabulary=trie.tokens.vocabulary)
-            set_output_layer(self.model, RestrictedHead(self._head, torch.from_numpy(columns.vocabulary.astype("int64"))), path=self._head_path)
+            set_output_layer(
+                self.model, RestrictedHead(self._head, torch.from_numpy(columns.vocabulary.astype("int64"))), path=self._head_path
+            )
         else:
             columns = None
             set_output_layer(self.model, self._head, path=self._head_path)
@@ -200,7 +202,9 @@ class Generator:
         for hypothesis in hypotheses:
             for identifier in self.trie.identifiers_for(hypothesis.tokens):
                 if identifier not in found:
-                    found[identifier] = Candidate(identifier=identifier, score=hypothesis.score, image_ids=self.trie.index.image_ids(identifier))
+                    found[identifier] = Candidate(
+                        identifier=identifier, score=hypothesis.score, image_ids=self.trie.index.image_ids(identifier)
+                    )
         return list(found.values())
 
 

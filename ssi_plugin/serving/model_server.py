@@ -52,7 +52,9 @@ class ChatCompletionRequest(BaseModel):
 
 
 class APIError(Exception):
-    def __init__(self, status: int, message: str, *, kind: str = "invalid_request_error", param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, *, kind: str = "invalid_request_error", param: str | None = None, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
@@ -101,7 +103,9 @@ def create_app(chat: LocalChatModel, *, served_name: str | None = None, api_key:
     @app.post("/v1/chat/completions")
     async def chat_completions(request: ChatCompletionRequest) -> dict[str, Any]:
         if request.model != name:
-            raise APIError(404, f"model {request.model!r} is not served here; this server serves {name!r}", param="model", code="model_not_found")
+            raise APIError(
+                404, f"model {request.model!r} is not served here; this server serves {name!r}", param="model", code="model_not_found"
+            )
         if request.stream:
             raise APIError(400, "streaming is not supported; send stream=false", param="stream")
         if request.n != 1:
@@ -136,7 +140,9 @@ def create_app(chat: LocalChatModel, *, served_name: str | None = None, api_key:
     return app
 
 
-def serve(chat: LocalChatModel, *, host: str = "127.0.0.1", port: int = 8000, served_name: str | None = None, api_key: str | None = None) -> None:
+def serve(
+    chat: LocalChatModel, *, host: str = "127.0.0.1", port: int = 8000, served_name: str | None = None, api_key: str | None = None
+) -> None:
     """Load the model, then serve until interrupted."""
     import uvicorn
 

@@ -65,7 +65,10 @@ class IdentifierTrie:
         tokenizer_fingerprint: str,
         heavy_threshold: int = 32,
     ) -> IdentifierTrie:
-        """From ``(identifier, image_id)`` pairs; each distinct identifier is tokenized once (one ``encode`` call) and closed by ``end_token_id``."""
+        """From ``(identifier, image_id)`` pairs.
+
+        Each distinct identifier is tokenized once (one ``encode`` call) and closed by ``end_token_id``.
+        """
         with paused_gc():
             index, identifiers, keys = IdentifierIndex.build_keyed(pairs)
             sequences = encode(identifiers) if identifiers else []

@@ -148,7 +148,9 @@ def test_alias_moves_atomically(engine: EngineClient, index_name: str) -> None:
     assert engine.count(alias) == 25
 
 
-@pytest.mark.opensearch_only(reason="_reindex; the Elasticsearch core node lacks the reindex module (ssi-plugin reindex copies client-side)")
+@pytest.mark.opensearch_only(
+    reason="_reindex; the Elasticsearch core node lacks the reindex module (ssi-plugin reindex copies client-side)"
+)
 def test_reindex_api_copies(engine: EngineClient, index_name: str) -> None:
     old, new, _ = _two_indices(engine, index_name)
     copied = engine.request("POST", "/_reindex", body={"source": {"index": old}, "dest": {"index": new}}, params={"refresh": "true"})

@@ -48,7 +48,7 @@ def test_ingest_indexes_identified_images_and_records_failures(engine: EngineCli
     assert "dog" in docs["dog"]["ssi"]["objects"]
     assert "objects:dog" in docs["dog"]["ssi"]["concepts"]
     assert docs["cat"]["caption"] == RECORDS[1].captions[0]
-    identifiers = dict((image, identifier) for identifier, image in identifier_pairs(engine, index_name))
+    identifiers = {image: identifier for identifier, image in identifier_pairs(engine, index_name)}
     assert len(set(identifiers.values())) == 4, "identical captions still get distinct identifiers"
     assert identifiers["dog-again"].startswith(identifiers["dog"].split(" | #")[0])
 

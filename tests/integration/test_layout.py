@@ -147,7 +147,9 @@ def test_malformed_identifier_is_recorded_and_the_document_kept(
 ) -> None:
     index = f"ssi-{index_name}"
     try:
-        results = list(engine.bulk([{"_index": index, "_id": "x", "_source": {"caption": "kept", "ssi": {"id": identifier}}}], refresh=True))
+        results = list(
+            engine.bulk([{"_index": index, "_id": "x", "_source": {"caption": "kept", "ssi": {"id": identifier}}}], refresh=True)
+        )
         assert results[0].ok
         source = engine.request("GET", f"/{index}/_doc/x")["_source"]
         assert source["caption"] == "kept"

@@ -22,7 +22,12 @@ from serve_support import CAPTIONS, MatchSearcher, running_proxy, without_took
 
 from ssi_plugin.engine import EngineClient
 
-pytestmark = [pytest.mark.engine, pytest.mark.opensearch_only(reason="drives the endpoint with OpenSearch's own clients; the Elasticsearch core node lacks GET / (rest-root)")]
+pytestmark = [
+    pytest.mark.engine,
+    pytest.mark.opensearch_only(
+        reason="drives the endpoint with OpenSearch's own clients; the Elasticsearch core node lacks GET / (rest-root)"
+    ),
+]
 
 
 def closed_port_url() -> str:

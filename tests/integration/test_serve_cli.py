@@ -27,7 +27,13 @@ from ssi_plugin.serving.proxy import ProxySettings, SearchProxy
 from ssi_plugin.serving.searchers import IndexSearchers
 from ssi_plugin.serving.server import serve_in_thread
 
-pytestmark = [pytest.mark.engine, pytest.mark.opensearch_only(reason="drives the endpoint with OpenSearch's own clients; the Elasticsearch core node lacks GET / (rest-root)")]
+pytestmark = [
+    pytest.mark.engine,
+    pytest.mark.opensearch_only(
+        reason="drives the endpoint with OpenSearch's own clients; the Elasticsearch core node lacks GET / (rest-root)"
+    ),
+]
+
 
 def _free_port() -> int:
     with socket.socket() as sock:

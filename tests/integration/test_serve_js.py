@@ -20,7 +20,9 @@ from serve_support import CAPTIONS, MatchSearcher, running_proxy, without_took
 
 pytestmark = [
     pytest.mark.engine,
-    pytest.mark.opensearch_only(reason="drives the endpoint with OpenSearch's own clients; the Elasticsearch core node lacks GET / (rest-root)"),
+    pytest.mark.opensearch_only(
+        reason="drives the endpoint with OpenSearch's own clients; the Elasticsearch core node lacks GET / (rest-root)"
+    ),
     pytest.mark.skipif(
         not (shutil.which("node") and shutil.which("npm")),
         reason="node and npm are needed for the JavaScript client",

@@ -33,8 +33,20 @@ def proxy_url(engine_url: str, engine_kind: str, searcher: MatchSearcher) -> Ite
 
 
 RICH_DOCS = [
-    {"caption": "a dog catching a frisbee", "tags": ["dog", "park"], "meta": {"width": 640, "camera": {"model": "x100"}}, "empty": {}, "arr": []},
-    {"caption": "a dog asleep", "tags": [], "meta": {"width": 320, "camera": {}}, "dotted.name": 1, "nested": [[{"x": 1}], [], {"x": 2, "y": 3}]},
+    {
+        "caption": "a dog catching a frisbee",
+        "tags": ["dog", "park"],
+        "meta": {"width": 640, "camera": {"model": "x100"}},
+        "empty": {},
+        "arr": [],
+    },
+    {
+        "caption": "a dog asleep",
+        "tags": [],
+        "meta": {"width": 320, "camera": {}},
+        "dotted.name": 1,
+        "nested": [[{"x": 1}], [], {"x": 2, "y": 3}],
+    },
     {"caption": "a cat on a sofa", "tags": ["cat"], "meta": {"width": 800}},
 ]
 

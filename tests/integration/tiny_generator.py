@@ -41,7 +41,9 @@ def index_with_generator(engine: EngineClient, index: str, cache_dir: Path) -> P
     )
     assert all(item.ok for item in engine.bulk(actions, refresh=True))
     model, tokenizer = tiny_model([*(ssi.id for ssi, _ in IMAGES.values()), *(caption for _, caption in IMAGES.values())])
-    spec = GeneratorSpec(architecture="seq2seq", end_token_id=end_token_of(tokenizer), tokenizer_fingerprint=tokenizer_fingerprint(tokenizer))
+    spec = GeneratorSpec(
+        architecture="seq2seq", end_token_id=end_token_of(tokenizer), tokenizer_fingerprint=tokenizer_fingerprint(tokenizer)
+    )
     trie = build_trie(tokenizer, [(ssi.id, doc_id) for doc_id, (ssi, _) in IMAGES.items()])
     folder = default_model_dir(cache_dir, index)
     save_folder(folder, model=model, tokenizer=tokenizer, spec=spec, trie=trie)

@@ -44,7 +44,10 @@ def test_compounds_places_and_verb_lemmas(annotator: CaptionAnnotator) -> None:
 @pytest.mark.parametrize(
     ("caption", "expected"),
     [
-        ("A yellow kite gliding and a crimson tree in the woods.", "objects: kite, tree | actions: glide | attributes: crimson, yellow | scene: wood"),
+        (
+            "A yellow kite gliding and a crimson tree in the woods.",
+            "objects: kite, tree | actions: glide | attributes: crimson, yellow | scene: wood",
+        ),
         ("Photo showing a tall building in a woodland clearing.", "objects: building, woodland clearing | attributes: tall"),
         ("A man in black is standing next to a parked car.", "objects: car, man | actions: stand | attributes: black, parked"),
     ],
@@ -144,7 +147,9 @@ def test_a_record_without_caption_is_identified_from_its_pixels(tagging: Caption
     assert result.rationale.startswith("There is no caption; the image classifier sees espresso (espresso, p=")
 
 
-def test_unreadable_images_fail_by_name_without_stopping_the_batch(tagging: CaptionAnnotator, tmp_path: Path, demo: dict[str, ImageRecord]) -> None:
+def test_unreadable_images_fail_by_name_without_stopping_the_batch(
+    tagging: CaptionAnnotator, tmp_path: Path, demo: dict[str, ImageRecord]
+) -> None:
     corrupt = tmp_path / "corrupt.jpg"
     corrupt.write_bytes(Path(demo["coffee"].image or "").read_bytes()[:200])
     text = tmp_path / "text.png"

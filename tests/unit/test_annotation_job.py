@@ -47,7 +47,9 @@ class WordAnnotator(Annotator):
                 results.append(AnnotationFailure(id=record.id, reason="no_concept", detail="told to fail"))
             else:
                 ssi = build_ssi({"objects": caption.split()}, lemmatize=False)
-                results.append(Annotation(id=record.id, ssi=ssi, rationale=f"It shows {caption}.", caption=caption, reserve=("scene:park",)))
+                results.append(
+                    Annotation(id=record.id, ssi=ssi, rationale=f"It shows {caption}.", caption=caption, reserve=("scene:park",))
+                )
         return results
 
 

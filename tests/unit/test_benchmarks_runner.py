@@ -70,7 +70,9 @@ def test_report_records_machine_commit_and_compares_with_the_previous_run(fake_p
 
 def test_command_line_writes_a_report_and_fails_on_a_bad_area(tmp_path: Path) -> None:
     repo = Path(benchmarks.__file__).resolve().parent.parent
-    bad = subprocess.run([sys.executable, "-m", "benchmarks", "--only", "no-such-area"], cwd=repo, capture_output=True, text=True, check=False)
+    bad = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--only", "no-such-area"], cwd=repo, capture_output=True, text=True, check=False
+    )
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
 
 

@@ -208,7 +208,7 @@ def test_missing_file_is_an_input_error_before_iterating(tmp_path):
 
 
 def test_missing_images_dir_is_an_input_error(tmp_path):
-    with pytest.raises(InputError, match="image folder .* does not exist"):
+    with pytest.raises(InputError, match=r"image folder .* does not exist"):
         read_dataset(FIXTURES / "tiny.jsonl", images_dir=tmp_path / "nope")
 
 
@@ -222,7 +222,7 @@ def test_broken_json_names_line_and_column(tmp_path):
 def test_jsonl_content_in_a_json_file_gets_a_hint(tmp_path):
     bad = tmp_path / "data.json"
     bad.write_text('{"id": "a"}\n{"id": "b"}\n')
-    with pytest.raises(InputError, match="name the file .jsonl"):
+    with pytest.raises(InputError, match=r"name the file .jsonl"):
         read_dataset(bad)
     assert [r.id for r in read_dataset(bad, format="jsonl")] == ["a", "b"]
 

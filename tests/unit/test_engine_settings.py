@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+
 from ssi_plugin.config import EngineSettings
 from ssi_plugin.engine import connect, probe
 from ssi_plugin.errors import ConfigError, EngineAuthError, EngineUnreachable, UnsupportedEngine
@@ -40,7 +41,7 @@ def test_defaults_verify_tls_and_use_the_local_node() -> None:
 def test_bad_url_and_missing_ca_file_are_named() -> None:
     with pytest.raises(ValueError, match="must start with http"):
         EngineSettings(url="localhost:9200")
-    with pytest.raises(ValueError, match="nowhere.pem"):
+    with pytest.raises(ValueError, match=r"nowhere.pem"):
         EngineSettings(ca_certs="nowhere.pem")
 
 
@@ -53,7 +54,7 @@ class _FakeServer(http.server.ThreadingHTTPServer):
         seen = self.seen_authorization
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 seen.append(self.headers.get("Authorization"))
                 code, payload, extra = reply
                 self.send_response(code)
@@ -99,7 +100,7 @@ def test_a_server_that_is_no_search_engine_is_refused(serve) -> None:
 
 def test_unsupported_versions_and_wrong_engine_choice(serve) -> None:
     old = serve(200, {"version": {"distribution": "opensearch", "number": "1.3.0"}})
-    with pytest.raises(UnsupportedEngine, match="opensearch 1.3.0"):
+    with pytest.raises(UnsupportedEngine, match=r"opensearch 1.3.0"):
         probe(EngineSettings(url=old))
     current = serve(200, {"version": {"distribution": "opensearch", "number": "2.19.1"}})
     assert probe(EngineSettings(url=current)).kind == "opensearch"
@@ -133,6 +134,6 @@ def test_a_client_without_credentials_sends_only_what_the_caller_gives(serve) ->
         engine.request("GET", "/")
         with engine.without_credentials() as anonymous:
             anonymous.request("GET", "/")
-    probe_call, own_call, anonymous_call = server.seen_authorization
+    _probe_call, own_call, anonymous_call = server.seen_authorization
     assert own_call is not None and own_call.startswith("Basic ")
     assert anonymous_call is None

@@ -185,7 +185,7 @@ def test_the_constraint_refuses_an_empty_trie_and_a_foreign_vocabulary(parts):
     with pytest.raises(ModelError, match="empty"):
         TrieConstraint(build_trie(tokenizer, []), prompt_length=1, vocab_size=len(tokenizer))
     trie = build_trie(tokenizer, [(IDENTIFIERS[0], "a")])
-    with pytest.raises(ModelError, match="outside the model's vocabulary.*another tokenizer"):
+    with pytest.raises(ModelError, match=r"outside the model's vocabulary.*another tokenizer"):
         TrieConstraint(trie, prompt_length=1, vocab_size=int(max(trie.tokens.vocabulary)))
 
 

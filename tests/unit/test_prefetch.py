@@ -22,8 +22,7 @@ def test_a_producer_error_is_raised_in_the_consumer_after_the_items_before_it() 
 
     seen = []
     with pytest.raises(ValueError, match="annotator broke"):
-        for item in prefetched(failing()):
-            seen.append(item)
+        seen.extend(prefetched(failing()))
     assert seen == [1, 2]
 
 

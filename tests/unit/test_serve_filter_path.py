@@ -46,7 +46,14 @@ ANSWER: dict[str, Any] = {
         ("-_shards.*,-hits.hits", {"took": 3, "hits": {"total": {"value": 2, "relation": "eq"}}}),
         (
             "hits.hits._source,-**.c,-**.x,-hits.hits._source.empty.x,-hits.hits._source.arr.x",
-            {"hits": {"hits": [{"_source": {"caption": "a dog", "tags": ["x", "y"], "meta": {"a": 1}}}, {"_source": {"nested": [[{"y": 2}]], "d.e": 5, "d": {"f": 6}}}]}},
+            {
+                "hits": {
+                    "hits": [
+                        {"_source": {"caption": "a dog", "tags": ["x", "y"], "meta": {"a": 1}}},
+                        {"_source": {"nested": [[{"y": 2}]], "d.e": 5, "d": {"f": 6}}},
+                    ]
+                }
+            },
         ),
     ],
 )
@@ -63,9 +70,17 @@ def test_filtering_leaves_the_answer_untouched() -> None:
 @pytest.mark.parametrize(
     ("filter_path", "opensearch", "elasticsearch"),
     [
-        ("-hits.hits._source.empty.x,-hits.hits._source.arr.x,-hits.hits._source.meta,-hits.hits._source.tags,-hits.hits._source.caption", {}, {"empty": {}, "arr": []}),
+        (
+            "-hits.hits._source.empty.x,-hits.hits._source.arr.x,-hits.hits._source.meta,-hits.hits._source.tags,-hits.hits._source.caption",
+            {},
+            {"empty": {}, "arr": []},
+        ),
         # no path goes into them: kept on both; meta, emptied by filtering, is gone on both
-        ("-hits.hits._source.meta.*,-hits.hits._source.tags,-hits.hits._source.caption", {"empty": {}, "arr": []}, {"empty": {}, "arr": []}),
+        (
+            "-hits.hits._source.meta.*,-hits.hits._source.tags,-hits.hits._source.caption",
+            {"empty": {}, "arr": []},
+            {"empty": {}, "arr": []},
+        ),
     ],
 )
 def test_under_excludes_elasticsearch_keeps_what_was_empty_to_begin_with(

@@ -93,7 +93,7 @@ def test_missing_or_broken_trie_folders_are_clear_errors(tmp_path: Path):
         IdentifierTrie.load(tmp_path / "nowhere")
     _trie([[1, 2]]).save(tmp_path / "t")
     (tmp_path / "t" / "tokens.marisa").unlink()
-    with pytest.raises(ModelError, match="missing tokens.marisa"):
+    with pytest.raises(ModelError, match=r"missing tokens.marisa"):
         IdentifierTrie.load(tmp_path / "t")
     (tmp_path / "t" / "manifest.json").write_text("{not json")
     with pytest.raises(ModelError, match="not a valid trie manifest"):
@@ -173,5 +173,7 @@ def test_a_trie_of_a_newer_format_is_refused_by_name(tmp_path: Path):
     _trie([[1, 2]]).save(tmp_path)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
-    with pytest.raises(ModelError, match=r"manifest.json is ssi-plugin/identifier-trie v99; this version reads ssi-plugin/identifier-trie v1"):
+    with pytest.raises(
+        ModelError, match=r"manifest.json is ssi-plugin/identifier-trie v99; this version reads ssi-plugin/identifier-trie v1"
+    ):
         IdentifierTrie.load(tmp_path)
