@@ -21,13 +21,15 @@ from ssi_plugin.cli._context import connect_engine, engine_options, engine_setti
 )
 @click.option("--base", default="minilm-encoder-decoder", show_default=True,
               help="Base model: the embedded default, or a local Hugging Face folder (causal or encoder-decoder).")
-@click.option("--decoder-layers", type=int, default=2, show_default=True, help="Decoder depth of the default base.")
-@click.option("--rationale-weight", "--lambda", "rationale_weight", type=float, default=0.5, show_default=True,
-              help="Weight of the rationale tokens (Rationale-Guided Supervision); 0 turns it off.")
+@click.option("--decoder-layers", type=int, help="Decoder depth of the default base [default: the trainer's].")
+@click.option("--rationale-weight", "--lambda", "rationale_weight", type=float,
+              help="Weight of the rationale tokens (Rationale-Guided Supervision); 0 turns it off [default: the trainer's].")
 @click.option("--numeric-ids", is_flag=True, help="GRACE-style baseline: learn arbitrary numeric ids instead of SSIs.")
 @click.option("--epochs", type=int, help="Training epochs [default: from the corpus size, about 2,400 examples seen].")
 @click.option("--batch-size", type=int, help="Examples per step [default: the trainer's].")
 @click.option("--learning-rate", "--lr", "learning_rate", type=float, help="Peak learning rate [default: the trainer's].")
+@click.option("--encoder-learning-rate", "encoder_learning_rate", type=float,
+              help="Peak learning rate of a pretrained encoder; 0 freezes it [default: the trainer's].")
 @click.option("--lora", is_flag=True, help="Train LoRA adapters (merged into the saved model) instead of all weights.")
 @click.option("--lora-r", type=int, default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -37,8 +39,8 @@ from ssi_plugin.cli._context import connect_engine, engine_options, engine_setti
 @engine_options
 @click.pass_context
 def train_command(ctx: click.Context, index: str | None, data: tuple[Path, ...], queries: tuple[Path, ...], out: Path | None,
-                  base: str, decoder_layers: int,
-                  rationale_weight: float, numeric_ids: bool, epochs: int | None, batch_size: int | None, learning_rate: float | None,
+                  base: str, decoder_layers: int | None, rationale_weight: float | None, numeric_ids: bool, epochs: int | None,
+                  batch_size: int | None, learning_rate: float | None, encoder_learning_rate: float | None,
                   lora: bool, lora_r: int, seed: int, checkpoint_every: int, resume: bool, overwrite: bool) -> None:
     """Fine-tune a generator; writes model, tokenizer, trie, loss curves (PNG) and a report to --out."""
     from pydantic import ValidationError
@@ -48,10 +50,11 @@ def train_command(ctx: click.Context, index: str | None, data: tuple[Path, ...],
     from ssi_plugin.generation.training import LoraSettings, TrainingConfig, train
 
     try:
+        chosen = {"decoder_layers": decoder_layers, "rationale_weight": rationale_weight, "batch_size": batch_size,
+                  "learning_rate": learning_rate, "encoder_learning_rate": encoder_learning_rate}
         config = TrainingConfig(
-            base=base, decoder_layers=decoder_layers, rationale_weight=rationale_weight,
-            identifier_kind="numeric" if numeric_ids else "ssi", epochs=epochs,
-            **{name: value for name, value in (("batch_size", batch_size), ("learning_rate", learning_rate)) if value is not None},
+            base=base, identifier_kind="numeric" if numeric_ids else "ssi", epochs=epochs,
+            **{name: value for name, value in chosen.items() if value is not None},
             lora=LoraSettings(r=lora_r) if lora else None, seed=seed,
             checkpoint_every=checkpoint_every,
         )
