@@ -156,7 +156,8 @@ def _open_retriever(name: str, engine: EngineClient, index: str, indexed: dict[s
         return (DenseRetriever(MiniLMEncoder(), ids, [indexed[i].caption or "" for i in ids]),
                 "all-MiniLM-L6-v2 embeddings of the ingested captions, exact cosine search")
     variant = next(v for v in variants if v.name == name)
-    return open_generator_retriever(engine, index, folders[name], name=name, pairs=[(r.ssi.id, r.id) for r in indexed.values()]), variant.description
+    pairs = [(r.ssi.id, r.id) for r in indexed.values()]
+    return open_generator_retriever(engine, index, folders[name], name=name, pairs=pairs), variant.description
 
 
 def open_generator_retriever(engine: EngineClient, index: str, folder: Path, *, name: str,

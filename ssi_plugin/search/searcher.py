@@ -105,11 +105,12 @@ class SSISearcher:
 
         rankings: dict[str, list[tuple[str, float]]] = {}
         found: dict[str, dict[str, Any]] = {}
-        for name, response in zip(bodies, responses):
+        for name, response in zip(bodies, responses, strict=True):
             if "error" in response:
                 error = response["error"]
                 reason = error.get("reason", error) if isinstance(error, dict) else error
-                raise EngineRequestError("POST", f"/{self.index}/_msearch", int(response.get("status", 500)), f"{name} list: {reason}", response)
+                raise EngineRequestError("POST", f"/{self.index}/_msearch", int(response.get("status", 500)),
+                                         f"{name} list: {reason}", response)
             rankings[name] = [(hit["_id"], float(hit["_score"] or 0.0)) for hit in response["hits"]["hits"]]
             for hit in response["hits"]["hits"]:
                 found.setdefault(hit["_id"], hit)

@@ -42,5 +42,5 @@ def test_the_default_fusion_keeps_a_confident_exact_identifier_first() -> None:
     """A concept list that prefers another image must not outvote the generator's probabilities."""
     rankings = {"exact": [("b", 0.9), ("a", 0.1)], "concepts": [("a", 5.0), ("b", 4.8)]}
     default = SSIQuery(query="a dog").fusion
-    assert [doc for doc, _ in fuse(rankings, default, weights=LIST_WEIGHTS)][0] == "b"
-    assert [doc for doc, _ in fuse(rankings, "rrf", weights=LIST_WEIGHTS)][0] == "a"
+    assert fuse(rankings, default, weights=LIST_WEIGHTS)[0][0] == "b"
+    assert fuse(rankings, "rrf", weights=LIST_WEIGHTS)[0][0] == "a"

@@ -105,7 +105,7 @@ def test_jsonl_examples_and_the_train_command(base: Path, tmp_path: Path):
     assert examples[0].image_id == "img-0" and examples[0].rationale == PAIRS[0][2] and examples[2].image_id is None
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "no identifier"}\n')
-    with pytest.raises(InputError, match="bad.jsonl:1"):
+    with pytest.raises(InputError, match=r"bad\.jsonl:1"):
         list(read_examples(bad))
     with pytest.raises(InputError, match="no training examples"):
         train([], tmp_path / "none", _config(base), progress=False)
