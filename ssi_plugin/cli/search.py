@@ -21,21 +21,22 @@ from ssi_plugin.cli._context import connect_engine, engine_options, engine_setti
 )
 @click.option("--size", type=click.IntRange(min=1), default=10, show_default=True, help="Hits to show.")
 @click.option("-k", "--candidates", "k", type=click.IntRange(1, 100), default=10, show_default=True, help="Identifiers to generate.")
-@click.option("--fusion", type=click.Choice(["rrf", "linear"]), default="rrf", show_default=True)
+@click.option("--fusion", type=click.Choice(["linear", "rrf"]), help="How the lists are fused [default: the searcher's, linear].")
 @click.option("--bm25-field", help="Also run BM25 on this text field (e.g. caption) and fuse it in.")
 @click.option("--explain", is_flag=True, help="Show the matched concepts and list ranks of each hit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the engine's own search response format.")
 @engine_options
 @click.pass_context
 def search_command(
-    ctx: click.Context, text: str, index: str, model_dir: Path | None, size: int, k: int, fusion: str,
+    ctx: click.Context, text: str, index: str, model_dir: Path | None, size: int, k: int, fusion: str | None,
     bm25_field: str | None, explain: bool, as_json: bool,
 ) -> None:
     """Search INDEX for images matching TEXT."""
     from ssi_plugin.indexing.trie import default_model_dir
     from ssi_plugin.search import SSIQuery, SSISearcher
 
-    query = SSIQuery(query=text, k=k, fusion=fusion, bm25_field=bm25_field, explain=explain or as_json)  # type: ignore[arg-type]
+    chosen = {"fusion": fusion} if fusion else {}
+    query = SSIQuery(query=text, k=k, bm25_field=bm25_field, explain=explain or as_json, **chosen)  # type: ignore[arg-type]
     folder = model_dir or default_model_dir(engine_settings(ctx).cache_dir, index)
     with connect_engine(ctx) as engine:
         result = SSISearcher.open(engine, index, model_dir=folder).search(query, size=size)
