@@ -125,12 +125,11 @@ class Generator:
 
     def use_trie(self, trie: IdentifierTrie) -> None:
         """Decode against ``trie`` from now on (an index changed: no retraining needed)."""
-        import torch
-
         from ssi_plugin.generation.constraint import (
             AllowedColumns,
             RestrictedHead,
             set_output_layer,
+            trie_token_ids,
         )
 
         if trie.manifest.tokenizer_fingerprint != self.spec.tokenizer_fingerprint:
@@ -139,9 +138,7 @@ class Generator:
             raise ModelError(f"the trie closes identifiers with token {trie.end_token_id}, the model with {self.spec.end_token_id}")
         if len(trie):
             columns = AllowedColumns(trie, vocab_size=self._head.out_features, vocabulary=trie.tokens.vocabulary)
-            set_output_layer(
-                self.model, RestrictedHead(self._head, torch.from_numpy(columns.vocabulary.astype("int64"))), path=self._head_path
-            )
+            set_output_layer(self.model, RestrictedHead(self._head, trie_token_ids(trie)), path=self._head_path)
         else:
             columns = None
             set_output_layer(self.model, self._head, path=self._head_path)
