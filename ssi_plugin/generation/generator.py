@@ -197,11 +197,9 @@ class Generator:
     def _candidates(self, hypotheses: list[Hypothesis]) -> list[Candidate]:
         found: dict[str, Candidate] = {}
         for hypothesis in hypotheses:
-            for identifier in self.trie.identifiers_for(hypothesis.tokens):
-                if identifier not in found:
-                    found[identifier] = Candidate(
-                        identifier=identifier, score=hypothesis.score, image_ids=self.trie.index.image_ids(identifier)
-                    )
+            for entry in self.trie.entries_for(hypothesis.tokens):
+                if entry.identifier not in found:
+                    found[entry.identifier] = Candidate(identifier=entry.identifier, score=hypothesis.score, image_ids=entry.image_ids)
         return list(found.values())
 
 

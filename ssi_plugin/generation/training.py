@@ -186,7 +186,7 @@ def _train(examples: list[TrainingExample], out: Path, config: TrainingConfig, *
     trie = build_trie(tokenizer, trie_pairs(examples))
     save_folder(out, model=model, tokenizer=tokenizer, spec=spec, trie=trie)
     report = TrainingReport(
-        out=str(out), examples=len(examples), images=len(trie.index.images), steps=total_steps, epochs=epochs,
+        out=str(out), examples=len(examples), images=trie.index.image_count, steps=total_steps, epochs=epochs,
         seconds=round(seconds, 2), examples_per_second=round(seen / seconds, 2) if seconds else 0.0,
         resumed_from_step=start_step, final_identifier_loss=_tail_mean(history), history=history, curves=CURVES,
     )

@@ -13,17 +13,18 @@ import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ssi_plugin import __version__
 from ssi_plugin.errors import ModelError
 from ssi_plugin.manifest import load_manifest
-from ssi_plugin.trie.identifier_index import IdentifierIndex
+from ssi_plugin.trie.identifier_index import IdentifierIndex, group_pairs
 from ssi_plugin.trie.token_trie import TokenBatch, TokenTrie, encode_tokens
 
 FORMAT = "ssi-plugin/identifier-trie"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 
 Encode = Callable[[Sequence[str]], Sequence[Sequence[int]] | TokenBatch]
@@ -40,11 +41,17 @@ class TrieManifest(BaseModel):
     created_with: str = __version__
     identifiers: int = Field(ge=0)
     images: int = Field(ge=0)
-    token_sequences: int = Field(ge=0)
     heavy_nodes: int = Field(ge=0)
     heavy_threshold: int = Field(ge=1)
     end_token_id: int = Field(ge=0)
     tokenizer_fingerprint: str
+
+
+class Entry(NamedTuple):
+    """An identifier of the trie and the images it names."""
+
+    identifier: str
+    image_ids: tuple[str, ...]
 
 
 class IdentifierTrie:
@@ -70,15 +77,15 @@ class IdentifierTrie:
         Each distinct identifier is tokenized once (one ``encode`` call) and closed by ``end_token_id``.
         """
         with paused_gc():
-            index, identifiers, keys = IdentifierIndex.build_keyed(pairs)
-            sequences = encode(identifiers) if identifiers else []
-            if len(sequences) != len(identifiers):
-                raise ModelError(f"the encoder returned {len(sequences)} token sequences for {len(identifiers)} identifiers")
-            tokens = TokenTrie.build(sequences, end_token_id=end_token_id, heavy_threshold=heavy_threshold, identifier_keys=keys)
+            grouped = group_pairs(pairs)
+            sequences = encode(grouped.identifiers) if grouped.identifiers else []
+            if len(sequences) != len(grouped.identifiers):
+                raise ModelError(f"the encoder returned {len(sequences)} token sequences for {len(grouped.identifiers)} identifiers")
+            tokens, order = TokenTrie.build(sequences, end_token_id=end_token_id, heavy_threshold=heavy_threshold)
+            index = IdentifierIndex.build(grouped, order)
         manifest = TrieManifest(
             identifiers=len(index),
             images=index.image_count,
-            token_sequences=len(tokens),
             heavy_nodes=tokens.heavy_nodes,
             heavy_threshold=heavy_threshold,
             end_token_id=end_token_id,
@@ -97,9 +104,9 @@ class IdentifierTrie:
         """Token ids allowed after the generated ``prefix`` (GENRE's ``prefix_allowed_tokens_fn`` answer)."""
         return self.tokens.children(encode_tokens(prefix))
 
-    def identifiers_for(self, tokens: Sequence[int]) -> list[str]:
-        """Identifiers whose token sequence is ``tokens`` (end token included); empty when none."""
-        return [self.index.identifier_at(key) for key in self.tokens.identifier_keys(tokens)]
+    def entries_for(self, tokens: Sequence[int]) -> list[Entry]:
+        """Identifiers whose token sequence is ``tokens`` (end token included), with their images; empty when none."""
+        return [Entry(self.index.identifier_at(rank), self.index.image_ids_at(rank)) for rank in self.tokens.ranks(tokens)]
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -114,11 +121,13 @@ class IdentifierTrie:
             TrieManifest, folder / MANIFEST, what="trie manifest", format_name=FORMAT, version=FORMAT_VERSION,
             missing=f"no identifier trie at {folder} ({MANIFEST} is missing); rebuild it from the index",
         )
+        if manifest.format_version < FORMAT_VERSION:
+            raise ModelError(f"the identifier trie at {folder} has an older layout (v{manifest.format_version}); rebuild it from the index")
         missing = [name for name in (*IdentifierIndex.FILES, *TokenTrie.FILES) if not (folder / name).is_file()]
         if missing:
             raise ModelError(f"identifier trie at {folder} is incomplete: missing {', '.join(missing)}")
         index = IdentifierIndex.load(folder)
-        tokens = TokenTrie.load(folder, heavy_threshold=manifest.heavy_threshold)
+        tokens = TokenTrie.load(folder, end_token_id=manifest.end_token_id, heavy_threshold=manifest.heavy_threshold)
         return cls(index, tokens, manifest)
 
 

@@ -1,9 +1,12 @@
 """Which token may follow a prefix: the token-level constraint of decoding.
 
-Every identifier's token ids (ending in the *end token* that closes an
-identifier) are one key of a marisa trie; a token id ``t`` is the character
-``chr(t + 1)`` (skipping the surrogate block), so a key costs about one to
-three bytes per token.
+Every identifier is one key of a marisa trie: its token ids, the *end token*
+that closes an identifier, then its *rank* in base-127 digits (``chr(1)`` to
+``chr(127)``, one byte each). A token id ``t`` is the character ``chr(t + 1)``
+(skipping the surrogate block), so a key costs about one to three bytes per
+token. Ranks follow the sorted order of the token sequences and index the
+identifier store (``IdentifierIndex``): the key carries its identifier, so no
+pass over the trie is needed to learn the ids marisa gave its keys.
 
 marisa has no "children of a node" call: listing keys under a prefix costs the
 size of that subtree, which near the root is the corpus. So the build splits
@@ -11,7 +14,7 @@ nodes in two kinds:
 
 - *heavy* nodes (more than ``heavy_threshold`` keys below) have their children
   precomputed (a few thousand nodes even for a million identifiers, found on
-  the sorted keys by bisection, never by walking subtrees);
+  the sorted sequences depth by depth, never by walking subtrees);
 - *light* nodes are answered by walking their at most ``heavy_threshold`` keys.
 
 A step therefore costs at most ``heavy_threshold`` key visits per beam, whatever
@@ -20,8 +23,8 @@ the corpus size, and the answer is exact (no approximate masking).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from itertools import chain, islice
+from collections.abc import Iterator, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,6 +36,9 @@ from ssi_plugin.errors import ModelError
 _SURROGATES = 0xD800
 _SURROGATE_SPAN = 0x800
 MAX_TOKEN_ID = 0x10FFFF - _SURROGATE_SPAN - 1
+MAX_SEQUENCE_TOKENS = 512
+"""Longest identifier a trie takes: the build sorts one row per identifier, as wide as the longest."""
+_RANK_BASE = 127
 
 
 def token_char(token: int) -> str:
@@ -75,94 +81,54 @@ class TokenBatch(NamedTuple):
         return self.flat[start : start + int(self.lengths[index])].tolist()
 
 
-def encode_many(sequences: Sequence[Sequence[int]] | TokenBatch, *, suffix: Sequence[int] = ()) -> tuple[list[str], np.ndarray]:
-    """``encode_tokens`` of each sequence followed by ``suffix``, at C speed (one UTF-32 decode, then slices).
-
-    Also returns the sorted distinct token ids of ``sequences`` (``suffix`` not included).
-    """
-    flat, lengths = TokenBatch.of(sequences)
-    flat = np.asarray(flat, dtype=np.int64)
-    lengths = np.asarray(lengths, dtype=np.int64)
-    if flat.size and (flat.min() < 0 or flat.max() > MAX_TOKEN_ID):
-        raise ModelError(f"token ids must lie in 0..{MAX_TOKEN_ID}")
-    tokens = np.flatnonzero(np.bincount(flat)) if flat.size else flat
-    if suffix:
-        flat = np.insert(flat, np.repeat(np.cumsum(lengths), len(suffix)), np.tile(np.asarray(suffix, dtype=np.int64), len(lengths)))
-        lengths = lengths + len(suffix)
-    codes = flat + 1
-    codes[codes >= _SURROGATES] += _SURROGATE_SPAN
-    text = codes.astype("<u4").tobytes().decode("utf-32-le")
-    ends = np.cumsum(lengths).tolist()
-    return [text[end - length : end] for end, length in zip(ends, lengths.tolist(), strict=True)], tokens
-
-
 class TokenTrie:
     """Token-id sequences of identifiers; answers "which tokens may come next" and "which identifier is this"."""
 
-    FILES = (
-        "tokens.marisa",
-        "token_offsets.npy",
-        "token_identifiers.npy",
-        "heavy.marisa",
-        "heavy_offsets.npy",
-        "heavy_children.npy",
-        "vocabulary.npy",
-    )
+    FILES = ("tokens.marisa", "heavy.marisa", "heavy_offsets.npy", "heavy_children.npy", "vocabulary.npy")
 
     def __init__(
-        self,
-        keys: marisa_trie.Trie,
-        key_offsets: np.ndarray,
-        key_identifiers: np.ndarray,
-        heavy: dict[str, list[int]],
-        vocabulary: np.ndarray,
-        *,
-        heavy_threshold: int,
+        self, keys: marisa_trie.Trie, heavy: dict[str, list[int]], vocabulary: np.ndarray, *, end_token_id: int, heavy_threshold: int
     ) -> None:
         self._keys = keys
-        self.vocabulary = vocabulary
-        """Sorted token ids that occur in some sequence."""
-        self._key_offsets = key_offsets
-        self._key_identifiers = key_identifiers
         self._heavy = heavy
+        self._end = token_char(end_token_id)
+        self.vocabulary = vocabulary
+        """Sorted token ids that occur in some sequence, and the end token."""
+        self.end_token_id = end_token_id
         self.heavy_threshold = heavy_threshold
 
     @classmethod
     def build(
-        cls,
-        sequences: Sequence[Sequence[int]] | TokenBatch,
-        *,
-        end_token_id: int,
-        heavy_threshold: int = 32,
-        identifier_keys: np.ndarray | None = None,
-    ) -> TokenTrie:
+        cls, sequences: Sequence[Sequence[int]] | TokenBatch, *, end_token_id: int, heavy_threshold: int = 32
+    ) -> tuple[TokenTrie, np.ndarray]:
         """From token-id sequences (without the end token, which closes each key).
 
-        The i-th sequence names identifier key ``identifier_keys[i]`` (``i`` when not given).
+        Also returns ``order``: the sequence of rank ``r`` (what ``ranks`` answers) is ``sequences[order[r]]``.
+        Array work on one row of character codes per sequence, sorted once; no per-key trie lookups.
         """
         if heavy_threshold < 1:
             raise ModelError(f"heavy_threshold must be at least 1, got {heavy_threshold}")
-        batch = TokenBatch.of(sequences if isinstance(sequences, TokenBatch | list) else list(sequences))
-        if not batch.lengths.all():
-            raise ModelError("an identifier encodes to no tokens")
-        encoded, tokens = encode_many(batch, suffix=(end_token_id,))
-        if end_token_id in tokens:
-            inside = batch.sequence(next(i for i, key in enumerate(encoded) if token_char(end_token_id) in key[:-1]))
-            raise ModelError(f"the end token {end_token_id} occurs inside an identifier's tokens: {inside}")
-        vocabulary = np.union1d(tokens, [end_token_id])
-        # Label order makes marisa list its keys sorted: one pass gives the key ids and the sorted keys.
-        keys = marisa_trie.Trie(encoded, order=marisa_trie.LABEL_ORDER)
-        items = keys.items()
-        key_ids = np.fromiter(map(dict(items).__getitem__, encoded), dtype=np.int64, count=len(encoded))
-        named = np.arange(len(encoded)) if identifier_keys is None else np.asarray(identifier_keys)
-        order = np.argsort(key_ids, kind="stable")
-        counts = np.bincount(key_ids, minlength=len(keys))
-        offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        heavy = _heavy_children([key for key, _ in items], heavy_threshold)
-        return cls(keys, offsets, named[order].astype(np.int32), heavy, vocabulary.astype(np.int32), heavy_threshold=heavy_threshold)
+        batch = _checked(TokenBatch.of(sequences if isinstance(sequences, TokenBatch | list) else list(sequences)), end_token_id)
+        count = len(batch)
+        digits = _rank_digits(count)
+        lengths = batch.lengths + 1  # the end token closes each sequence
+        rows = np.zeros((count, int(lengths.max(initial=0)) + digits), dtype="<u4")
+        rows[np.arange(rows.shape[1]) < batch.lengths[:, None]] = _codes(batch.flat)
+        rows[np.arange(count), batch.lengths] = _codes(np.asarray([end_token_id]))[0]
+        order = np.argsort(_strings(rows), kind="stable")
+        rows, lengths = rows[order], lengths[order]
+        heavy = _heavy_children(rows, lengths, heavy_threshold)
+        ranks = np.arange(count)
+        for digit in range(digits):  # most significant first: keys with equal tokens sort by rank
+            rows[ranks, lengths + digit] = 1 + ranks // _RANK_BASE ** (digits - 1 - digit) % _RANK_BASE
+        keys = marisa_trie.Trie(_strings(rows).tolist(), order=marisa_trie.LABEL_ORDER)
+        seen = np.zeros(max(int(batch.flat.max(initial=0)), end_token_id) + 1, dtype=bool)
+        seen[batch.flat] = seen[end_token_id] = True
+        vocabulary = np.flatnonzero(seen).astype(np.int32)
+        return cls(keys, heavy, vocabulary, end_token_id=end_token_id, heavy_threshold=heavy_threshold), order
 
     def __len__(self) -> int:
-        """Number of distinct token sequences."""
+        """Number of sequences (one per identifier)."""
         return len(self._keys)
 
     @property
@@ -175,31 +141,35 @@ class TokenTrie:
         if listed is not None:
             return listed
         depth = len(prefix)
-        return list({char_token(key[depth]) for key in self._keys.iterkeys(prefix) if len(key) > depth})
+        return list({char_token(key[depth]) for key, end in self._sequences(prefix) if end > depth})
 
     def completion(self, prefix: str) -> list[int] | None:
-        """The remaining token ids (end token included) when exactly one key extends ``prefix``; else None.
+        """The remaining token ids (end token included) when exactly one sequence extends ``prefix``; else None.
 
         Decoding needs no model step for such a prefix: every later token is forced.
         """
         if prefix in self._heavy:
             return None
-        found = list(islice(self._keys.iterkeys(prefix), 2))
-        if len(found) != 1:
-            return None
-        return [char_token(char) for char in found[0][len(prefix) :]]
+        rests = {key[len(prefix) : end] for key, end in self._sequences(prefix)}
+        return [char_token(char) for char in rests.pop()] if len(rests) == 1 else None
 
-    def identifier_keys(self, tokens: Sequence[int]) -> list[int]:
-        """Identifier keys whose token sequence is exactly ``tokens`` (several only if a tokenizer merges them)."""
-        key = self._keys.get(encode_tokens(tokens))
-        if key is None:
+    def ranks(self, tokens: Sequence[int]) -> list[int]:
+        """Ranks of the identifiers whose sequence is exactly ``tokens`` (end token included; several only if a tokenizer
+        merges identifiers)."""
+        if not tokens or tokens[-1] != self.end_token_id:
             return []
-        return self._key_identifiers[self._key_offsets[key] : self._key_offsets[key + 1]].tolist()
+        prefix = encode_tokens(tokens)
+        return [_rank(key[end:]) for key, end in self._sequences(prefix) if end == len(prefix)]
+
+    def _sequences(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """Keys whose token sequence extends ``prefix``, with where that sequence ends (after the end token)."""
+        for key in self._keys.iterkeys(prefix):
+            end = key.index(self._end) + 1
+            if end >= len(prefix):
+                yield key, end
 
     def save(self, folder: Path) -> None:
         self._keys.save(str(folder / "tokens.marisa"))
-        np.save(folder / "token_offsets.npy", self._key_offsets, allow_pickle=False)
-        np.save(folder / "token_identifiers.npy", self._key_identifiers, allow_pickle=False)
         prefixes = marisa_trie.Trie(self._heavy)
         ordered = [self._heavy[prefix] for prefix, _ in sorted(prefixes.iteritems(), key=lambda item: item[1])]
         prefixes.save(str(folder / "heavy.marisa"))
@@ -210,7 +180,7 @@ class TokenTrie:
         np.save(folder / "vocabulary.npy", self.vocabulary, allow_pickle=False)
 
     @classmethod
-    def load(cls, folder: Path, *, heavy_threshold: int) -> TokenTrie:
+    def load(cls, folder: Path, *, end_token_id: int, heavy_threshold: int) -> TokenTrie:
         keys = marisa_trie.Trie()
         keys.load(str(folder / "tokens.marisa"))
         prefixes = marisa_trie.Trie()
@@ -218,34 +188,76 @@ class TokenTrie:
         offsets = np.load(folder / "heavy_offsets.npy", allow_pickle=False)
         children = np.load(folder / "heavy_children.npy", allow_pickle=False)
         heavy = {prefix: children[offsets[i] : offsets[i + 1]].tolist() for prefix, i in prefixes.iteritems()}
-        return cls(
-            keys,
-            np.load(folder / "token_offsets.npy", allow_pickle=False),
-            np.load(folder / "token_identifiers.npy", allow_pickle=False),
-            heavy,
-            np.load(folder / "vocabulary.npy", allow_pickle=False),
-            heavy_threshold=heavy_threshold,
-        )
+        vocabulary = np.load(folder / "vocabulary.npy", allow_pickle=False)
+        return cls(keys, heavy, vocabulary, end_token_id=end_token_id, heavy_threshold=heavy_threshold)
 
 
-def _heavy_children(keys: list[str], threshold: int) -> dict[str, list[int]]:
-    """Children of every node with more than ``threshold`` keys below it, from sorted unique keys.
+def _checked(batch: TokenBatch, end_token_id: int) -> TokenBatch:
+    """``batch`` as int64 arrays; an empty, too long or out-of-range sequence, or one holding the end token, is a ``ModelError``."""
+    flat, lengths = np.asarray(batch.flat, dtype=np.int64), np.asarray(batch.lengths, dtype=np.int64)
+    if not lengths.all():
+        raise ModelError("an identifier encodes to no tokens")
+    if lengths.size and lengths.max() > MAX_SEQUENCE_TOKENS:
+        longest = int(lengths.argmax())
+        raise ModelError(f"identifier {longest} encodes to {int(lengths[longest])} tokens; a trie takes at most {MAX_SEQUENCE_TOKENS}")
+    if flat.size and (flat.min() < 0 or flat.max() > MAX_TOKEN_ID):
+        raise ModelError(f"token ids must lie in 0..{MAX_TOKEN_ID}")
+    inside = np.flatnonzero(flat == end_token_id)
+    if inside.size:
+        tokens = TokenBatch(flat, lengths).sequence(int(np.searchsorted(np.cumsum(lengths), inside[0], side="right")))
+        raise ModelError(f"the end token {end_token_id} occurs inside an identifier's tokens: {tokens}")
+    return TokenBatch(flat, lengths)
 
-    Depth by depth on arrays: the keys below a node of depth ``d`` are a run of
-    sorted keys whose neighbours share at least ``d`` characters, so one pass per
-    depth over the common-prefix lengths finds every node of that depth, and the
-    passes stop at the first depth without a heavy node.
+
+def _codes(tokens: np.ndarray) -> np.ndarray:
+    """``token_char`` code points of many token ids."""
+    codes = tokens.astype("<u4") + 1
+    codes[codes >= _SURROGATES] += _SURROGATE_SPAN
+    return codes
+
+
+def _tokens(codes: np.ndarray) -> np.ndarray:
+    """``char_token`` of many code points."""
+    tokens = codes.astype(np.int64) - 1
+    tokens[tokens >= _SURROGATES + _SURROGATE_SPAN - 1] -= _SURROGATE_SPAN
+    return tokens
+
+
+def _strings(rows: np.ndarray) -> np.ndarray:
+    """Rows of code points seen as one numpy string each (trailing zeros are not part of a string)."""
+    return rows.view(f"<U{rows.shape[1]}").reshape(len(rows))
+
+
+def _rank_digits(count: int) -> int:
+    digits = 1
+    while _RANK_BASE**digits < count:
+        digits += 1
+    return digits
+
+
+def _rank(digits: str) -> int:
+    rank = 0
+    for digit in digits:
+        rank = rank * _RANK_BASE + ord(digit) - 1
+    return rank
+
+
+def _heavy_children(rows: np.ndarray, lengths: np.ndarray, threshold: int) -> dict[str, list[int]]:
+    """Children of every node with more than ``threshold`` keys below it, from sorted rows of code points.
+
+    Depth by depth: the keys below a node of depth ``d`` are a run of sorted rows
+    whose neighbours share at least ``d`` codes, so one pass per depth over the
+    common-prefix lengths finds every node of that depth, and the passes stop at
+    the first depth without a heavy node.
     """
-    if len(keys) <= threshold:
+    if len(rows) <= threshold:
         return {}
-    lengths = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    codes = np.frombuffer("".join(keys).encode("utf-32-le"), dtype="<u4")
-    common = _common_prefix_lengths(codes, starts, lengths)
+    differs = rows[1:] != rows[:-1]
+    common = np.where(differs.any(axis=1), differs.argmax(axis=1), rows.shape[1])
     heavy: dict[str, list[int]] = {}
-    groups = np.zeros(1, dtype=np.int64)  # first key of each node of the current depth
+    groups = np.zeros(1, dtype=np.int64)  # first row of each node of the current depth
     for depth in range(int(lengths.max()) + 1):
-        sizes = np.diff(groups, append=len(keys))
+        sizes = np.diff(groups, append=len(rows))
         parents = groups[sizes > threshold]
         if not parents.size:
             break
@@ -254,24 +266,8 @@ def _heavy_children(keys: list[str], threshold: int) -> dict[str, list[int]]:
         owner = np.searchsorted(parents, groups, side="right") - 1
         inside = (owner >= 0) & (lengths[groups] > depth)
         inside[inside] &= groups[inside] < ends[owner[inside]]
-        tokens = codes[starts[groups[inside]] + depth].astype(np.int64) - 1
-        tokens[tokens >= _SURROGATES + _SURROGATE_SPAN - 1] -= _SURROGATE_SPAN
+        tokens = _tokens(rows[groups[inside], depth])
         bounds = np.searchsorted(owner[inside], np.arange(1, len(parents)))
         for first, listed in zip(parents.tolist(), np.split(tokens, bounds), strict=True):
-            heavy[keys[first][:depth]] = listed.tolist()
+            heavy[rows[first, :depth].tobytes().decode("utf-32-le")] = listed.tolist()
     return heavy
-
-
-def _common_prefix_lengths(codes: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """``common[i]``: how many leading characters keys ``i`` and ``i + 1`` share (keys as code-point runs)."""
-    common = np.zeros(max(len(starts) - 1, 0), dtype=np.int64)
-    pending = np.arange(len(common))
-    depth = 0
-    while pending.size:
-        within = (lengths[pending] > depth) & (lengths[pending + 1] > depth)
-        pending = pending[within]
-        same = codes[starts[pending] + depth] == codes[starts[pending + 1] + depth]
-        pending = pending[same]
-        depth += 1
-        common[pending] = depth
-    return common

@@ -126,8 +126,8 @@ def test_the_beam_search_ranks_as_hugging_face_generate_with_the_trie_constraint
             )
         expected = {}
         for tokens, score in zip(output.sequences[:, start:].tolist(), output.sequences_scores.tolist(), strict=True):
-            [identifier] = trie.identifiers_for(tokens[: tokens.index(spec.end_token_id) + 1])
-            expected[identifier] = score
+            [entry] = trie.entries_for(tokens[: tokens.index(spec.end_token_id) + 1])
+            expected[entry.identifier] = score
         found = {c.identifier: c.score for c in generator.generate(query, k=beams).candidates}
         assert found == pytest.approx(expected, abs=1e-4)
 

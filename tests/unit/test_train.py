@@ -114,7 +114,7 @@ def test_jsonl_examples_and_the_train_command(base: Path, tmp_path: Path):
                                       "--epochs", "1", "--batch-size", "2"])
     assert result.exit_code == 0, result.output
     assert "Loss curves" in result.output
-    assert Generator.load(tmp_path / "cli").trie.index.image_ids(PAIRS[1][1]) == (PAIRS[1][1],)
+    assert dict(Generator.load(tmp_path / "cli").trie.index.items())[PAIRS[1][1]] == (PAIRS[1][1],)
 
 
 def test_a_frozen_encoder_keeps_its_weights_while_the_decoder_learns(base: Path, tmp_path: Path):

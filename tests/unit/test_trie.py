@@ -1,4 +1,4 @@
-"""The identifier trie: exact children, lookups both ways, save/load, and decoding never leaves it."""
+"""The identifier trie: exact children, identifier -> images, save/load, and decoding never leaves it."""
 
 from __future__ import annotations
 
@@ -51,20 +51,48 @@ def test_any_walk_along_children_ends_at_an_identifier_of_the_trie(sequences, rn
         walk: list[int] = []
         while not walk or walk[-1] != END:
             walk.append(rnd.choice(trie.children(walk)))
-        [identifier] = trie.identifiers_for(walk)
-        assert _encode([identifier])[0] + [END] == walk
-        assert trie.index.image_ids(identifier)
+        [entry] = trie.entries_for(walk)
+        assert _encode([entry.identifier])[0] + [END] == walk
+        assert entry.image_ids
 
 
-def test_identifier_and_image_lookups_go_both_ways():
-    pairs = [("objects: dog | scene: park", "a"), ("objects: dog | scene: park", "b"), ("objects: cat", "c")]
-    trie = IdentifierTrie.build(pairs, encode=lambda batch: [[len(w) for w in s.split()] for s in batch],
-                                end_token_id=END, tokenizer_fingerprint="t")
+def _word_lengths(batch):
+    return [[len(word) for word in identifier.split()] for identifier in batch]
+
+
+def test_an_identifier_names_all_its_images_and_an_image_keeps_its_last_identifier():
+    pairs = [("objects: dog | scene: park", "a"), ("objects: dog | scene: park", "b"), ("objects: cat", "c"), ("objects: bird", "c")]
+    trie = IdentifierTrie.build(pairs, encode=_word_lengths, end_token_id=END, tokenizer_fingerprint="t")
     assert len(trie) == 2 and trie.index.image_count == 3
-    assert sorted(trie.index.image_ids("objects: dog | scene: park")) == ["a", "b"]
-    assert trie.index.identifier_of("c") == "objects: cat"
-    assert trie.index.image_ids("objects: bird") == () and trie.index.identifier_of("zzz") is None
-    assert "objects: cat" in trie.index and "objects: bird" not in trie.index
+    assert set(trie.index) == {"objects: dog | scene: park", "objects: bird"}
+    assert trie.entries_for([8, 3, 1, 6, 4, END]) == [("objects: dog | scene: park", ("a", "b"))]
+    assert trie.entries_for([8, 4, END]) == [("objects: bird", ("c",))]
+    assert trie.entries_for([8, 3, END]) == [] and trie.entries_for([8, 4]) == []
+
+
+def test_identifiers_a_tokenizer_merges_are_all_found():
+    pairs = [("objects: dog", "a"), ("objects: cat", "b"), ("objects: bird", "c")]
+    trie = IdentifierTrie.build(pairs, encode=_word_lengths, end_token_id=END, tokenizer_fingerprint="t")
+    assert sorted(trie.entries_for([8, 3, END])) == [("objects: cat", ("b",)), ("objects: dog", ("a",))]
+    assert trie.children([8]) in ([3, 4], [4, 3]) and trie.children([8, 3]) == [END]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.text(min_size=1, max_size=30).filter(lambda t: "\x00" not in t),
+                          st.text(min_size=1, max_size=12).filter(lambda t: "\x00" not in t)), max_size=200))
+def test_every_identifier_and_image_id_comes_back_as_given(pairs):
+    """Any text, including many images per identifier and more identifiers than a compressed block holds."""
+    trie = IdentifierTrie.build(pairs, encode=lambda batch: [[ord(c) % 50 + 1 for c in identifier] for identifier in batch],
+                                end_token_id=END, tokenizer_fingerprint="t")
+    expected: dict[str, list[str]] = {}
+    for image, identifier in {image: identifier for identifier, image in pairs}.items():
+        expected.setdefault(identifier, []).append(image)
+    found = {}
+    for identifier in trie.index:
+        for entry in trie.entries_for([ord(c) % 50 + 1 for c in identifier] + [END]):
+            found[entry.identifier] = sorted(entry.image_ids)
+    assert found == {identifier: sorted(images) for identifier, images in expected.items()}
+    assert {identifier: sorted(images) for identifier, images in trie.index.items()} == found
 
 
 def test_save_and_load_give_the_same_answers(tmp_path: Path):
@@ -75,7 +103,7 @@ def test_save_and_load_give_the_same_answers(tmp_path: Path):
     assert loaded.manifest == trie.manifest
     for prefix in ([], [1], [1, 2], [1, 2, 3], [6]):
         assert sorted(loaded.children(prefix)) == sorted(trie.children(prefix))
-    assert loaded.identifiers_for([1, 2, 3, 7, END]) == ["1 2 3 7"]
+    assert loaded.entries_for([1, 2, 3, 7, END]) == [("1 2 3 7", ("img-4",))]
     manifest = json.loads((tmp_path / "trie" / "manifest.json").read_text())
     assert manifest["identifiers"] == 5 and manifest["end_token_id"] == END
     assert not list((tmp_path / "trie").glob("*.pkl"))
@@ -107,6 +135,10 @@ def test_bad_pairs_and_a_clashing_end_token_are_refused():
         IdentifierTrie.build([("1 2", "")], encode=_encode, end_token_id=END, tokenizer_fingerprint="t")
     with pytest.raises(ModelError, match="end token"):
         IdentifierTrie.build([("1 0 2", "img")], encode=_encode, end_token_id=END, tokenizer_fingerprint="t")
+    with pytest.raises(InputError, match="pair 1: image id 'b\\\\x00' contains a NUL character"):
+        IdentifierTrie.build([("1 2", "a"), ("1 3", "b\x00")], encode=_encode, end_token_id=END, tokenizer_fingerprint="t")
+    with pytest.raises(ModelError, match="identifier 1 encodes to 513 tokens; a trie takes at most 512"):
+        IdentifierTrie.build([("1", "a"), (" ".join(["1"] * 513), "b")], encode=_encode, end_token_id=END, tokenizer_fingerprint="t")
 
 
 IDENTIFIERS = [
@@ -174,6 +206,9 @@ def test_a_trie_of_a_newer_format_is_refused_by_name(tmp_path: Path):
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
     with pytest.raises(
-        ModelError, match=r"manifest.json is ssi-plugin/identifier-trie v99; this version reads ssi-plugin/identifier-trie v1"
+        ModelError, match=r"manifest.json is ssi-plugin/identifier-trie v99; this version reads ssi-plugin/identifier-trie v2"
     ):
+        IdentifierTrie.load(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
+    with pytest.raises(ModelError, match=r"has an older layout \(v1\); rebuild it from the index"):
         IdentifierTrie.load(tmp_path)
