@@ -1,9 +1,10 @@
-"""Identifier -> image ids, by the rank the token trie gives each identifier.
+"""Identifier <-> image ids, by the rank the token trie gives each identifier.
 
 Each image has one identifier; an identifier names one image in a collision-free
 corpus, several otherwise (kept, so nothing is lost). Identifiers are stored in
-rank order, which is the sorted order of their token sequences, so neighbours
-share most of their words and compress well.
+rank order, which is the sorted order of their token sequences, and image ids in
+sorted order (found by bisection); neighbours share most of their text and
+compress well. Two integer arrays link them both ways.
 """
 
 from __future__ import annotations
@@ -68,27 +69,34 @@ def _raise_for_first_invalid(pairs: list[tuple[str, str]]) -> NoReturn:
 
 
 class IdentifierIndex:
-    """Which identifier has rank ``r``, and which images it names."""
+    """Which identifier has rank ``r`` and which images it names; which identifier an image has."""
 
-    FILES = ("identifiers.npz", "images.npz", "image_offsets.npy")
+    FILES = ("identifiers.npz", "images.npz", "image_ranks.npy", "rank_images.npy", "rank_offsets.npy")
 
-    def __init__(self, identifiers: StringBlocks, images: StringBlocks, image_offsets: np.ndarray) -> None:
+    def __init__(
+        self, identifiers: StringBlocks, images: StringBlocks, image_ranks: np.ndarray, rank_images: np.ndarray, rank_offsets: np.ndarray
+    ) -> None:
         self._identifiers = identifiers
         self._images = images
-        self._image_offsets = image_offsets
-        """Images of rank ``r`` are ``images[image_offsets[r] : image_offsets[r + 1]]``."""
+        self._image_ranks = image_ranks
+        """Rank of the identifier of the ``i``-th image (images sorted by id)."""
+        self._rank_images = rank_images
+        self._rank_offsets = rank_offsets
+        """Images of rank ``r`` are ``images[rank_images[rank_offsets[r] : rank_offsets[r + 1]]]``."""
 
     @classmethod
     def build(cls, pairs: Pairs, order: np.ndarray) -> IdentifierIndex:
         """``pairs`` with identifier ``pairs.identifiers[order[r]]`` at rank ``r``."""
-        rank_of = np.empty(len(order), dtype=np.int64)
+        rank_of = np.empty(len(order), dtype=np.int32)
         rank_of[order] = np.arange(len(order))
-        image_rank = rank_of[pairs.image_identifier]
-        by_rank = np.argsort(image_rank, kind="stable").tolist()
-        counts = np.bincount(image_rank, minlength=len(order))
+        sorted_images = sorted(range(len(pairs.image_ids)), key=pairs.image_ids.__getitem__)
+        image_ranks = rank_of[pairs.image_identifier[sorted_images]]
+        counts = np.bincount(image_ranks, minlength=len(order))
         return cls(
             StringBlocks.build([pairs.identifiers[position] for position in order.tolist()]),
-            StringBlocks.build([pairs.image_ids[image] for image in by_rank]),
+            StringBlocks.build([pairs.image_ids[image] for image in sorted_images]),
+            image_ranks,
+            np.argsort(image_ranks, kind="stable").astype(np.int32),
             np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
         )
 
@@ -113,17 +121,21 @@ class IdentifierIndex:
         return self._identifiers[rank]
 
     def image_ids_at(self, rank: int) -> tuple[str, ...]:
-        return tuple(self._images.slice(int(self._image_offsets[rank]), int(self._image_offsets[rank + 1])))
+        images = self._rank_images[self._rank_offsets[rank] : self._rank_offsets[rank + 1]]
+        return tuple(self._images[image] for image in images.tolist())
+
+    def identifier_of(self, image_id: str) -> str | None:
+        """The identifier of ``image_id``; None when the trie does not hold that image."""
+        image = self._images.find(image_id)
+        return None if image is None else self.identifier_at(int(self._image_ranks[image]))
 
     def save(self, folder: Path) -> None:
         self._identifiers.save(folder / "identifiers.npz")
         self._images.save(folder / "images.npz")
-        np.save(folder / "image_offsets.npy", self._image_offsets, allow_pickle=False)
+        for name in ("image_ranks", "rank_images", "rank_offsets"):
+            np.save(folder / f"{name}.npy", getattr(self, f"_{name}"), allow_pickle=False)
 
     @classmethod
     def load(cls, folder: Path) -> IdentifierIndex:
-        return cls(
-            StringBlocks.load(folder / "identifiers.npz"),
-            StringBlocks.load(folder / "images.npz"),
-            np.load(folder / "image_offsets.npy", allow_pickle=False),
-        )
+        arrays = [np.load(folder / f"{name}.npy", allow_pickle=False) for name in ("image_ranks", "rank_images", "rank_offsets")]
+        return cls(StringBlocks.load(folder / "identifiers.npz"), StringBlocks.load(folder / "images.npz"), *arrays)

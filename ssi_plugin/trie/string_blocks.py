@@ -9,6 +9,7 @@ compression per block, and a lookup decompresses one block (a few KB).
 from __future__ import annotations
 
 import zlib
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,13 +47,14 @@ class StringBlocks:
         block, within = divmod(position, BLOCK)
         return self._block(block)[within]
 
-    def slice(self, start: int, stop: int) -> list[str]:
-        """Strings ``start`` to ``stop`` (exclusive), decompressing each block they touch once."""
-        found: list[str] = []
-        for block in range(start // BLOCK, (stop - 1) // BLOCK + 1 if stop > start else start // BLOCK):
-            first = block * BLOCK
-            found += self._block(block)[max(start - first, 0) : stop - first]
-        return found
+    def find(self, value: str) -> int | None:
+        """Position of ``value`` in blocks built from sorted strings, by bisection; None when absent."""
+        block = bisect_right(range(len(self._offsets) - 1), value, key=lambda b: self._block(b)[0]) - 1
+        if block < 0:
+            return None
+        strings = self._block(block)
+        within = bisect_left(strings, value)
+        return block * BLOCK + within if within < len(strings) and strings[within] == value else None
 
     def __iter__(self) -> Iterator[str]:
         for block in range(len(self._offsets) - 1):

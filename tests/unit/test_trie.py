@@ -1,4 +1,4 @@
-"""The identifier trie: exact children, identifier -> images, save/load, and decoding never leaves it."""
+"""The identifier trie: exact children, lookups both ways, save/load, and decoding never leaves it."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def _word_lengths(batch):
     return [[len(word) for word in identifier.split()] for identifier in batch]
 
 
-def test_an_identifier_names_all_its_images_and_an_image_keeps_its_last_identifier():
+def test_lookups_go_both_ways_and_an_image_keeps_its_last_identifier():
     pairs = [("objects: dog | scene: park", "a"), ("objects: dog | scene: park", "b"), ("objects: cat", "c"), ("objects: bird", "c")]
     trie = IdentifierTrie.build(pairs, encode=_word_lengths, end_token_id=END, tokenizer_fingerprint="t")
     assert len(trie) == 2 and trie.index.image_count == 3
@@ -68,6 +68,8 @@ def test_an_identifier_names_all_its_images_and_an_image_keeps_its_last_identifi
     assert trie.entries_for([8, 3, 1, 6, 4, END]) == [("objects: dog | scene: park", ("a", "b"))]
     assert trie.entries_for([8, 4, END]) == [("objects: bird", ("c",))]
     assert trie.entries_for([8, 3, END]) == [] and trie.entries_for([8, 4]) == []
+    assert [trie.index.identifier_of(image) for image in "abc"] == ["objects: dog | scene: park"] * 2 + ["objects: bird"]
+    assert trie.index.identifier_of("zzz") is None and trie.index.identifier_of("") is None
 
 
 def test_identifiers_a_tokenizer_merges_are_all_found():
@@ -93,6 +95,8 @@ def test_every_identifier_and_image_id_comes_back_as_given(pairs):
             found[entry.identifier] = sorted(entry.image_ids)
     assert found == {identifier: sorted(images) for identifier, images in expected.items()}
     assert {identifier: sorted(images) for identifier, images in trie.index.items()} == found
+    for image, identifier in {image: identifier for identifier, image in pairs}.items():
+        assert trie.index.identifier_of(image) == identifier
 
 
 def test_save_and_load_give_the_same_answers(tmp_path: Path):
