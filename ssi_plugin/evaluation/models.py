@@ -20,6 +20,7 @@ from ssi_plugin.errors import ConfigError
 from ssi_plugin.generation.examples import TrainingExample
 from ssi_plugin.generation.spec import SPEC_FILE
 from ssi_plugin.generation.training import CHECKPOINT, TrainingConfig
+from ssi_plugin.trie.store import FORMAT_VERSION as TRIE_FORMAT_VERSION
 
 
 class ModelVariant(BaseModel):
@@ -65,8 +66,10 @@ def parse_generator_option(text: str) -> ModelVariant:
 
 
 def training_hash(config: TrainingConfig, examples: Sequence[TrainingExample]) -> str:
-    """Content hash of what decides a trained model: the configuration and the examples, in order."""
-    payload = {"config": config.model_dump(mode="json"), "examples": [example.model_dump(mode="json") for example in examples]}
+    """Content hash of what decides a trained model folder: the configuration, the examples in order, and the
+    layout of the trie saved in it (a folder from before a layout change is trained again, not misread)."""
+    payload = {"config": config.model_dump(mode="json"), "examples": [example.model_dump(mode="json") for example in examples],
+               "trie_format": TRIE_FORMAT_VERSION}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
 
 

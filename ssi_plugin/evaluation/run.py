@@ -164,13 +164,15 @@ def open_generator_retriever(engine: EngineClient, index: str, folder: Path, *, 
                              pairs: Sequence[tuple[str, str]]) -> Retriever:
     """An SSI generator searches the index (its trie rebuilt from ``pairs``, the index's identifiers);
     a numeric-id generator answers from its own trie."""
+    from transformers import AutoTokenizer
+
     from ssi_plugin.evaluation.retrievers import GenerativeRetriever, SSIRetriever
-    from ssi_plugin.generation.generator import Generator
+    from ssi_plugin.generation.generator import Generator, build_trie
     from ssi_plugin.generation.spec import GeneratorSpec
     from ssi_plugin.search import SSISearcher
 
     if GeneratorSpec.load(folder).identifier_kind == "numeric":
         return GenerativeRetriever(Generator.load(folder), name=name)
-    generator = Generator.load(folder)
-    generator.use_trie(generator.build_trie(pairs))
+    # The folder's own trie is not read: it may hold other identifiers, or predate the trie's current layout.
+    generator = Generator.load(folder, trie=build_trie(AutoTokenizer.from_pretrained(folder), pairs))
     return SSIRetriever(SSISearcher(engine, generator, index=index), name=name)
