@@ -12,7 +12,8 @@ $(VENV)/.installed: pyproject.toml
 	@command -v mvn >/dev/null || { echo "mvn is missing: apt-get install -y maven"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	# torch is a 540 MB wheel: a connection that drops midway resumes instead of failing the install.
+	$(BIN)/pip install --quiet --retries 10 --resume-retries 20 -e ".[dev]"
 	touch $@
 
 demo: install
