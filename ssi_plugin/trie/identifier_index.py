@@ -71,17 +71,16 @@ def _raise_for_first_invalid(pairs: list[tuple[str, str]]) -> NoReturn:
 class IdentifierIndex:
     """Which identifier has rank ``r`` and which images it names; which identifier an image has."""
 
-    FILES = ("identifiers.npz", "images.npz", "image_ranks.npy", "rank_images.npy", "rank_offsets.npy")
+    FILES = ("identifiers.npz", "images.npz", "image_ranks.npy")
 
-    def __init__(
-        self, identifiers: StringBlocks, images: StringBlocks, image_ranks: np.ndarray, rank_images: np.ndarray, rank_offsets: np.ndarray
-    ) -> None:
+    def __init__(self, identifiers: StringBlocks, images: StringBlocks, image_ranks: np.ndarray) -> None:
         self._identifiers = identifiers
         self._images = images
         self._image_ranks = image_ranks
         """Rank of the identifier of the ``i``-th image (images sorted by id)."""
-        self._rank_images = rank_images
-        self._rank_offsets = rank_offsets
+        self._rank_images = np.argsort(image_ranks, kind="stable").astype(np.int32)
+        counts = np.bincount(image_ranks, minlength=len(identifiers))
+        self._rank_offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         """Images of rank ``r`` are ``images[rank_images[rank_offsets[r] : rank_offsets[r + 1]]]``."""
 
     @classmethod
@@ -90,14 +89,10 @@ class IdentifierIndex:
         rank_of = np.empty(len(order), dtype=np.int32)
         rank_of[order] = np.arange(len(order))
         sorted_images = sorted(range(len(pairs.image_ids)), key=pairs.image_ids.__getitem__)
-        image_ranks = rank_of[pairs.image_identifier[sorted_images]]
-        counts = np.bincount(image_ranks, minlength=len(order))
         return cls(
             StringBlocks.build([pairs.identifiers[position] for position in order.tolist()]),
             StringBlocks.build([pairs.image_ids[image] for image in sorted_images]),
-            image_ranks,
-            np.argsort(image_ranks, kind="stable").astype(np.int32),
-            np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
+            rank_of[pairs.image_identifier[sorted_images]],
         )
 
     def __len__(self) -> int:
@@ -132,10 +127,9 @@ class IdentifierIndex:
     def save(self, folder: Path) -> None:
         self._identifiers.save(folder / "identifiers.npz")
         self._images.save(folder / "images.npz")
-        for name in ("image_ranks", "rank_images", "rank_offsets"):
-            np.save(folder / f"{name}.npy", getattr(self, f"_{name}"), allow_pickle=False)
+        np.save(folder / "image_ranks.npy", self._image_ranks, allow_pickle=False)
 
     @classmethod
     def load(cls, folder: Path) -> IdentifierIndex:
-        arrays = [np.load(folder / f"{name}.npy", allow_pickle=False) for name in ("image_ranks", "rank_images", "rank_offsets")]
-        return cls(StringBlocks.load(folder / "identifiers.npz"), StringBlocks.load(folder / "images.npz"), *arrays)
+        return cls(StringBlocks.load(folder / "identifiers.npz"), StringBlocks.load(folder / "images.npz"),
+                   np.load(folder / "image_ranks.npy", allow_pickle=False))

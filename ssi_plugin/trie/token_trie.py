@@ -114,7 +114,7 @@ class TokenTrie:
         lengths = batch.lengths + 1  # the end token closes each sequence
         rows = np.zeros((count, int(lengths.max(initial=0)) + digits), dtype="<u4")
         rows[np.arange(rows.shape[1]) < batch.lengths[:, None]] = _codes(batch.flat)
-        rows[np.arange(count), batch.lengths] = _codes(np.asarray([end_token_id]))[0]
+        rows[np.arange(count), batch.lengths] = ord(token_char(end_token_id))
         order = np.argsort(_strings(rows), kind="stable")
         rows, lengths = rows[order], lengths[order]
         heavy = _heavy_children(rows, lengths, heavy_threshold)
