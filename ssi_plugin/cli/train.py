@@ -30,6 +30,8 @@ from ssi_plugin.cli._context import connect_engine, engine_options, engine_setti
 @click.option("--learning-rate", "--lr", "learning_rate", type=float, help="Peak learning rate [default: the trainer's].")
 @click.option("--encoder-learning-rate", "encoder_learning_rate", type=float,
               help="Peak learning rate of a pretrained encoder; 0 freezes it [default: the trainer's].")
+@click.option("--word-dropout", type=click.FloatRange(0, 1, max_open=True),
+              help="Chance of leaving each word of a training text out of a batch [default: the trainer's].")
 @click.option("--lora", is_flag=True, help="Train LoRA adapters (merged into the saved model) instead of all weights.")
 @click.option("--lora-r", type=int, default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -41,7 +43,8 @@ from ssi_plugin.cli._context import connect_engine, engine_options, engine_setti
 def train_command(ctx: click.Context, index: str | None, data: tuple[Path, ...], queries: tuple[Path, ...], out: Path | None,
                   base: str, decoder_layers: int | None, rationale_weight: float | None, numeric_ids: bool, epochs: int | None,
                   batch_size: int | None, learning_rate: float | None, encoder_learning_rate: float | None,
-                  lora: bool, lora_r: int, seed: int, checkpoint_every: int, resume: bool, overwrite: bool) -> None:
+                  word_dropout: float | None, lora: bool, lora_r: int, seed: int, checkpoint_every: int, resume: bool,
+                  overwrite: bool) -> None:
     """Fine-tune a generator; writes model, tokenizer, trie, loss curves (PNG) and a report to --out."""
     from pydantic import ValidationError
 
@@ -51,7 +54,7 @@ def train_command(ctx: click.Context, index: str | None, data: tuple[Path, ...],
 
     try:
         chosen = {"decoder_layers": decoder_layers, "rationale_weight": rationale_weight, "batch_size": batch_size,
-                  "learning_rate": learning_rate, "encoder_learning_rate": encoder_learning_rate}
+                  "learning_rate": learning_rate, "encoder_learning_rate": encoder_learning_rate, "word_dropout": word_dropout}
         config = TrainingConfig(
             base=base, identifier_kind="numeric" if numeric_ids else "ssi", epochs=epochs,
             **{name: value for name, value in chosen.items() if value is not None},

@@ -14,6 +14,7 @@ epoch, so a resumed run sees the same batches as an uninterrupted one.
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import time
 from collections.abc import Iterable
@@ -29,7 +30,7 @@ from ssi_plugin.generation.examples import (
     trie_pairs,
 )
 from ssi_plugin.generation.models import DEFAULT_BASE
-from ssi_plugin.generation.spec import SPEC_FILE, GeneratorSpec
+from ssi_plugin.generation.spec import SPEC_FILE, GeneratorSpec, prompt_ids
 
 CHECKPOINT = "checkpoint"
 REPORT = "training_report.json"
@@ -62,6 +63,11 @@ class TrainingConfig(BaseModel):
         default=3e-5, ge=0, description="Learning rate of a seq2seq model's pretrained encoder; None: `learning_rate`, "
         "0: frozen. The decoder and cross-attention are new and need the full rate; the encoder already maps "
         "paraphrases close together, and at the full rate a few dozen captions teach it to forget that.")
+    word_dropout: float = Field(
+        default=0.1, ge=0, lt=1, description="Chance that each word of a training text is left out of one batch "
+        "(at least one word stays). A model trained on one caption per image otherwise leans on single words, and a "
+        "paraphrase that repeats another image's word goes there. 0.1 gained about one point of Recall@1, the mean of "
+        "three seeds, on the demo set and on held-out hand-written captions.")
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.05, ge=0, lt=1)
     lora: LoraSettings | None = None
@@ -260,9 +266,10 @@ class _Batches:
     """Tokenized examples, served in a seeded order per epoch."""
 
     def __init__(self, examples: list[TrainingExample], tokenizer: Any, spec: GeneratorSpec, config: TrainingConfig) -> None:
-        from ssi_plugin.generation.spec import encode_identifiers, prompt_ids
+        from ssi_plugin.generation.spec import encode_identifiers
 
         self.config = config
+        self.tokenizer, self.spec = tokenizer, spec
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else spec.end_token_id
         end = spec.end_token_id
         identifiers = encode_identifiers(tokenizer, [e.identifier for e in examples])
@@ -288,8 +295,20 @@ class _Batches:
         order = torch.randperm(len(self.rows), generator=torch.Generator().manual_seed(self.config.seed * 1000 + epoch))
         size = self.config.batch_size
         rows = [self.rows[i] for i in order[index * size : (index + 1) * size].tolist()]
-        return {"texts": [r[0] for r in rows], "prompts": [r[1] for r in rows], "targets": [r[2] for r in rows],
+        prompts = [r[1] for r in rows]
+        if self.config.word_dropout:
+            words_left = random.Random(f"{self.config.seed}/{epoch}/{index}")
+            prompts = [prompt_ids(self.tokenizer, self.spec, _drop_words(r[0], self.config.word_dropout, words_left))[0]
+                       for r in rows]
+        return {"texts": [r[0] for r in rows], "prompts": prompts, "targets": [r[2] for r in rows],
                 "identifier_lengths": [r[3] for r in rows], "pad": self.pad}
+
+
+def _drop_words(text: str, chance: float, rng: random.Random) -> str:
+    """``text`` without each of its words at ``chance``; one word stays when all would go."""
+    words = text.split()
+    kept = [word for word in words if rng.random() >= chance]
+    return " ".join(kept or [rng.choice(words)])
 
 
 def _pad(rows: list[list[int]], value: int) -> Any:

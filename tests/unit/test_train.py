@@ -130,3 +130,13 @@ def test_a_frozen_encoder_keeps_its_weights_while_the_decoder_learns(base: Path,
     assert all(before[name].equal(after[name]) for name in encoder)
     assert not all(before[name].equal(after[name]) for name in decoder)
 
+
+
+def test_word_dropout_is_seeded_and_changes_what_the_model_learns(base: Path, tmp_path: Path):
+    def weights(name: str, **overrides) -> dict:
+        train(EXAMPLES, tmp_path / name, _config(base, epochs=3, **overrides), progress=False)
+        return load_file(str(tmp_path / name / "model.safetensors"))
+
+    dropped, again, whole = weights("a", word_dropout=0.5), weights("b", word_dropout=0.5), weights("c", word_dropout=0.0)
+    assert all(dropped[name].equal(again[name]) for name in dropped)
+    assert not all(dropped[name].equal(whole[name]) for name in dropped)
