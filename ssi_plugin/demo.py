@@ -54,7 +54,7 @@ def run_demo(
     log(f"Writing the demo set (real photographs, hand-written captions) to {work_dir / 'data'}")
     dataset = materialize_demo_dataset(work_dir / "data")
     records = list(read_dataset(dataset))
-    variants = [variant for variant in default_variants(epochs=epochs) if full or variant.name == "ssi"]
+    variants = [variant for variant in default_variants(epochs=epochs) if full or variant.family == "ssi"]
     options = EvalOptions(work_dir=work_dir, index=DEMO_INDEX, variants=tuple(variants), progress=progress)
     with create_annotator("caption") as annotator:
         report = evaluate(engine, records, annotator, options, dataset=str(dataset), log=log)

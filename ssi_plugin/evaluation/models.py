@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ssi_plugin.errors import ConfigError
 from ssi_plugin.generation.examples import TrainingExample
@@ -29,6 +29,8 @@ class ModelVariant(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
+    family: str | None = Field(default=None, description="Variants of one family differ only in their training seed; "
+                               "the report gives their mean. None: the variant stands alone.")
     description: str = ""
     folder: Path | None = None
     training: TrainingConfig | None = None
@@ -40,17 +42,27 @@ class ModelVariant(BaseModel):
         return self
 
 
-def default_variants(*, epochs: int | None = None) -> list[ModelVariant]:
-    """SSI with RGS, SSI without it (lambda = 0), and the GRACE-style numeric ids, with the trainer's defaults."""
+def default_variants(*, epochs: int | None = None, seeds: int = 1) -> list[ModelVariant]:
+    """SSI with RGS, SSI without it (lambda = 0), and the GRACE-style numeric ids, with the trainer's defaults.
+
+    ``seeds > 1`` trains each of them once per seed (``ssi-seed0``, ``ssi-seed1``, ...): on a few dozen
+    images one training's Recall@1 moves by several points with the seed alone, so a comparison
+    between them needs the mean.
+    """
     base = TrainingConfig() if epochs is None else TrainingConfig(epochs=epochs)
+    families = [
+        ("ssi", base, f"SSI generator with Rationale-Guided Supervision (lambda = {base.rationale_weight}), "
+                      "searched through the engine (exact ids + concepts, linear fusion)"),
+        ("ssi-no-rgs", base.model_copy(update={"rationale_weight": 0.0}),
+         "the same SSI generator trained without rationales (lambda = 0)"),
+        ("numeric-ids", base.model_copy(update={"identifier_kind": "numeric", "rationale_weight": 0.0}),
+         "GRACE-style baseline: arbitrary numeric ids, ranked by constrained beam search alone"),
+    ]
     return [
-        ModelVariant(name="ssi", training=base,
-                     description=f"SSI generator with Rationale-Guided Supervision (lambda = {base.rationale_weight}), "
-                                 "searched through the engine (exact ids + concepts, linear fusion)"),
-        ModelVariant(name="ssi-no-rgs", training=base.model_copy(update={"rationale_weight": 0.0}),
-                     description="the same SSI generator trained without rationales (lambda = 0)"),
-        ModelVariant(name="numeric-ids", training=base.model_copy(update={"identifier_kind": "numeric", "rationale_weight": 0.0}),
-                     description="GRACE-style baseline: arbitrary numeric ids, ranked by constrained beam search alone"),
+        ModelVariant(name=family if seeds == 1 else f"{family}-seed{seed}", family=family, description=description,
+                     training=config.model_copy(update={"seed": seed}))
+        for family, config, description in families
+        for seed in range(seeds)
     ]
 
 

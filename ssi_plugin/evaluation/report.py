@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from ssi_plugin import __version__
 from ssi_plugin.evaluation.metrics import QueryOutcome, RetrievalMetrics
@@ -18,9 +19,21 @@ from ssi_plugin.evaluation.metrics import QueryOutcome, RetrievalMetrics
 
 class RetrieverResult(BaseModel):
     name: str
+    family: str | None = Field(default=None, description="The variant family of a generator trained once per seed.")
     description: str = ""
     metrics: RetrievalMetrics
     outcomes: list[QueryOutcome] = Field(default_factory=list)
+
+
+class SeedMean(BaseModel):
+    """One generator family trained with several seeds: its mean figures, and the spread of Recall@1."""
+
+    family: str
+    seeds: int
+    recall: dict[int, float]
+    mrr: float
+    recall_at_1_min: float
+    recall_at_1_max: float
 
 
 class EvalReport(BaseModel):
@@ -38,6 +51,23 @@ class EvalReport(BaseModel):
     results: list[RetrieverResult]
     created: datetime = Field(default_factory=lambda: datetime.now().astimezone())
     ssi_plugin_version: str = __version__
+
+    @computed_field
+    @property
+    def seed_means(self) -> list[SeedMean]:
+        """Means over the members of each family with more than one (``eval --seeds N``)."""
+        families: dict[str, list[RetrievalMetrics]] = {}
+        for result in self.results:
+            if result.family is not None:
+                families.setdefault(result.family, []).append(result.metrics)
+        return [
+            SeedMean(family=family, seeds=len(members),
+                     recall={k: fmean(m.recall[k] for m in members) for k in members[0].recall},
+                     mrr=fmean(m.mrr for m in members), recall_at_1_min=min(m.recall[1] for m in members),
+                     recall_at_1_max=max(m.recall[1] for m in members))
+            for family, members in families.items()
+            if len(members) > 1
+        ]
 
     def result(self, name: str) -> RetrieverResult:
         for result in self.results:
@@ -67,6 +97,14 @@ def markdown_table(report: EvalReport) -> str:
         cells = [result.name, *(f"{100 * m.recall[k]:.1f}" for k in cutoffs), f"{100 * m.mrr:.1f}",
                  f"{m.latency_p50_ms:.1f}", f"{m.latency_p95_ms:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    if report.seed_means:
+        lines += ["", "Mean over training seeds (each generator trained once per seed; R@1 min-max across seeds):", "",
+                  "| Generator | seeds | " + " | ".join(f"R@{k}" for k in cutoffs) + " | MRR | R@1 min-max |",
+                  "|---|---:|" + "---:|" * (len(cutoffs) + 2)]
+        for mean in report.seed_means:
+            cells = [mean.family, str(mean.seeds), *(f"{100 * mean.recall[k]:.1f}" for k in cutoffs), f"{100 * mean.mrr:.1f}",
+                     f"{100 * mean.recall_at_1_min:.1f}-{100 * mean.recall_at_1_max:.1f}"]
+            lines.append("| " + " | ".join(cells) + " |")
     described = [result for result in report.results if result.description]
     if described:
         lines += ["", *(f"- **{result.name}**: {result.description}" for result in described)]

@@ -85,11 +85,13 @@ def evaluate(
     folders = {variant.name: ensure_trained(variant, examples, options.work_dir / "models", progress=options.progress, log=log)
                for variant in options.variants}
 
+    family_of = {variant.name: variant.family for variant in options.variants}
     results = []
     for name in names:
         log(f"{name}: asking {len(queries)} queries")
         retriever, description = _open_retriever(name, engine, index, indexed, options.variants, folders)
-        results.append(run_queries(retriever, queries, k=options.k, description=description, progress=options.progress))
+        result = run_queries(retriever, queries, k=options.k, description=description, progress=options.progress)
+        results.append(result.model_copy(update={"family": family_of.get(name)}))
         del retriever
         gc.collect()
     return EvalReport(

@@ -91,7 +91,7 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _variants(base: Path) -> tuple[ModelVariant, ...]:
     config = TrainingConfig(base=str(base), epochs=60, batch_size=4, learning_rate=1e-2, warmup_ratio=0.0, seed=1)
-    return (ModelVariant(name="ssi", training=config),
+    return (ModelVariant(name="ssi", family="ssi", training=config),
             ModelVariant(name="numeric-ids", training=config.model_copy(update={"identifier_kind": "numeric", "rationale_weight": 0.0})))
 
 
@@ -130,6 +130,7 @@ def test_eval_job_measures_every_retriever_and_reuses_its_work(engine: EngineCli
         assert [o.relevant for o in result.outcomes] == ["dog", "cat", "boat", "bike"]
     assert report.result("dense-minilm").metrics.recall[1] == 1.0
     assert set(report.models) == {"ssi", "numeric-ids"}
+    assert report.result("ssi").family == "ssi" and report.seed_means == []  # a family of one seed has no mean to give
     assert any("5 indexed, 0 already there, 0 failed" in line for line in evaluated.log)
 
     files = write_report(report, tmp_path / "eval.json")

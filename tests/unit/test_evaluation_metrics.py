@@ -107,6 +107,15 @@ def test_trained_variants_are_keyed_by_config_and_examples() -> None:
         ModelVariant(name="neither")
 
 
+def test_several_seeds_train_each_variant_once_per_seed() -> None:
+    variants = default_variants(epochs=3, seeds=2)
+    assert [(v.name, v.family, v.training.seed) for v in variants] == [
+        ("ssi-seed0", "ssi", 0), ("ssi-seed1", "ssi", 1), ("ssi-no-rgs-seed0", "ssi-no-rgs", 0),
+        ("ssi-no-rgs-seed1", "ssi-no-rgs", 1), ("numeric-ids-seed0", "numeric-ids", 0), ("numeric-ids-seed1", "numeric-ids", 1)]
+    assert variants[1].training.rationale_weight > 0 and variants[3].training.rationale_weight == 0
+    assert [v.name for v in default_variants(seeds=1)] == ["ssi", "ssi-no-rgs", "numeric-ids"]
+
+
 def test_generator_option_names_a_folder(tmp_path) -> None:
     with pytest.raises(ConfigError, match="NAME=FOLDER"):
         parse_generator_option("just-a-name")
@@ -147,3 +156,21 @@ def test_report_files_hold_the_numbers(tmp_path) -> None:
 def test_report_paths_can_be_chosen(tmp_path) -> None:
     files = write_report(_report(), tmp_path / "r.json", markdown=tmp_path / "t.md", plot=tmp_path / "p.png")
     assert all(path.is_file() for path in (files.json_path, tmp_path / "t.md", tmp_path / "p.png"))
+
+
+def test_the_report_gives_the_mean_over_seeds(tmp_path) -> None:
+    seed0 = [outcome("a", ["a"]), outcome("b", ["a", "b"])]
+    seed1 = [outcome("a", ["a"]), outcome("b", ["b"])]
+    report = _report().model_copy(update={"results": [
+        _report().results[0],
+        RetrieverResult(name="ssi-seed0", family="ssi", metrics=summarize(seed0), outcomes=seed0),
+        RetrieverResult(name="ssi-seed1", family="ssi", metrics=summarize(seed1), outcomes=seed1),
+    ]})
+    (mean,) = report.seed_means
+    assert (mean.family, mean.seeds, mean.recall[1], mean.mrr) == ("ssi", 2, 0.75, pytest.approx(0.875))
+    assert (mean.recall_at_1_min, mean.recall_at_1_max) == (0.5, 1.0)
+    assert _report().seed_means == []
+
+    files = write_report(report, tmp_path / "eval.json")
+    assert json.loads(files.json_path.read_text())["seed_means"][0]["recall"]["1"] == 0.75
+    assert "| ssi | 2 | 75.0 | 100.0 | 100.0 | 87.5 | 50.0-100.0 |" in files.markdown.read_text()
