@@ -105,9 +105,12 @@ def markdown_table(report: EvalReport) -> str:
             cells = [mean.family, str(mean.seeds), *(f"{100 * mean.recall[k]:.1f}" for k in cutoffs), f"{100 * mean.mrr:.1f}",
                      f"{100 * mean.recall_at_1_min:.1f}-{100 * mean.recall_at_1_max:.1f}"]
             lines.append("| " + " | ".join(cells) + " |")
-    described = [result for result in report.results if result.description]
+    described: dict[str, list[str]] = {}  # one line per description: the seeds of a family share theirs
+    for result in report.results:
+        if result.description:
+            described.setdefault(result.description, []).append(result.name)
     if described:
-        lines += ["", *(f"- **{result.name}**: {result.description}" for result in described)]
+        lines += ["", *(f"- **{', '.join(names)}**: {description}" for description, names in described.items())]
     return "\n".join(lines) + "\n"
 
 

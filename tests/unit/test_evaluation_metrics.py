@@ -163,8 +163,8 @@ def test_the_report_gives_the_mean_over_seeds(tmp_path) -> None:
     seed1 = [outcome("a", ["a"]), outcome("b", ["b"])]
     report = _report().model_copy(update={"results": [
         _report().results[0],
-        RetrieverResult(name="ssi-seed0", family="ssi", metrics=summarize(seed0), outcomes=seed0),
-        RetrieverResult(name="ssi-seed1", family="ssi", metrics=summarize(seed1), outcomes=seed1),
+        RetrieverResult(name="ssi-seed0", family="ssi", description="SSI", metrics=summarize(seed0), outcomes=seed0),
+        RetrieverResult(name="ssi-seed1", family="ssi", description="SSI", metrics=summarize(seed1), outcomes=seed1),
     ]})
     (mean,) = report.seed_means
     assert (mean.family, mean.seeds, mean.recall[1], mean.mrr) == ("ssi", 2, 0.75, pytest.approx(0.875))
@@ -173,4 +173,6 @@ def test_the_report_gives_the_mean_over_seeds(tmp_path) -> None:
 
     files = write_report(report, tmp_path / "eval.json")
     assert json.loads(files.json_path.read_text())["seed_means"][0]["recall"]["1"] == 0.75
-    assert "| ssi | 2 | 75.0 | 100.0 | 100.0 | 87.5 | 50.0-100.0 |" in files.markdown.read_text()
+    table = files.markdown.read_text()
+    assert "| ssi | 2 | 75.0 | 100.0 | 100.0 | 87.5 | 50.0-100.0 |" in table
+    assert "- **ssi-seed0, ssi-seed1**: SSI\n" in table and "- **bm25**: BM25\n" in table
