@@ -97,11 +97,12 @@ def markdown_table(report: EvalReport) -> str:
         cells = [result.name, *(f"{100 * m.recall[k]:.1f}" for k in cutoffs), f"{100 * m.mrr:.1f}",
                  f"{m.latency_p50_ms:.1f}", f"{m.latency_p95_ms:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
-    if report.seed_means:
+    seed_means = report.seed_means  # computed from the results on each access
+    if seed_means:
         lines += ["", "Mean over training seeds (each generator trained once per seed; R@1 min-max across seeds):", "",
                   "| Generator | seeds | " + " | ".join(f"R@{k}" for k in cutoffs) + " | MRR | R@1 min-max |",
                   "|---|---:|" + "---:|" * (len(cutoffs) + 2)]
-        for mean in report.seed_means:
+        for mean in seed_means:
             cells = [mean.family, str(mean.seeds), *(f"{100 * mean.recall[k]:.1f}" for k in cutoffs), f"{100 * mean.mrr:.1f}",
                      f"{100 * mean.recall_at_1_min:.1f}-{100 * mean.recall_at_1_max:.1f}"]
             lines.append("| " + " | ".join(cells) + " |")

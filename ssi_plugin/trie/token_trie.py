@@ -150,8 +150,13 @@ class TokenTrie:
         """
         if prefix in self._heavy:
             return None
-        rests = {key[len(prefix) : end] for key, end in self._sequences(prefix)}
-        return [char_token(char) for char in rests.pop()] if len(rests) == 1 else None
+        rest = None
+        for key, end in self._sequences(prefix):  # stops at the second distinct sequence, not after the whole subtree
+            if rest is None:
+                rest = key[len(prefix) : end]
+            elif key[len(prefix) : end] != rest:
+                return None
+        return None if rest is None else [char_token(char) for char in rest]
 
     def ranks(self, tokens: Sequence[int]) -> list[int]:
         """Ranks of the identifiers whose sequence is exactly ``tokens`` (end token included; several only if a tokenizer
