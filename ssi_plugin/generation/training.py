@@ -275,15 +275,14 @@ class _Batches:
         identifiers = encode_identifiers(tokenizer, [e.identifier for e in examples])
         use_rationale = config.rationale_weight > 0
         rationales = tokenizer([e.rationale or "" for e in examples], add_special_tokens=False)["input_ids"] if use_rationale else None
-        self.rows: list[tuple[str, list[int], list[int], int]] = []
+        self.rows: list[tuple[str, list[int], int]] = []
         for n, example in enumerate(examples):
-            prompt = prompt_ids(tokenizer, spec, example.text)[0]
             target = [*identifiers[n][: config.max_identifier_tokens], end]
             identifier_length = len(target)
             if rationales is not None and example.rationale:
                 target += [*rationales[n][: config.max_rationale_tokens], end]
-            self.rows.append((example.text, prompt, target, identifier_length))
-        self.vocabulary = sorted({token for row in self.rows for token in row[2]})
+            self.rows.append((example.text, target, identifier_length))
+        self.vocabulary = sorted({token for row in self.rows for token in row[1]})
         """Every token of every target: the output layer scores only these during training."""
 
     def __len__(self) -> int:
@@ -295,13 +294,14 @@ class _Batches:
         order = torch.randperm(len(self.rows), generator=torch.Generator().manual_seed(self.config.seed * 1000 + epoch))
         size = self.config.batch_size
         rows = [self.rows[i] for i in order[index * size : (index + 1) * size].tolist()]
-        prompts = [r[1] for r in rows]
+        texts = [r[0] for r in rows]
         if self.config.word_dropout:
             rng = random.Random(f"{self.config.seed}/{epoch}/{index}")  # a resumed run drops the same words
-            prompts = [prompt_ids(self.tokenizer, self.spec, _drop_words(r[0], self.config.word_dropout, rng))[0]
-                       for r in rows]
-        return {"texts": [r[0] for r in rows], "prompts": prompts, "targets": [r[2] for r in rows],
-                "identifier_lengths": [r[3] for r in rows], "pad": self.pad}
+            texts = [_drop_words(text, self.config.word_dropout, rng) for text in texts]
+        # Tokenized per batch (a fraction of a millisecond): with word dropout the text differs every time.
+        prompts = [prompt_ids(self.tokenizer, self.spec, text)[0] for text in texts]
+        return {"texts": texts, "prompts": prompts, "targets": [r[1] for r in rows],
+                "identifier_lengths": [r[2] for r in rows], "pad": self.pad}
 
 
 def _drop_words(text: str, chance: float, rng: random.Random) -> str:
