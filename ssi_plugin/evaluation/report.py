@@ -89,23 +89,23 @@ def markdown_table(report: EvalReport) -> str:
     lines = [
         f"Evaluation of `{report.dataset}`: {report.images} images, {report.queries} queries, index `{report.index}` on {report.engine}.",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+        _row(header),
+        _separator(len(header)),
     ]
     for result in report.results:
         m = result.metrics
         cells = [result.name, *(f"{100 * m.recall[k]:.1f}" for k in cutoffs), f"{100 * m.mrr:.1f}",
                  f"{m.latency_p50_ms:.1f}", f"{m.latency_p95_ms:.1f}"]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(_row(cells))
     seed_means = report.seed_means  # computed from the results on each access
     if seed_means:
+        seed_header = ["Generator", "seeds", *(f"R@{k}" for k in cutoffs), "MRR", "R@1 min-max"]
         lines += ["", "Mean over training seeds (each generator trained once per seed; R@1 min-max across seeds):", "",
-                  "| Generator | seeds | " + " | ".join(f"R@{k}" for k in cutoffs) + " | MRR | R@1 min-max |",
-                  "|---|---:|" + "---:|" * (len(cutoffs) + 2)]
+                  _row(seed_header), _separator(len(seed_header))]
         for mean in seed_means:
             cells = [mean.family, str(mean.seeds), *(f"{100 * mean.recall[k]:.1f}" for k in cutoffs), f"{100 * mean.mrr:.1f}",
                      f"{100 * mean.recall_at_1_min:.1f}-{100 * mean.recall_at_1_max:.1f}"]
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append(_row(cells))
     described: dict[str, list[str]] = {}  # one line per description: the seeds of a family share theirs
     for result in report.results:
         if result.description:
@@ -113,6 +113,15 @@ def markdown_table(report: EvalReport) -> str:
     if described:
         lines += ["", *(f"- **{', '.join(names)}**: {description}" for description, names in described.items())]
     return "\n".join(lines) + "\n"
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _separator(columns: int) -> str:
+    """Under a header: the first column left-aligned, the figures right-aligned."""
+    return "|" + "|".join(["---"] + ["---:"] * (columns - 1)) + "|"
 
 
 def plot_report(report: EvalReport, path: Path) -> None:
