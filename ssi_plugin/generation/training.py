@@ -305,8 +305,10 @@ class _Batches:
 
 
 def _drop_words(text: str, chance: float, rng: random.Random) -> str:
-    """``text`` without each of its words at ``chance``; one word stays when all would go."""
+    """``text`` without each of its words at ``chance``; one word stays when all would go, and a text of no words stays."""
     words = text.split()
+    if not words:
+        return text
     kept = [word for word in words if rng.random() >= chance]
     return " ".join(kept or [rng.choice(words)])
 

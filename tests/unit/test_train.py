@@ -131,7 +131,6 @@ def test_a_frozen_encoder_keeps_its_weights_while_the_decoder_learns(base: Path,
     assert not all(before[name].equal(after[name]) for name in decoder)
 
 
-
 def test_word_dropout_is_seeded_and_changes_what_the_model_learns(base: Path, tmp_path: Path):
     def weights(name: str, **overrides) -> dict:
         train(EXAMPLES, tmp_path / name, _config(base, epochs=3, **overrides), progress=False)
@@ -140,3 +139,9 @@ def test_word_dropout_is_seeded_and_changes_what_the_model_learns(base: Path, tm
     dropped, again, whole = weights("a", word_dropout=0.5), weights("b", word_dropout=0.5), weights("c", word_dropout=0.0)
     assert all(dropped[name].equal(again[name]) for name in dropped)
     assert not all(dropped[name].equal(whole[name]) for name in dropped)
+
+
+def test_word_dropout_trains_on_a_text_of_blanks(base: Path, tmp_path: Path):
+    blank = TrainingExample(text="   ", identifier="objects: cloud", image_id="img-blank")  # no word to drop or keep
+    report = train([*EXAMPLES, blank], tmp_path / "m", _config(base, epochs=2, word_dropout=0.5), progress=False)
+    assert report is not None and report.images == len(EXAMPLES) + 1
