@@ -22,6 +22,9 @@ from ssi_plugin.engine import EngineClient
 pytestmark = [pytest.mark.engine, pytest.mark.opensearch_only(reason="the demo runs on the embedded default, OpenSearch; "
                                                               "the eval job it drives is tested on both engines")]
 
+SEARCH_LINE = re.compile(r'^  "(.+)"  \(\d+ ms\)$', flags=re.MULTILINE)
+"""An example search as the demo prints it: the query, then how long it took."""
+
 
 @pytest.fixture
 def demo_index(engine: EngineClient) -> Iterator[str]:
@@ -37,7 +40,7 @@ def test_demo_shows_searches_and_the_table_then_reuses_its_model(engine_url: str
     first = CliRunner().invoke(cli, command)
     assert first.exit_code == 0, first.output
 
-    searches = re.findall(r'^  "(.+)"  \(\d+ ms\)$', first.output, flags=re.MULTILINE)
+    searches = SEARCH_LINE.findall(first.output)
     assert len(searches) == EXAMPLE_QUERIES
     hits = re.findall(r"^    1\. (\S+) +\[(objects: .+)\]$", first.output, flags=re.MULTILINE)
     assert len(hits) == EXAMPLE_QUERIES  # every example query has a top hit, shown with its identifier
@@ -55,7 +58,7 @@ def test_demo_shows_searches_and_the_table_then_reuses_its_model(engine_url: str
     second = CliRunner().invoke(cli, command)
     assert second.exit_code == 0, second.output
     assert trained.stat().st_mtime_ns == trained_at  # the model trained before is reused, not trained again
-    assert re.findall(r'^  "(.+)"  \(\d+ ms\)$', second.output, flags=re.MULTILINE) == searches
+    assert SEARCH_LINE.findall(second.output) == searches
     again = json.loads(report_path.read_text())
     assert _rankings(again) == _rankings(report)
 
