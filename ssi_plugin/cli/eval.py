@@ -32,6 +32,10 @@ RETRIEVERS = ("bm25", "dense-minilm", "ssi", "ssi-no-rgs", "numeric-ids")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Train each generator variant with seeds 0..N-1 and report their mean as well: on a small dataset one "
                    "training's Recall@1 moves by several points with the seed alone.")
+@click.option("--unseen", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0, show_default=True,
+              metavar="FRACTION", help="Hold this share of the images back from training and ingest them after it (no "
+              "retraining); every figure is then reported for seen and unseen images apart.")
+@click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the draw of unseen images.")
 @click.option("--max-queries", type=click.IntRange(min=1), help="Ask only the first N queries (every image is still ingested).")
 @click.option("--work-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Trained models and failure files, reused by later runs (default: CACHE_DIR/eval).")
@@ -52,6 +56,8 @@ def eval_command(
     generators: tuple[str, ...],
     epochs: int | None,
     seeds: int,
+    unseen: float,
+    split_seed: int,
     max_queries: int | None,
     work_dir: Path | None,
     annotator_kind: str,
@@ -82,6 +88,8 @@ def eval_command(
         variants=tuple(variants),
         baselines=tuple(name for name in ("bm25", "dense-minilm") if name in chosen),
         max_queries=max_queries,
+        unseen=unseen,
+        split_seed=split_seed,
     )
     records, _ = open_dataset(dataset, images_dir=images_dir, split=split, limit=limit)
     def log(line: str) -> None:

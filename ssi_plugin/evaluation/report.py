@@ -22,7 +22,20 @@ class RetrieverResult(BaseModel):
     family: str | None = Field(default=None, description="The variant family of a generator trained once per seed.")
     description: str = ""
     metrics: RetrievalMetrics
+    seen: RetrievalMetrics | None = Field(default=None, description="Queries of images trained on (with unseen images only).")
+    unseen: RetrievalMetrics | None = Field(default=None, description="Queries of images ingested after training.")
     outcomes: list[QueryOutcome] = Field(default_factory=list)
+
+
+class MeanFigures(BaseModel):
+    """Recall@K and MRR averaged over the members of a family."""
+
+    recall: dict[int, float]
+    mrr: float
+
+    @classmethod
+    def of(cls, members: list[RetrievalMetrics]) -> MeanFigures:
+        return cls(recall={k: fmean(m.recall[k] for m in members) for k in members[0].recall}, mrr=fmean(m.mrr for m in members))
 
 
 class SeedMean(BaseModel):
@@ -34,6 +47,8 @@ class SeedMean(BaseModel):
     mrr: float
     recall_at_1_min: float
     recall_at_1_max: float
+    seen: MeanFigures | None = None
+    unseen: MeanFigures | None = None
 
 
 class EvalReport(BaseModel):
@@ -45,6 +60,7 @@ class EvalReport(BaseModel):
     images: int
     queries: int
     skipped_images: list[str] = Field(default_factory=list)
+    unseen_images: list[str] = Field(default_factory=list, description="Images ingested after training (never trained on).")
     k: int
     protocol: str = "first caption ingested as metadata; other captions are queries; correct when the own image is ranked"
     models: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Generator folders used, by retriever name.")
@@ -56,18 +72,22 @@ class EvalReport(BaseModel):
     @property
     def seed_means(self) -> list[SeedMean]:
         """Means over the members of each family with more than one (``eval --seeds N``)."""
-        families: dict[str, list[RetrievalMetrics]] = {}
+        families: dict[str, list[RetrieverResult]] = {}
         for result in self.results:
             if result.family is not None:
-                families.setdefault(result.family, []).append(result.metrics)
-        return [
-            SeedMean(family=family, seeds=len(members),
-                     recall={k: fmean(m.recall[k] for m in members) for k in members[0].recall},
-                     mrr=fmean(m.mrr for m in members), recall_at_1_min=min(m.recall[1] for m in members),
-                     recall_at_1_max=max(m.recall[1] for m in members))
-            for family, members in families.items()
-            if len(members) > 1
-        ]
+                families.setdefault(result.family, []).append(result)
+        means = []
+        for family, members in families.items():
+            if len(members) < 2:
+                continue
+            overall = MeanFigures.of([m.metrics for m in members])
+            parts = {part: [block for m in members if (block := getattr(m, part)) is not None] for part in ("seen", "unseen")}
+            means.append(SeedMean(
+                family=family, seeds=len(members), recall=overall.recall, mrr=overall.mrr,
+                recall_at_1_min=min(m.metrics.recall[1] for m in members), recall_at_1_max=max(m.metrics.recall[1] for m in members),
+                **{part: MeanFigures.of(blocks) if len(blocks) == len(members) else None for part, blocks in parts.items()},
+            ))
+        return means
 
     def result(self, name: str) -> RetrieverResult:
         for result in self.results:
@@ -106,6 +126,8 @@ def markdown_table(report: EvalReport) -> str:
             cells = [mean.family, str(mean.seeds), *(f"{100 * mean.recall[k]:.1f}" for k in cutoffs), f"{100 * mean.mrr:.1f}",
                      f"{100 * mean.recall_at_1_min:.1f}-{100 * mean.recall_at_1_max:.1f}"]
             lines.append(_row(cells))
+    if report.unseen_images:
+        lines += ["", *_seen_unseen_table(report, cutoffs)]
     described: dict[str, list[str]] = {}  # one line per description: the seeds of a family share theirs
     for result in report.results:
         if result.description:
@@ -113,6 +135,28 @@ def markdown_table(report: EvalReport) -> str:
     if described:
         lines += ["", *(f"- **{', '.join(names)}**: {description}" for description, names in described.items())]
     return "\n".join(lines) + "\n"
+
+
+def _seen_unseen_table(report: EvalReport, cutoffs: list[int]) -> list[str]:
+    """Each retriever (and each family's seed mean) on the images trained on and on those ingested after training."""
+    def figures(block: RetrievalMetrics | MeanFigures | None) -> list[str]:
+        if block is None:
+            return ["-"] * (len(cutoffs) + 1)
+        return [*(f"{100 * block.recall[k]:.1f}" for k in cutoffs), f"{100 * block.mrr:.1f}"]
+
+    header = ["Retriever", *(f"{part} {name}" for part in ("seen", "unseen") for name in (*(f"R@{k}" for k in cutoffs), "MRR"))]
+    rows = [[result.name, *figures(result.seen), *figures(result.unseen)] for result in report.results]
+    rows += [[f"{mean.family} (mean of {mean.seeds})", *figures(mean.seen), *figures(mean.unseen)] for mean in report.seed_means]
+    seen_queries = next((r.seen.queries for r in report.results if r.seen is not None), 0)
+    unseen_queries = next((r.unseen.queries for r in report.results if r.unseen is not None), 0)
+    return [
+        f"Seen images ({report.images - len(report.unseen_images)}, {seen_queries} queries) were trained on; unseen images "
+        f"({len(report.unseen_images)}, {unseen_queries} queries) were ingested after training, without retraining:",
+        "",
+        _row(header),
+        _separator(len(header)),
+        *map(_row, rows),
+    ]
 
 
 def _row(cells: list[str]) -> str:
@@ -135,8 +179,11 @@ def plot_report(report: EvalReport, path: Path) -> None:
     names = [result.name for result in report.results]
     cutoffs = sorted(report.results[0].metrics.recall) if report.results else []
     x = np.arange(len(names))
-    figure, (recall_axes, latency_axes) = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(names)), 4.2), dpi=100,
-                                                       gridspec_kw={"width_ratios": [3, 2]})
+    ratios = [3, 2, 2] if report.unseen_images else [3, 2]
+    figure, axes = plt.subplots(1, len(ratios), figsize=(max(8, 2.2 * len(names)) * sum(ratios) / 5, 4.2), dpi=100,
+                                gridspec_kw={"width_ratios": ratios})
+    recall_axes, latency_axes, *more = axes
+    seen_axes = more[0] if more else None
     width = 0.8 / max(len(cutoffs), 1)
     for n, k in enumerate(cutoffs):
         values = [100 * result.metrics.recall[k] for result in report.results]
@@ -147,6 +194,17 @@ def plot_report(report: EvalReport, path: Path) -> None:
     recall_axes.set_ylim(0, 105)
     recall_axes.legend(fontsize=8)
     recall_axes.set_title(f"{report.queries} queries, {report.images} images", fontsize=9)
+
+    if seen_axes is not None:
+        for n, part in enumerate(("seen", "unseen")):
+            values = [100 * block.recall[1] if (block := getattr(result, part)) is not None else 0.0 for result in report.results]
+            bars = seen_axes.bar(x + (n - 0.5) * 0.4, values, 0.4, label=f"{part} R@1")
+            seen_axes.bar_label(bars, fmt="%.0f", fontsize=7)
+        seen_axes.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
+        seen_axes.set_ylabel("Recall@1 (%)")
+        seen_axes.set_ylim(0, 105)
+        seen_axes.legend(fontsize=8)
+        seen_axes.set_title(f"trained on vs ingested after training ({len(report.unseen_images)} images)", fontsize=9)
 
     for n, (label, attribute) in enumerate((("p50", "latency_p50_ms"), ("p95", "latency_p95_ms"))):
         values = [getattr(result.metrics, attribute) for result in report.results]

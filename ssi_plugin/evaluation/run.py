@@ -2,14 +2,17 @@
 
 Steps, each reusing what an earlier run left when its inputs are unchanged:
 
-1. split: first caption -> metadata, further captions -> queries;
+1. split: first caption -> metadata, further captions -> queries; with
+   ``unseen`` a seeded share of the images is held back from training;
 2. ingest into an index named after the ingested content (``ssi-eval-<hash>``):
    the ingest job skips images the index already holds;
-3. train each generator variant on (first caption -> identifier + rationale),
-   cached by a hash of configuration and examples;
-4. ask every query of every retriever (one warm-up query first, not timed),
+3. train each generator variant on (first caption -> identifier + rationale)
+   of the seen images, cached by a hash of configuration and examples;
+4. ingest the held-back images (the generators are not retrained: their tries
+   are rebuilt from the index, as after any ingest);
+5. ask every query of every retriever (one warm-up query first, not timed),
    one retriever loaded at a time;
-5. summarize into an ``EvalReport``.
+6. summarize into an ``EvalReport``, for seen and unseen images apart.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.errors import InputError, PartialFailure
-from ssi_plugin.evaluation.metrics import RECALL_CUTOFFS, QueryOutcome, summarize
+from ssi_plugin.evaluation.metrics import RECALL_CUTOFFS, QueryOutcome, RetrievalMetrics, summarize
 from ssi_plugin.evaluation.models import ModelVariant, ensure_trained
-from ssi_plugin.evaluation.protocol import EvalQuery, EvalSplit, split_for_evaluation
+from ssi_plugin.evaluation.protocol import EvalQuery, split_for_evaluation
 from ssi_plugin.evaluation.report import EvalReport, RetrieverResult
 from ssi_plugin.evaluation.retrievers import Retriever
 from ssi_plugin.generation.examples import TrainingExample
@@ -54,6 +57,9 @@ class EvalOptions(BaseModel):
     baselines: tuple[str, ...] = BASELINES
     k: int = Field(default=max(RECALL_CUTOFFS), ge=1)
     max_queries: int | None = Field(default=None, ge=1)
+    unseen: float = Field(default=0.0, ge=0, lt=1, description="Share of the images held back from training and "
+                          "ingested after it; 0: every image is trained on.")
+    split_seed: int = Field(default=0, description="Seed of the draw of unseen images.")
     progress: bool = True
 
 
@@ -73,17 +79,22 @@ def evaluate(
     names = [*options.baselines, *(variant.name for variant in options.variants)]
     if len(set(names)) != len(names):
         raise InputError(f"retriever names must be distinct, got {', '.join(names)}")
-    split = split_for_evaluation(records, max_queries=options.max_queries)
+    split = split_for_evaluation(records, max_queries=options.max_queries, unseen=options.unseen, seed=options.split_seed)
     index = options.index or f"ssi-eval-{split.fingerprint()}"
 
-    indexed = ingest_documents(engine, split, annotator, index=index, work_dir=options.work_dir,
-                               progress=options.progress, log=log)
+    seen = ingest_documents(engine, split.seen_documents, annotator, index=index, work_dir=options.work_dir,
+                            progress=options.progress, log=log)
+    examples = _training_examples(engine, index, seen)
+    folders = {variant.name: ensure_trained(variant, examples, options.work_dir / "models", progress=options.progress, log=log)
+               for variant in options.variants}
+    indexed = seen
+    if split.unseen:
+        log(f"{len(split.unseen)} images were held back from training; ingesting them now")
+        indexed = ingest_documents(engine, split.documents, annotator, index=index, work_dir=options.work_dir,
+                                   progress=options.progress, log=log)
     queries = [query for query in split.queries if query.relevant in indexed]
     if not queries:
         raise InputError("no query is left: none of the images it was written for could be ingested")
-    examples = _training_examples(engine, index, indexed)
-    folders = {variant.name: ensure_trained(variant, examples, options.work_dir / "models", progress=options.progress, log=log)
-               for variant in options.variants}
 
     family_of = {variant.name: variant.family for variant in options.variants}
     results = []
@@ -91,29 +102,30 @@ def evaluate(
         log(f"{name}: asking {len(queries)} queries")
         retriever, description = _open_retriever(name, engine, index, indexed, options.variants, folders)
         result = run_queries(retriever, queries, k=options.k, description=description, progress=options.progress)
-        results.append(result.model_copy(update={"family": family_of.get(name)}))
+        results.append(result.model_copy(update={"family": family_of.get(name), **split_metrics(result.outcomes, split.unseen)}))
         del retriever
         gc.collect()
     return EvalReport(
         dataset=dataset, index=index, engine=f"{engine.kind} {engine.info.version}", images=len(indexed),
         queries=len(queries), skipped_images=[*split.skipped, *(d.id for d in split.documents if d.id not in indexed)],
-        k=options.k, models={name: {"folder": str(folder)} for name, folder in folders.items()}, results=results,
+        unseen_images=sorted(split.unseen & set(indexed)), k=options.k,
+        models={name: {"folder": str(folder)} for name, folder in folders.items()}, results=results,
     )
 
 
 def ingest_documents(
-    engine: EngineClient, split: EvalSplit, annotator: Annotator, *, index: str, work_dir: Path, progress: bool, log: Log
+    engine: EngineClient, documents: Sequence[ImageRecord], annotator: Annotator, *, index: str, work_dir: Path,
+    progress: bool, log: Log
 ) -> dict[str, SSIRecord]:
-    """Ingest the first captions (resuming) and return the identified images of the split, by id."""
+    """Ingest the first captions (resuming) and return the identified images among ``documents``, by id."""
     from ssi_plugin.indexing import ingest
     from ssi_plugin.indexing.documents import indexed_records
 
-    log(f"Ingesting {len(split.documents)} images (first caption each) into {engine.kind} {index} with {annotator.version}")
+    log(f"Ingesting {len(documents)} images (first caption each) into {engine.kind} {index} with {annotator.version}")
     failures = work_dir / f"{index}.failures.jsonl"
-    summary = ingest(engine, split.documents, annotator, index=index, failures=failures, total=len(split.documents),
-                     progress=progress)
+    summary = ingest(engine, documents, annotator, index=index, failures=failures, total=len(documents), progress=progress)
     log(f"{summary.indexed} indexed, {summary.skipped} already there, {summary.failed} failed")
-    wanted = {document.id for document in split.documents}
+    wanted = {document.id for document in documents}
     indexed = {record.id: record for record in indexed_records(engine, index) if record.id in wanted}
     if not indexed:
         raise PartialFailure(f"no image could be ingested; see {failures}", failed=len(wanted), recorded_at=str(failures))
@@ -126,6 +138,14 @@ def _training_examples(engine: EngineClient, index: str, indexed: dict[str, SSIR
     from ssi_plugin.indexing.documents import training_examples
 
     return sorted((e for e in training_examples(engine, index) if e.image_id in indexed), key=lambda e: e.image_id or "")
+
+
+def split_metrics(outcomes: Sequence[QueryOutcome], unseen: frozenset[str]) -> dict[str, RetrievalMetrics | None]:
+    """``seen`` and ``unseen`` metric blocks (both None when no image was held back; one None when it has no query)."""
+    if not unseen:
+        return {"seen": None, "unseen": None}
+    parts = {"seen": [o for o in outcomes if o.relevant not in unseen], "unseen": [o for o in outcomes if o.relevant in unseen]}
+    return {name: summarize(part) if part else None for name, part in parts.items()}
 
 
 def run_queries(retriever: Retriever, queries: Sequence[EvalQuery], *, k: int, description: str = "",

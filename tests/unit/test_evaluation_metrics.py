@@ -89,6 +89,22 @@ def test_split_ingests_first_caption_and_queries_the_rest() -> None:
     assert split_for_evaluation(records).fingerprint() == split.fingerprint()
 
 
+def test_unseen_images_are_a_seeded_share_of_those_asked_about() -> None:
+    records = [ImageRecord(id=f"img-{n:02d}", captions=(f"first {n}", f"second {n}")) for n in range(20)]
+    records.append(ImageRecord(id="silent", captions=("only one caption",)))
+    split = split_for_evaluation(records, unseen=0.3, seed=4)
+    assert len(split.unseen) == 6 and "silent" not in split.unseen  # an image without a query teaches nothing held back
+    assert {d.id for d in split.unseen_documents} == split.unseen
+    assert len(split.seen_documents) == 15 and not {d.id for d in split.seen_documents} & split.unseen
+    assert split_for_evaluation(list(reversed(records)), unseen=0.3, seed=4).unseen == split.unseen  # dataset order is no input
+    assert split_for_evaluation(records, unseen=0.3, seed=5).unseen != split.unseen
+    assert split.fingerprint() != split_for_evaluation(records).fingerprint() != split_for_evaluation(records, unseen=0.3, seed=5)
+    assert split_for_evaluation(records).unseen == frozenset()
+    assert len(split_for_evaluation(records[:2], unseen=0.01).unseen) == 1  # at least one, and one left to train on
+    with pytest.raises(InputError, match="unseen fraction"):
+        split_for_evaluation(records, unseen=1.0)
+
+
 def test_split_refuses_a_dataset_without_queries() -> None:
     with pytest.raises(InputError, match="second caption"):
         split_for_evaluation([ImageRecord(id="a", captions=("one",))])
@@ -176,3 +192,32 @@ def test_the_report_gives_the_mean_over_seeds(tmp_path) -> None:
     table = files.markdown.read_text()
     assert "| ssi | 2 | 75.0 | 100.0 | 100.0 | 87.5 | 50.0-100.0 |" in table
     assert "- **ssi-seed0, ssi-seed1**: SSI\n" in table and "- **bm25**: BM25\n" in table
+
+
+def test_the_report_gives_seen_and_unseen_images_apart(tmp_path) -> None:
+    from ssi_plugin.evaluation.run import split_metrics
+
+    seed0 = [outcome("a", ["a"]), outcome("b", ["a", "b"]), outcome("c", ["x", "y"])]
+    seed1 = [outcome("a", ["a"]), outcome("b", ["b"]), outcome("c", ["c"])]
+    unseen = frozenset({"c"})
+    assert split_metrics(seed0, frozenset()) == {"seen": None, "unseen": None}
+    blocks = split_metrics(seed0, unseen)
+    assert (blocks["seen"].queries, blocks["seen"].recall[1], blocks["unseen"].queries, blocks["unseen"].recall[10]) == (2, 0.5, 1, 0.0)
+    report = _report().model_copy(update={"unseen_images": ["c"], "images": 3, "results": [
+        RetrieverResult(name=f"ssi-seed{n}", family="ssi", metrics=summarize(o), outcomes=o, **split_metrics(o, unseen))
+        for n, o in enumerate((seed0, seed1))
+    ]})
+    (mean,) = report.seed_means
+    assert (mean.seen.recall[1], mean.unseen.recall[1], mean.unseen.mrr) == (0.75, 0.5, 0.5)
+
+    files = write_report(report, tmp_path / "eval.json")
+    data = json.loads(files.json_path.read_text())
+    assert data["unseen_images"] == ["c"]
+    assert data["results"][0]["unseen"]["recall"]["1"] == 0.0 and data["results"][1]["seen"]["recall"]["1"] == 1.0
+    table = files.markdown.read_text()
+    assert "Seen images (2, 2 queries) were trained on; unseen images (1, 1 queries)" in table
+    assert "| Retriever | seen R@1 | seen R@5 | seen R@10 | seen MRR | unseen R@1 | unseen R@5 | unseen R@10 | unseen MRR |" in table
+    assert "| ssi-seed0 | 50.0 | 100.0 | 100.0 | 75.0 | 0.0 | 0.0 | 0.0 | 0.0 |" in table
+    assert "| ssi (mean of 2) | 75.0 | 100.0 | 100.0 | 87.5 | 50.0 | 50.0 | 50.0 | 50.0 |" in table
+    assert files.plot.read_bytes().startswith(b"\x89PNG")
+    assert "unseen R@1" not in write_report(_report(), tmp_path / "plain.json").markdown.read_text()
