@@ -46,9 +46,9 @@ from ssi_plugin.identifiers import (
     SSI,
     Slot,
     build_ssi,
-    clean_concept,
     lemmatize_concept,
     normalize_rationale,
+    word_forms,
 )
 
 PROMPT_VERSION = 2
@@ -139,14 +139,6 @@ def _example() -> SSI:
     return parse_answer(_EXAMPLE).ssi
 
 
-def caption_words(caption: str) -> frozenset[str]:
-    """The caption's words and every lemma English gives them (``dogs`` -> ``dog``, ``ran`` -> ``run``)."""
-    from lemminflect import getAllLemmas
-
-    words = {clean_concept(word) or "" for word in re.findall(r"\w+", caption)} - {""}
-    return frozenset(words.union(*(lemma for lemmas in map(getAllLemmas, words) for lemma in lemmas.values())))
-
-
 def grounded(answer: ParsedAnswer, caption: str | None, *, with_image: bool) -> ParsedAnswer:
     """Hold the answer to its evidence; ``AnnotationError`` when nothing it names has any.
 
@@ -155,7 +147,7 @@ def grounded(answer: ParsedAnswer, caption: str | None, *, with_image: bool) -> 
     the image, only a copy of the prompt's example is refused, unless the
     caption backs it.
     """
-    vocabulary = caption_words(caption) if caption else frozenset()
+    vocabulary = word_forms(caption) if caption else frozenset()
 
     def backed(concept: str) -> bool:
         return all(word in vocabulary for word in re.split(r"[ -]", concept))

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ssi_plugin.cli._context import connect_engine, engine_options, engine_settings
+from ssi_plugin.cli._context import connect_engine, engine_options
 from ssi_plugin.cli._dataset_options import (
     annotator_options,
     dataset_options,
@@ -35,7 +35,10 @@ def ingest_command(
     annotator_kind: str,
     annotator_options: Any,
 ) -> None:
-    """Annotate DATASET and index it into --index, then rebuild the index's trie.
+    """Annotate DATASET and index it into --index.
+
+    Searchers take the new identifiers in from the index themselves (a running
+    serve within seconds); nothing is rebuilt.
 
     Resumes where it stopped: images the index already holds with this
     annotator version are skipped. Exit code 6 when some images failed; each is
@@ -44,21 +47,17 @@ def ingest_command(
     from ssi_plugin.annotation.factory import create_annotator
     from ssi_plugin.errors import PartialFailure
     from ssi_plugin.indexing import ingest
-    from ssi_plugin.indexing.trie import refresh_index_trie
 
     records, total = open_dataset(dataset, images_dir=images_dir, split=split, limit=limit)
     failures = failures or Path(f"{index}.failures.jsonl")
     with connect_engine(ctx) as engine, create_annotator(annotator_kind, annotator_options) as annotator:
         click.echo(f"Ingesting {total} images of {dataset} into {engine.kind} {engine.url}/{index} with {annotator.version} ...", err=True)
         summary = ingest(engine, records, annotator, index=index, failures=failures, total=total, chunk_size=chunk_size)
-        rebuilt = refresh_index_trie(engine, index, cache_dir=engine_settings(ctx).cache_dir)
     click.echo(
         f"{summary.indexed} indexed, {summary.skipped} already there, {summary.failed} failed "
         f"in {summary.seconds:.1f} s ({summary.docs_per_second:.0f} docs/s); "
         f"collision rate {summary.collisions.collision_rate:.1%}"
     )
-    if rebuilt is not None:
-        click.echo(f"trie of {rebuilt} rebuilt")
     if summary.failed:
         raise PartialFailure(
             f"{summary.failed} images failed; see {summary.failures}", failed=summary.failed, recorded_at=str(summary.failures)

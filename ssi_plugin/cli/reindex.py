@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ssi_plugin.cli._context import connect_engine, engine_options, engine_settings
+from ssi_plugin.cli._context import connect_engine, engine_options
 from ssi_plugin.cli._dataset_options import annotator_options
 
 
@@ -33,7 +33,6 @@ def reindex_command(
     """
     from ssi_plugin.annotation.factory import create_annotator
     from ssi_plugin.indexing.reindex import reindex
-    from ssi_plugin.indexing.trie import refresh_index_trie
 
     failures = failures or Path(f"{dest}.failures.jsonl")
     with connect_engine(ctx) as engine, create_annotator(annotator_kind, annotator_options) as annotator:
@@ -42,7 +41,6 @@ def reindex_command(
             engine, annotator, source=source, dest=dest, alias=alias, resume=resume, failures=failures,
             caption_field=caption_field, image_field=image_field, chunk_size=chunk_size,
         )
-        refresh_index_trie(engine, alias or dest, cache_dir=engine_settings(ctx).cache_dir)
     click.echo(
         f"{summary.dest_count} of {summary.source_count} documents in {dest}: {summary.copied} copied, "
         f"{summary.annotated} annotated, {summary.skipped} already there, in {summary.seconds:.1f} s"

@@ -37,9 +37,10 @@ def search_command(
 
     chosen = {"fusion": fusion} if fusion else {}
     query = SSIQuery(query=text, k=k, bm25_field=bm25_field, explain=explain or as_json, **chosen)  # type: ignore[arg-type]
-    folder = model_dir or default_model_dir(engine_settings(ctx).cache_dir, index)
+    cache_dir = engine_settings(ctx).cache_dir
+    folder = model_dir or default_model_dir(cache_dir, index)
     with connect_engine(ctx) as engine:
-        result = SSISearcher.open(engine, index, model_dir=folder).search(query, size=size)
+        result = SSISearcher.open(engine, index, model_dir=folder, cache_dir=cache_dir).search(query, size=size)
     if as_json:
         click.echo(json.dumps(result.as_engine_response(), indent=2))
         return

@@ -107,11 +107,12 @@ def serve_command(
         raise ConfigError(describe_validation_error(exc)) from None
     # ssi searches carry the caller's credentials only, as pass-through requests do.
     anonymous = engine.without_credentials()
-    searchers = IndexSearchers(anonymous, cache_dir=settings.cache_dir, index=index, model_dir=model_dir)
+    # The tries are the server's own view of each index: read with its credentials, kept in step while serving.
+    searchers = IndexSearchers(anonymous, cache_dir=settings.cache_dir, index=index, model_dir=model_dir, reader=engine)
     if index is not None:
         click.echo(f"Loading the generator of {index} ...", err=True)
         searchers.preload()
-    proxy = SearchProxy(proxy_settings, searchers)
+    proxy = SearchProxy(proxy_settings, searchers, health=searchers.health)
     served = f"ssi queries on {index}" if index else "ssi queries on any index with a trained generator"
     click.echo(
         f"Serving the search API of {engine.kind} {engine.info.version} at {engine.url} on http://{host}:{port} ({served})",
@@ -120,5 +121,6 @@ def serve_command(
     try:
         serve_forever(proxy.app, host=host, port=port, access_log=access_log)
     finally:
+        searchers.close()
         anonymous.close()
         engine.close()

@@ -13,17 +13,25 @@ of identifiers by log-probability within the trie, at a fraction of the steps.
 
 It drives any Hugging Face encoder-decoder (the encoder runs once) or causal LM
 (the prompt is encoded once) through its key/value cache.
+
+A ``CopyPrior`` lets probability reach identifiers the model never wrote in
+training: where the trie allows tokens of the query's own words, a share of each
+step's probability goes to them (a mixture, so scores stay log-probabilities).
+A model fine-tuned on a few hundred captions gives a word it never wrote as a
+target almost no probability, whatever the query says; with the prior, an image
+ingested after training is named by the words a query shares with it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ssi_plugin.generation.constraint import AllowedColumns, log_softmax_over
-from ssi_plugin.trie import IdentifierTrie, encode_tokens
+from ssi_plugin.trie import TrieView, encode_tokens
 
 
 @dataclass(frozen=True)
@@ -35,16 +43,47 @@ class Hypothesis:
 
 
 @dataclass(frozen=True)
+class CopyPrior:
+    """A share of each step's probability for the columns the query's words point to.
+
+    ``affinity[c]`` in [0, 1] says how close column ``c`` is to a word of the
+    query (1: the word itself; 0: not copyable). Where a step allows copyable
+    columns, ``weight`` times the best affinity among them is shared by them in
+    proportion to their affinity; a step that allows none keeps the model's distribution.
+    """
+
+    affinity: torch.Tensor
+    weight: float
+
+    def mix(self, log_probs: torch.Tensor, rows: torch.Tensor, picked: torch.Tensor, *, beams: int) -> torch.Tensor:
+        """``log((1 - m) p + m q)`` of each entry, where ``m`` and ``q`` are the row's copy mass and distribution."""
+        affinity = self.affinity[picked]
+        if not bool((affinity > 0).any()):
+            return log_probs
+        total = torch.zeros(beams).index_add_(0, rows, affinity)
+        best = torch.zeros(beams).scatter_reduce(0, rows, affinity, "amax")
+        mass = (self.weight * best)[rows]
+        copied = (mass * affinity / total[rows].clamp(min=1e-9)).log()
+        mixed = torch.logaddexp(log_probs + torch.log1p(-mass), copied)
+        return torch.where(mass > 0, mixed, log_probs)
+
+
+@dataclass(frozen=True)
 class _Beam:
     tokens: tuple[int, ...]
     score: float
 
 
 class _CachedDecoder:
-    """One model step for a batch of beams, whose key/value cache follows the beams chosen at each step."""
+    """One model step for a batch of beams, whose key/value cache follows the beams chosen at each step.
 
-    def __init__(self, model: Any, prompt: torch.Tensor, *, seq2seq: bool, start_token_id: int | None) -> None:
+    ``project`` turns the model's last output (hidden states, under a ``HiddenStatesHead``) into column scores.
+    """
+
+    def __init__(self, model: Any, prompt: torch.Tensor, *, seq2seq: bool, start_token_id: int | None,
+                 project: Callable[[torch.Tensor], torch.Tensor]) -> None:
         self._model = model
+        self._project = project
         self._seq2seq = seq2seq
         self._cache = None
         if seq2seq:
@@ -77,26 +116,28 @@ class _CachedDecoder:
         else:
             output = self._model(input_ids=input_ids, cache=self._cache, use_cache=True)
         self._cache = output.cache
-        return output.logits[:, -1, :]
+        return self._project(output.logits[:, -1, :])
 
 
 def constrained_beam_search(
     model: Any,
     prompt: list[int],
-    trie: IdentifierTrie,
+    trie: TrieView,
     *,
     columns: AllowedColumns,
+    project: Callable[[torch.Tensor], torch.Tensor],
     beams: int,
     max_tokens: int,
     seq2seq: bool,
     start_token_id: int | None = None,
+    copy: CopyPrior | None = None,
 ) -> list[Hypothesis]:
     """Up to ``beams`` identifiers of ``trie`` for ``prompt``, best first.
 
-    ``model`` must score the columns of ``columns`` (its output layer restricted
-    to the trie's tokens, or the full vocabulary with the identity mapping).
+    ``project`` maps the model's last output to the scores of the columns of
+    ``columns`` (the trie's tokens, or the full vocabulary with the identity mapping).
     """
-    decoder = _CachedDecoder(model, torch.tensor([prompt]), seq2seq=seq2seq, start_token_id=start_token_id)
+    decoder = _CachedDecoder(model, torch.tensor([prompt]), seq2seq=seq2seq, start_token_id=start_token_id, project=project)
     end = trie.end_token_id
     finished: list[Hypothesis] = []
     forced = _forced_tokens(trie, ())
@@ -106,7 +147,10 @@ def constrained_beam_search(
         allowed = [columns(encode_tokens(beam.tokens), first=not beam.tokens) for beam in live]
         rows = torch.cat([torch.full((len(a),), row, dtype=torch.long) for row, a in enumerate(allowed) if a is not None])
         picked = torch.cat([a for a in allowed if a is not None])
-        step = log_softmax_over(scores, rows, picked) + torch.tensor([beam.score for beam in live])[rows]
+        step = log_softmax_over(scores, rows, picked)
+        if copy is not None:
+            step = copy.mix(step, rows, picked, beams=len(live))
+        step = step + torch.tensor([beam.score for beam in live])[rows]
         best = torch.topk(step, min(2 * beams, len(step))).indices.tolist()
         threshold = _kth_score(finished, beams)
         origins: list[int] = []
@@ -117,7 +161,7 @@ def constrained_beam_search(
                 break
             row = int(rows[index])
             tokens = (*live[row].tokens, columns.token(int(picked[index])))
-            rest = [] if tokens[-1] == end else trie.tokens.completion(encode_tokens(tokens))
+            rest = [] if tokens[-1] == end else trie.completion(encode_tokens(tokens))
             if rest is not None:
                 finished.append(Hypothesis(tokens=(*tokens, *rest), score=score))
                 threshold = _kth_score(finished, beams)
@@ -135,10 +179,10 @@ def constrained_beam_search(
     return sorted(finished, key=lambda hypothesis: -hypothesis.score)[:beams]
 
 
-def _forced_tokens(trie: IdentifierTrie, tokens: tuple[int, ...]) -> tuple[int, ...]:
+def _forced_tokens(trie: TrieView, tokens: tuple[int, ...]) -> tuple[int, ...]:
     """The tokens that must follow ``tokens`` before the trie offers a choice (never the end token)."""
     forced: list[int] = []
-    while len(children := trie.tokens.children(encode_tokens((*tokens, *forced)))) == 1 and children[0] != trie.end_token_id:
+    while len(children := trie.children(encode_tokens((*tokens, *forced)))) == 1 and children[0] != trie.end_token_id:
         forced.append(children[0])
     return tuple(forced)
 

@@ -6,6 +6,11 @@
 the same constraint as a Hugging Face ``LogitsProcessor`` for ``generate`` with
 causal models (the prompt is the first ``prompt_length`` positions) and
 encoder-decoders (``prompt_length=1``: the decoder start token).
+
+A ``Generator`` puts ``HiddenStatesHead`` in place of its model's output layer
+and projects the hidden states itself with a ``TokenProjection`` of the tokens
+its current trie uses: the trie can then change under running queries (each
+query keeps the projection it started with) without touching the model.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import torch
 from transformers import LogitsProcessor
 
 from ssi_plugin.errors import ModelError
-from ssi_plugin.trie import IdentifierTrie, encode_tokens
+from ssi_plugin.trie import IdentifierTrie, TrieView, encode_tokens
 
 
 class AllowedColumns:
@@ -31,10 +36,10 @@ class AllowedColumns:
     for at every query, are kept as tensors.
     """
 
-    def __init__(self, trie: IdentifierTrie, *, vocab_size: int, vocabulary: np.ndarray | None = None) -> None:
+    def __init__(self, trie: TrieView, *, vocab_size: int, vocabulary: np.ndarray | None = None) -> None:
         if len(trie) == 0:
             raise ModelError("the identifier trie is empty: index images (or rebuild the trie) before decoding")
-        largest = int(trie.tokens.vocabulary.max())
+        largest = int(trie.vocabulary.max())
         if largest >= vocab_size:
             raise ModelError(
                 f"the trie uses token {largest}, outside the model's vocabulary ({vocab_size} tokens): "
@@ -49,13 +54,13 @@ class AllowedColumns:
         cached = self._heavy.get(prefix)
         if cached is not None:
             return cached
-        children = self.trie.tokens.children(prefix)
+        children = self.trie.children(prefix)
         if not children:
             if first:
                 raise ModelError("the identifier trie allows no first token")
             return None
         columns = torch.tensor(children if self.vocabulary is None else np.searchsorted(self.vocabulary, children), dtype=torch.long)
-        if len(children) > self.trie.tokens.heavy_threshold:
+        if len(children) > self.trie.heavy_threshold:
             self._heavy[prefix] = columns
         return columns
 
@@ -94,11 +99,12 @@ class TrieConstraint(LogitsProcessor):
     search early.
     """
 
-    def __init__(self, trie: IdentifierTrie, *, prompt_length: int, vocab_size: int) -> None:
+    def __init__(self, trie: IdentifierTrie | TrieView, *, prompt_length: int, vocab_size: int) -> None:
         if prompt_length < 0:
             raise ModelError(f"prompt_length must be >= 0, got {prompt_length}")
-        self._columns = AllowedColumns(trie, vocab_size=vocab_size)
-        self.trie = trie
+        view = trie if isinstance(trie, TrieView) else TrieView(trie)
+        self._columns = AllowedColumns(view, vocab_size=vocab_size)
+        self.trie = view
         self.prompt_length = prompt_length
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
@@ -119,8 +125,19 @@ class TrieConstraint(LogitsProcessor):
         return constrained
 
 
-class RestrictedHead(torch.nn.Module):
-    """An output layer that scores only ``token_ids``: column ``i`` is token ``token_ids[i]``.
+class HiddenStatesHead(torch.nn.Module):
+    """In place of a model's output layer: the model returns its last hidden states (see ``TokenProjection``)."""
+
+    def __init__(self, head: torch.nn.Linear) -> None:
+        super().__init__()
+        object.__setattr__(self, "original", head)  # not a submodule: its weights are not this module's
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden
+
+
+class TokenProjection:
+    """The output layer for ``token_ids`` only: column ``i`` scores token ``token_ids[i]``.
 
     Constrained decoding renormalises over the tokens the trie allows, so the
     other tokens' scores never matter; with a 30k vocabulary and a small
@@ -129,13 +146,10 @@ class RestrictedHead(torch.nn.Module):
     """
 
     def __init__(self, head: torch.nn.Linear, token_ids: torch.Tensor) -> None:
-        super().__init__()
-        object.__setattr__(self, "original", head)  # not a submodule: its weights are not this module's
-        self.register_buffer("weight", head.weight.detach()[token_ids].clone(), persistent=False)
-        bias = head.bias.detach()[token_ids].clone() if head.bias is not None else None
-        self.register_buffer("bias", bias, persistent=False)
+        self.weight = head.weight.detach()[token_ids].clone()
+        self.bias = head.bias.detach()[token_ids].clone() if head.bias is not None else None
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+    def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.linear(hidden, self.weight, self.bias)
 
 
@@ -179,11 +193,6 @@ def set_output_layer(model: Any, layer: torch.nn.Module, *, path: str) -> None:
 def output_layer_path(model: Any) -> str:
     """Where the model's output projection lives, e.g. ``decoder.cls.predictions.decoder``."""
     head = model.get_output_embeddings()
-    if not isinstance(head, torch.nn.Linear | RestrictedHead):
+    if not isinstance(head, torch.nn.Linear | HiddenStatesHead):
         raise ModelError(f"cannot restrict an output layer of type {type(head).__name__}")
     return next(name for name, module in model.named_modules() if module is head)
-
-
-def trie_token_ids(trie: IdentifierTrie) -> torch.Tensor:
-    """Every token that occurs in some identifier of the trie (the end token included)."""
-    return torch.from_numpy(trie.tokens.vocabulary.astype("int64"))

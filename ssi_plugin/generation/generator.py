@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ssi_plugin.errors import InputError, InvalidIdentifier, ModelError
 from ssi_plugin.generation.spec import (
     TRIE_FOLDER,
     GeneratorSpec,
+    encode_identifiers,
     prompt_ids,
     tokenizer_fingerprint,
 )
+from ssi_plugin.identifiers import SLOTS
 from ssi_plugin.threads import intra_op_threads
-from ssi_plugin.trie import IdentifierTrie
+from ssi_plugin.trie import IdentifierTrie, TrieView
 
 if TYPE_CHECKING:
-    from ssi_plugin.generation.beam_search import Hypothesis
+    from ssi_plugin.generation.beam_search import CopyPrior, Hypothesis
 
 
 class Candidate(BaseModel):
@@ -75,6 +79,30 @@ def concept_weights(candidates: Iterable[Candidate]) -> dict[str, float]:
     return {concept: round(weight, 6) for concept, weight in sorted(weights.items(), key=lambda item: (-item[1], item[0]))}
 
 
+COPY_WEIGHT = 0.3
+"""Share of each decoding step's probability that goes to the query's own words where the trie allows them."""
+COPY_AFFINITY = 1.0
+"""Lowest cosine of the model's token embeddings at which an identifier token counts as a query word (1: the word itself)."""
+
+
+class _Decoding:
+    """Everything a query decodes against, made once per trie: a running query keeps the one it started with."""
+
+    def __init__(self, trie: TrieView, head: Any, structure_tokens: np.ndarray) -> None:
+        import torch
+
+        from ssi_plugin.generation.constraint import AllowedColumns, TokenProjection
+
+        self.trie = trie
+        empty = len(trie) == 0
+        self.columns = None if empty else AllowedColumns(trie, vocab_size=head.out_features, vocabulary=trie.vocabulary)
+        token_ids = torch.from_numpy(trie.vocabulary.astype("int64"))
+        self.project = None if empty else TokenProjection(head, token_ids)
+        self.unit_rows = torch.nn.functional.normalize(head.weight.detach()[token_ids], dim=-1)
+        """Each column's output embedding at unit length: how near it is to a query word."""
+        self.structure_columns = torch.from_numpy(np.flatnonzero(np.isin(trie.vocabulary, structure_tokens)))
+
+
 class Generator:
     """A fine-tuned model plus the trie of identifiers it may write.
 
@@ -83,25 +111,41 @@ class Generator:
     too short to split, and on a busy 2-core machine a second thread
     spin-waits and makes queries several times slower (``benchmarks/generation.py``
     measures both). ``None`` leaves torch's setting alone.
+
+    ``copy_weight`` is the share of each step's probability given to the query's
+    own words (``CopyPrior``): it lets the generator name images ingested after
+    its training. 0 turns it off; numeric identifiers never use it.
+
+    ``use_trie`` may be called while queries run (a live index): each query
+    decodes against the trie it started with. The model is never modified after
+    construction; its output layer is a ``HiddenStatesHead`` and each trie comes
+    with its own projection.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, spec: GeneratorSpec, trie: IdentifierTrie, *, threads: int | None = 1) -> None:
-        from ssi_plugin.generation.constraint import RestrictedHead, output_layer_path
+    def __init__(self, model: Any, tokenizer: Any, spec: GeneratorSpec, trie: IdentifierTrie | TrieView, *,
+                 threads: int | None = 1, copy_weight: float = COPY_WEIGHT) -> None:
+        from ssi_plugin.generation.constraint import HiddenStatesHead, output_layer_path, set_output_layer
 
         if threads is not None and threads < 1:
             raise ModelError(f"threads must be at least 1, got {threads}")
+        if not 0 <= copy_weight < 1:
+            raise ModelError(f"copy_weight must be within [0, 1), got {copy_weight}")
         self.threads = threads
+        self.copy_weight = copy_weight if spec.identifier_kind == "ssi" else 0.0
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.spec = spec
         self._head_path = output_layer_path(model)
         layer = model.get_submodule(self._head_path)
-        self._head = layer.original if isinstance(layer, RestrictedHead) else layer
-        self.trie = trie
+        self._head = layer.original if isinstance(layer, HiddenStatesHead) else layer
+        set_output_layer(model, HiddenStatesHead(self._head), path=self._head_path)
+        self._structure_tokens = np.unique(encode_identifiers(tokenizer, [" ".join([*SLOTS, ":", ",", "|", "#"])])[0])
+        """The identifier grammar's own tokens (slot names, separators): never copied from a query."""
         self.use_trie(trie)
 
     @classmethod
-    def load(cls, folder: str | Path, *, trie: IdentifierTrie | None = None, threads: int | None = 1) -> Generator:
+    def load(cls, folder: str | Path, *, trie: IdentifierTrie | TrieView | None = None, threads: int | None = 1,
+             copy_weight: float = COPY_WEIGHT) -> Generator:
         """Load a generator folder; its ``trie/`` unless ``trie`` is given (e.g. rebuilt from an index)."""
         from transformers import (
             AutoModelForCausalLM,
@@ -121,39 +165,36 @@ class Generator:
             raise ModelError(f"the tokenizer in {folder} does not match its {folder / 'generator.json'}")
         auto = AutoModelForSeq2SeqLM if spec.architecture == "seq2seq" else AutoModelForCausalLM
         model = auto.from_pretrained(folder)
-        return cls(model, tokenizer, spec, trie, threads=threads)
+        return cls(model, tokenizer, spec, trie, threads=threads, copy_weight=copy_weight)
 
-    def use_trie(self, trie: IdentifierTrie) -> None:
-        """Decode against ``trie`` from now on (an index changed: no retraining needed)."""
-        from ssi_plugin.generation.constraint import (
-            AllowedColumns,
-            RestrictedHead,
-            set_output_layer,
-            trie_token_ids,
-        )
+    @property
+    def trie(self) -> TrieView:
+        """The identifiers the generator decodes against now."""
+        return self._decoding.trie
 
-        if trie.manifest.tokenizer_fingerprint != self.spec.tokenizer_fingerprint:
-            raise ModelError("the identifier trie was built for another tokenizer; rebuild it with this model's tokenizer")
-        if trie.end_token_id != self.spec.end_token_id:
-            raise ModelError(f"the trie closes identifiers with token {trie.end_token_id}, the model with {self.spec.end_token_id}")
-        if len(trie):
-            columns = AllowedColumns(trie, vocab_size=self._head.out_features, vocabulary=trie.tokens.vocabulary)
-            set_output_layer(self.model, RestrictedHead(self._head, trie_token_ids(trie)), path=self._head_path)
-        else:
-            columns = None
-            set_output_layer(self.model, self._head, path=self._head_path)
-        self.trie = trie
-        self._columns = columns
+    def use_trie(self, trie: IdentifierTrie | TrieView) -> None:
+        """Decode against ``trie`` from the next query on (an index changed: no retraining needed)."""
+        view = trie if isinstance(trie, TrieView) else TrieView(trie)
+        if view.tokenizer_fingerprint != self.spec.tokenizer_fingerprint:
+            raise ModelError(
+                f"the identifier trie was built for another tokenizer (fingerprint {view.tokenizer_fingerprint}) than the "
+                f"generator's ({self.spec.tokenizer_fingerprint}); rebuild it with this model's tokenizer"
+            )
+        if view.end_token_id != self.spec.end_token_id:
+            raise ModelError(f"the trie closes identifiers with token {view.end_token_id}, the model with {self.spec.end_token_id}")
+        self._decoding = _Decoding(view, self._head, self._structure_tokens)  # one assignment: queries see old or new
 
     def save(self, folder: str | Path) -> None:
-        """Write model, tokenizer, spec and trie as a folder ``Generator.load`` reads."""
-        from ssi_plugin.generation.constraint import set_output_layer
+        """Write model, tokenizer, spec and trie (its pairs merged into one) as a folder ``Generator.load`` reads."""
+        from ssi_plugin.generation.constraint import HiddenStatesHead, set_output_layer
 
+        view = self.trie
+        trie = view.base if view.delta is None and not view.removed else self.build_trie(view.pairs())
         set_output_layer(self.model, self._head, path=self._head_path)
         try:
-            save_folder(Path(folder), model=self.model, tokenizer=self.tokenizer, spec=self.spec, trie=self.trie)
+            save_folder(Path(folder), model=self.model, tokenizer=self.tokenizer, spec=self.spec, trie=trie)
         finally:
-            self.use_trie(self.trie)
+            set_output_layer(self.model, HiddenStatesHead(self._head), path=self._head_path)
 
     def build_trie(self, pairs: Iterable[tuple[str, str]], *, heavy_threshold: int = 32) -> IdentifierTrie:
         """A trie of ``(identifier, image_id)`` pairs tokenized for this model (use with ``use_trie``/``save``)."""
@@ -172,7 +213,8 @@ class Generator:
         query = " ".join(query.split())
         prompt, query_tokens, truncated = prompt_ids(self.tokenizer, self.spec, query)
         notes = [f"the query has {query_tokens} tokens; only the first {self.spec.max_query_tokens} were used"] if truncated else []
-        if self._columns is None:
+        decoding = self._decoding
+        if decoding.columns is None or decoding.project is None:
             return GenerationResult(query=query, candidates=[], query_tokens=query_tokens, truncated=truncated,
                                     warnings=[*notes, "the identifier trie is empty: nothing can be retrieved"])
         if self._all_unknown(self.tokenizer(query)["input_ids"]):
@@ -181,26 +223,50 @@ class Generator:
         config = self.model.config
         with intra_op_threads(self.threads), torch.inference_mode():
             hypotheses = constrained_beam_search(
-                self.model, prompt, self.trie, columns=self._columns, beams=max(k, beams or k),
-                max_tokens=self.spec.max_identifier_tokens + 1, seq2seq=self.spec.architecture == "seq2seq",
-                start_token_id=getattr(config, "decoder_start_token_id", None),
+                self.model, prompt, decoding.trie, columns=decoding.columns, project=decoding.project,
+                beams=max(k, beams or k), max_tokens=self.spec.max_identifier_tokens + 1,
+                seq2seq=self.spec.architecture == "seq2seq", start_token_id=getattr(config, "decoder_start_token_id", None),
+                copy=self._copy_prior(query, decoding),
             )
-        candidates = self._candidates(hypotheses)[:k]
+        candidates = _candidates(decoding.trie, hypotheses)[:k]
         return GenerationResult(query=query, candidates=candidates, concepts=concept_weights(candidates),
                                 query_tokens=query_tokens, truncated=truncated, warnings=notes)
+
+    def _copy_prior(self, query: str, decoding: _Decoding) -> CopyPrior | None:
+        """Affinity of each column to the query's words and their lemmas: 1 for their own tokens, and the cosine
+        of the model's token embeddings from ``COPY_AFFINITY`` up for others; the grammar's tokens never."""
+        import torch
+
+        from ssi_plugin.generation.beam_search import CopyPrior
+        from ssi_plugin.identifiers import query_concepts
+
+        words = [concept for concept in query_concepts(query) if " " not in concept and concept not in SLOTS]
+        if not self.copy_weight or not words:
+            return None
+        tokens = np.unique(np.fromiter(chain.from_iterable(self.tokenizer(words, add_special_tokens=False)["input_ids"]), dtype=np.int64))
+        tokens = np.setdiff1d(tokens, self._structure_tokens)
+        if not tokens.size:
+            return None
+        query_rows = torch.nn.functional.normalize(self._head.weight.detach()[torch.from_numpy(tokens)], dim=-1)
+        affinity = (decoding.unit_rows @ query_rows.T).amax(dim=1)
+        affinity = torch.where(affinity >= COPY_AFFINITY - 1e-5, affinity.clamp(max=1.0), 0.0)
+        affinity[decoding.structure_columns] = 0.0
+        return CopyPrior(affinity, self.copy_weight) if bool((affinity > 0).any()) else None
 
     def _all_unknown(self, query_ids: list[int]) -> bool:
         unknown = self.tokenizer.unk_token_id
         words = [t for t in query_ids if t not in self.tokenizer.all_special_ids or t == unknown]
         return unknown is not None and bool(words) and all(t == unknown for t in words)
 
-    def _candidates(self, hypotheses: list[Hypothesis]) -> list[Candidate]:
-        found: dict[str, Candidate] = {}
-        for hypothesis in hypotheses:
-            for entry in self.trie.entries_for(hypothesis.tokens):
-                if entry.identifier not in found:
-                    found[entry.identifier] = Candidate(identifier=entry.identifier, score=hypothesis.score, image_ids=entry.image_ids)
-        return list(found.values())
+
+def _candidates(trie: TrieView, hypotheses: list[Hypothesis]) -> list[Candidate]:
+    """The identifiers of finished hypotheses that still name an image, best first, each once."""
+    found: dict[str, Candidate] = {}
+    for hypothesis in hypotheses:
+        for entry in trie.entries_for(hypothesis.tokens):
+            if entry.identifier not in found:
+                found[entry.identifier] = Candidate(identifier=entry.identifier, score=hypothesis.score, image_ids=entry.image_ids)
+    return list(found.values())
 
 
 def save_folder(folder: Path, *, model: Any, tokenizer: Any, spec: GeneratorSpec, trie: IdentifierTrie) -> None:

@@ -10,6 +10,8 @@ from ssi_plugin.identifiers.normalize import (
     clean_concept,
     lemmatize_concept,
     normalize_rationale,
+    query_concepts,
+    word_forms,
 )
 from ssi_plugin.identifiers.record import SSIRecord
 from ssi_plugin.identifiers.ssi import SLOTS, SSI, Slot, parse_ssi
@@ -27,4 +29,6 @@ __all__ = [
     "lemmatize_concept",
     "normalize_rationale",
     "parse_ssi",
+    "query_concepts",
+    "word_forms",
 ]

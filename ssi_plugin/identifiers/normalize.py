@@ -14,6 +14,7 @@ word: the last word of a noun or adjective phrase, the first of a verb phrase
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
@@ -32,6 +33,7 @@ _SLOT_POS: dict[Slot, str] = {"objects": "NOUN", "scene": "NOUN", "actions": "VE
 _NOT_CONCEPT_CHARS = re.compile(r"[^a-z0-9 -]+")
 _SPACES = re.compile(r"\s+")
 _LOOSE_HYPHENS = re.compile(r" ?-[ -]*")
+_WORDS = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
 
@@ -65,6 +67,57 @@ def lemmatize_concept(text: str, slot: Slot) -> str | None:
         if lemmas and lemmas[0]:
             words[head] = lemmas[0].lower()
     return clean_concept("".join(words))
+
+
+FUNCTION_WORDS = frozenset(
+    ["a", "an", "the", "this", "that", "these", "those", "some", "any", "each", "every", "no", "its", "his", "her",
+     "their", "our", "my", "your", "it", "they", "he", "she", "we", "you", "i", "of", "in", "on", "at", "by", "for",
+     "with", "without", "from", "to", "into", "onto", "over", "under", "above", "below", "behind", "beside", "between",
+     "near", "through", "across", "along", "around", "against", "among", "up", "down", "out", "off", "and", "or",
+     "but", "nor", "so", "than", "as", "while", "is", "are", "was", "were", "be", "been", "being", "has", "have",
+     "had", "does", "do", "did", "very"]
+)
+"""Words that are never a concept of an identifier: a query's pairs of words that hold one are no concept either."""
+
+
+@functools.lru_cache(maxsize=65536)
+def _forms(word: str) -> tuple[str, ...]:
+    from lemminflect import getAllLemmas
+
+    return tuple(dict.fromkeys([word, *(lemma for lemmas in getAllLemmas(word).values() for lemma in lemmas)]))
+
+
+@functools.lru_cache(maxsize=65536)
+def _word(text: str) -> str | None:
+    return clean_concept(text)
+
+
+def _words(text: str) -> list[str]:
+    return [word for word in map(_word, _WORDS.findall(text)) if word]
+
+
+def word_forms(text: str) -> frozenset[str]:
+    """The words of ``text`` and every lemma English gives them (``dogs`` -> ``dog``, ``ran`` -> ``run``)."""
+    return frozenset(form for word in _words(text) for form in _forms(word))
+
+
+@functools.lru_cache(maxsize=65536)
+def _pair(first: str, second: str) -> str | None:
+    return None if first in FUNCTION_WORDS or second in FUNCTION_WORDS else lemmatize_concept(f"{first} {second}", "objects")
+
+
+def query_concepts(text: str) -> list[str]:
+    """Concepts a query's words could stand for: each word and its lemmas, and each pair of neighbouring words
+    with the second one's noun lemma (``street lamps`` -> ``street lamp``), in a stable order; function words
+    are left out.
+
+    Read off the words alone, without a tagger: cheap enough for every query, and a word that is no concept of
+    any image simply matches nothing.
+    """
+    words = _words(text)
+    forms = {form for word in words if word not in FUNCTION_WORDS for form in _forms(word)}
+    pairs = {pair for first, second in itertools.pairwise(words) if (pair := _pair(first, second))}
+    return sorted(forms | pairs)
 
 
 def build_ssi(slots: Mapping[str, Iterable[str]], *, lemmatize: bool = True, max_per_slot: int = MAX_CONCEPTS_PER_SLOT) -> SSI:

@@ -1,10 +1,13 @@
 """Generated identifiers → the engine queries that find their images.
 
-Three ranked lists, each one engine query:
+Ranked lists, each one engine query:
 - ``exact``: ``ssi.id`` terms, each boosted by its candidate's probability;
 - ``concepts``: slot-prefixed ``ssi.concepts`` terms weighted by how strongly the
   candidates support them, so an image whose identifier was not generated
   exactly is still found by the concepts it shares;
+- ``terms``: the query's own words (and their lemmas, and neighbouring pairs)
+  as concepts of any slot, scored by the engine's idf: an image ingested after
+  the generator was trained shares words with the queries that describe it;
 - ``bm25`` (optional): the query text on a caption field.
 """
 
@@ -14,9 +17,10 @@ import math
 from typing import Any
 
 from ssi_plugin.generation.generator import GenerationResult
+from ssi_plugin.identifiers import SLOTS, query_concepts
 from ssi_plugin.search.options import SSIQuery
 
-LIST_WEIGHTS = {"exact": 1.0, "concepts": 0.6, "bm25": 0.4}
+LIST_WEIGHTS = {"exact": 1.0, "concepts": 0.6, "terms": 0.4, "bm25": 0.4}
 """Weights of the lists under linear fusion."""
 
 _MIN_BOOST = 1e-4
@@ -47,6 +51,9 @@ def plan_queries(result: GenerationResult, options: SSIQuery, *, window: int) ->
     ]
     if concepts:
         bodies["concepts"] = _bool_should(concepts, window)
+    terms = [{"term": {f"ssi.{slot}": concept}} for concept in query_concepts(options.query) for slot in SLOTS]
+    if terms:
+        bodies["terms"] = _bool_should(terms, window)
     if options.bm25_field:
         bodies["bm25"] = {"size": window, "_source": False, "query": {"match": {options.bm25_field: options.query}}}
     return bodies

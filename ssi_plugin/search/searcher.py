@@ -10,11 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
 from ssi_plugin.engine import EngineClient
+
+if TYPE_CHECKING:
+    from ssi_plugin.indexing.trie import IndexTrie
 from ssi_plugin.errors import EngineRequestError, InputError, describe_validation_error
 from ssi_plugin.generation.generator import GenerationResult, Generator
 from ssi_plugin.search.fusion import fuse
@@ -67,18 +70,51 @@ class SearchResult(BaseModel):
 
 
 class SSISearcher:
-    """Searches one index (or alias) with one generator whose trie holds that index's identifiers."""
+    """Searches one index (or alias) with one generator whose trie holds that index's identifiers.
 
-    def __init__(self, engine: EngineClient, generator: Generator, *, index: str) -> None:
+    Opened with ``open``, the trie is the index's own (``IndexTrie``): read from the index (or resumed
+    from the trie cache), and with ``poll`` kept in step by a background thread until ``close``.
+    """
+
+    def __init__(self, engine: EngineClient, generator: Generator, *, index: str, trie: IndexTrie | None = None) -> None:
         self.engine = engine
         self.generator = generator
         self.index = index
+        self.trie = trie
 
     @classmethod
-    def open(cls, engine: EngineClient, index: str, *, model_dir: Path) -> SSISearcher:
-        if not engine.exists(f"/{index}"):
-            raise InputError(f"index {index!r} does not exist on {engine.url}")
-        return cls(engine, Generator.load(model_dir), index=index)
+    def open(cls, engine: EngineClient, index: str, *, model_dir: Path, cache_dir: Path | None = None,
+             reader: EngineClient | None = None, poll: float | None = None) -> SSISearcher:
+        """The generator of ``model_dir`` over the identifiers ``index`` holds now.
+
+        ``reader`` reads the index for the trie (default ``engine``: searches may run with a caller's credentials,
+        the trie is the server's own view); ``poll`` seconds between reads of what changed (None: read once).
+        """
+        from transformers import AutoTokenizer
+
+        from ssi_plugin.generation.generator import build_trie
+        from ssi_plugin.generation.spec import GeneratorSpec
+        from ssi_plugin.indexing.trie import IndexTrie
+
+        reader = reader or engine
+        if not reader.exists(f"/{index}"):
+            raise InputError(f"index {index!r} does not exist on {reader.url}")
+        spec = GeneratorSpec.load(model_dir)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        trie = IndexTrie(reader, index, build=lambda pairs: build_trie(tokenizer, pairs),
+                         tokenizer_fingerprint=spec.tokenizer_fingerprint, cache_dir=cache_dir)
+        generator = Generator.load(model_dir, trie=trie.view)
+        trie.on_swap = generator.use_trie
+        if generator.trie is not trie.view:  # a merge finished in between
+            generator.use_trie(trie.view)
+        if poll is not None:
+            trie.start(poll)
+        return cls(engine, generator, index=index, trie=trie)
+
+    def close(self) -> None:
+        """Stop keeping the trie in step (a no-op for a searcher over a fixed trie)."""
+        if self.trie is not None:
+            self.trie.stop()
 
     def search(
         self,

@@ -62,6 +62,9 @@ calls to the cluster. A sync callable runs in a worker thread. Raise an
 ``SSIError`` to refuse: it reaches the client in the engine's error shape.
 """
 
+HEALTH_PATH = "/_ssi/health"
+"""The endpoint's own page: each searcher's trie, how many identifiers it holds and how stale it is."""
+
 SEARCHER_HEADERS = ("authorization", "x-opaque-id")
 """Client headers handed to the searcher: its cluster calls run with the client's identity."""
 
@@ -119,11 +122,15 @@ class ProxySettings(BaseModel):
 
 
 class SearchProxy:
-    """The endpoint; ``app`` is the ASGI application to serve."""
+    """The endpoint; ``app`` is the ASGI application to serve.
 
-    def __init__(self, settings: ProxySettings, ssi_search: SSISearch) -> None:
+    ``health`` answers ``GET /_ssi/health``: the state of the searchers' tries (what they hold, how current).
+    """
+
+    def __init__(self, settings: ProxySettings, ssi_search: SSISearch, *, health: Callable[[], Mapping[str, Any]] | None = None) -> None:
         self.settings = settings
         self._ssi_search = ssi_search
+        self._health = health
         self._ssi_is_async = inspect.iscoroutinefunction(ssi_search) or inspect.iscoroutinefunction(
             type(ssi_search).__call__
         )
@@ -131,9 +138,14 @@ class SearchProxy:
         self._timeouts = httpx.Timeout(settings.request_timeout, connect=settings.connect_timeout).as_dict()
         self._limiter: anyio.CapacityLimiter | None = None
         self.app = Starlette(
-            routes=[Route("/{path:path}", self._handle, methods=_METHODS)],
+            routes=[Route(HEALTH_PATH, self._health_answer, methods=["GET"]), Route("/{path:path}", self._handle, methods=_METHODS)],
             lifespan=self._lifespan,
         )
+
+    async def _health_answer(self, request: Request) -> Response:
+        if self._health is None:
+            return _error(404, "ssi_no_health", "this endpoint has no ssi searchers to report on")
+        return JSONResponse(dict(await anyio.to_thread.run_sync(self._health)))
 
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:

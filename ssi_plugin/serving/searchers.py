@@ -1,9 +1,11 @@
 """The ssi searcher ``ssi-plugin serve`` runs: one ``SSISearcher`` per index, opened on its first ssi query.
 
-Each index has its own generator (its trie holds that index's identifiers),
-trained into ``<cache>/models/<index>`` by ``ssi-plugin train``. Loading one
-takes seconds, so it happens once per index and is kept. Before that, the index
-is asked of the cluster with the client's credentials, so a missing index (or one
+Each index has its own generator, trained into ``<cache>/models/<index>`` by
+``ssi-plugin train``; its trie is the index's live one (``IndexTrie``), read
+with the server's own client and kept in step while the endpoint runs, so an
+image ingested by any process is found without a restart. Loading one takes
+seconds, so it happens once per index and is kept. Before that, the index is
+asked of the cluster with the client's credentials, so a missing index (or one
 the client may not read) gets the cluster's own answer, as a plain search would.
 """
 
@@ -17,7 +19,7 @@ from typing import Any
 from ssi_plugin.engine import EngineClient
 from ssi_plugin.errors import EngineRequestError, InputError
 from ssi_plugin.generation.spec import SPEC_FILE
-from ssi_plugin.indexing.trie import default_model_dir
+from ssi_plugin.indexing.trie import POLL_SECONDS, default_model_dir
 from ssi_plugin.search import SSISearcher
 
 _NO_INDEX = ("", "_all")
@@ -28,6 +30,8 @@ class IndexSearchers:
 
     With ``index`` set, only that index (or alias) is served, from ``model_dir``
     when given, and a query that names no index (``/_search``) searches it.
+    ``engine`` runs the searches (with the caller's credentials); ``reader``
+    reads each index for its trie (default ``engine``).
     """
 
     def __init__(
@@ -37,10 +41,14 @@ class IndexSearchers:
         cache_dir: Path,
         index: str | None = None,
         model_dir: Path | None = None,
+        reader: EngineClient | None = None,
+        poll: float = POLL_SECONDS,
     ) -> None:
         if model_dir is not None and index is None:
             raise InputError("a generator folder serves one index: give the index too")
         self._engine = engine
+        self._reader = reader or engine
+        self._poll = poll
         self._cache_dir = cache_dir
         self._index = index
         self._model_dir = model_dir
@@ -52,6 +60,20 @@ class IndexSearchers:
             self._check_searchable(index, headers)
         name = self._resolve(index)
         return self._searcher(name).search_request(name, body, headers)
+
+    def health(self) -> dict[str, Any]:
+        """Each open index's trie: how many identifiers, how current (``GET /_ssi/health``)."""
+        with self._lock:
+            searchers = dict(self._open)
+        tries = {name: searcher.trie.health().model_dump(mode="json") for name, searcher in searchers.items() if searcher.trie}
+        stale = [name for name, health in tries.items() if health["error"]]
+        return {"status": "yellow" if stale else "green", "indices": tries}
+
+    def close(self) -> None:
+        """Stop keeping the open tries in step."""
+        with self._lock:
+            for searcher in self._open.values():
+                searcher.close()
 
     def preload(self) -> None:
         """Open the served index's generator now, so the first query does not wait (and a bad folder fails early)."""
@@ -85,5 +107,6 @@ class IndexSearchers:
                     raise InputError(
                         f"no generator for index {index!r} in {folder}: run `ssi-plugin train --index {index}` first"
                     )
-                searcher = self._open[index] = SSISearcher.open(self._engine, index, model_dir=folder)
+                searcher = self._open[index] = SSISearcher.open(self._engine, index, model_dir=folder, cache_dir=self._cache_dir,
+                                                                reader=self._reader, poll=self._poll)
         return searcher

@@ -7,5 +7,6 @@ identifiers it scrolls; the generator (``ssi_plugin.generation``) decodes agains
 from ssi_plugin.trie.identifier_index import IdentifierIndex
 from ssi_plugin.trie.store import Entry, IdentifierTrie, TrieManifest
 from ssi_plugin.trie.token_trie import TokenBatch, TokenTrie, encode_tokens
+from ssi_plugin.trie.view import TrieView
 
-__all__ = ["Entry", "IdentifierIndex", "IdentifierTrie", "TokenBatch", "TokenTrie", "TrieManifest", "encode_tokens"]
+__all__ = ["Entry", "IdentifierIndex", "IdentifierTrie", "TokenBatch", "TokenTrie", "TrieManifest", "TrieView", "encode_tokens"]

@@ -112,6 +112,10 @@ class IdentifierIndex:
     def image_count(self) -> int:
         return len(self._images)
 
+    def image_ids(self) -> Iterator[str]:
+        """Every image id, sorted."""
+        return iter(self._images)
+
     def identifier_at(self, rank: int) -> str:
         return self._identifiers[rank]
 
@@ -130,6 +134,6 @@ class IdentifierIndex:
         np.save(folder / "image_ranks.npy", self._image_ranks, allow_pickle=False)
 
     @classmethod
-    def load(cls, folder: Path) -> IdentifierIndex:
+    def load(cls, folder: Path, *, mmap: bool = False) -> IdentifierIndex:
         return cls(StringBlocks.load(folder / "identifiers.npz"), StringBlocks.load(folder / "images.npz"),
-                   np.load(folder / "image_ranks.npy", allow_pickle=False))
+                   np.load(folder / "image_ranks.npy", allow_pickle=False, mmap_mode="r" if mmap else None))

@@ -115,8 +115,12 @@ class IdentifierTrie:
         (folder / MANIFEST).write_text(self.manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, folder: Path) -> IdentifierTrie:
-        """Load a folder written by ``save``; a missing or foreign folder is a ``ModelError`` naming it."""
+    def load(cls, folder: Path, *, mmap: bool = False) -> IdentifierTrie:
+        """Load a folder written by ``save``; a missing or foreign folder is a ``ModelError`` naming it.
+
+        ``mmap`` maps the token trie and the arrays instead of reading them: processes that load one folder share
+        those pages (the folder must then stay unchanged while it is mapped).
+        """
         manifest = load_manifest(
             TrieManifest, folder / MANIFEST, what="trie manifest", format_name=FORMAT, version=FORMAT_VERSION,
             missing=f"no identifier trie at {folder} ({MANIFEST} is missing); rebuild it from the index",
@@ -126,8 +130,8 @@ class IdentifierTrie:
         missing = [name for name in (*IdentifierIndex.FILES, *TokenTrie.FILES) if not (folder / name).is_file()]
         if missing:
             raise ModelError(f"identifier trie at {folder} is incomplete: missing {', '.join(missing)}")
-        index = IdentifierIndex.load(folder)
-        tokens = TokenTrie.load(folder, end_token_id=manifest.end_token_id, heavy_threshold=manifest.heavy_threshold)
+        index = IdentifierIndex.load(folder, mmap=mmap)
+        tokens = TokenTrie.load(folder, end_token_id=manifest.end_token_id, heavy_threshold=manifest.heavy_threshold, mmap=mmap)
         return cls(index, tokens, manifest)
 
 

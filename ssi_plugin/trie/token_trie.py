@@ -136,12 +136,26 @@ class TokenTrie:
         return len(self._heavy)
 
     def children(self, prefix: str) -> list[int]:
-        """Token ids that extend the encoded ``prefix`` towards some key; empty when none does."""
+        """Token ids that extend the encoded ``prefix`` towards some key, ascending; empty when none does."""
         listed = self._heavy.get(prefix)
         if listed is not None:
             return listed
         depth = len(prefix)
-        return list({char_token(key[depth]) for key, end in self._sequences(prefix) if end > depth})
+        return sorted({char_token(key[depth]) for key, end in self._sequences(prefix) if end > depth})
+
+    def rests(self, prefix: str, *, limit: int = 2) -> list[str]:
+        """Up to ``limit`` distinct encoded remainders (end token included) of the sequences that extend ``prefix``.
+
+        Stops one past the ``limit``-th distinct remainder (so a longer list means "more"), not after the whole subtree.
+        """
+        found: list[str] = []
+        for key, end in self._sequences(prefix):
+            rest = key[len(prefix) : end]
+            if rest not in found:
+                found.append(rest)
+                if len(found) > limit:
+                    break
+        return found
 
     def completion(self, prefix: str) -> list[int] | None:
         """The remaining token ids (end token included) when exactly one sequence extends ``prefix``; else None.
@@ -150,13 +164,8 @@ class TokenTrie:
         """
         if prefix in self._heavy:
             return None
-        rest = None
-        for key, end in self._sequences(prefix):  # stops at the second distinct sequence, not after the whole subtree
-            if rest is None:
-                rest = key[len(prefix) : end]
-            elif key[len(prefix) : end] != rest:
-                return None
-        return None if rest is None else [char_token(char) for char in rest]
+        rests = self.rests(prefix, limit=1)
+        return [char_token(char) for char in rests[0]] if len(rests) == 1 else None
 
     def ranks(self, tokens: Sequence[int]) -> list[int]:
         """Ranks of the identifiers whose sequence is exactly ``tokens`` (end token included; several only if a tokenizer
@@ -185,9 +194,12 @@ class TokenTrie:
         np.save(folder / "vocabulary.npy", self.vocabulary, allow_pickle=False)
 
     @classmethod
-    def load(cls, folder: Path, *, end_token_id: int, heavy_threshold: int) -> TokenTrie:
+    def load(cls, folder: Path, *, end_token_id: int, heavy_threshold: int, mmap: bool = False) -> TokenTrie:
         keys = marisa_trie.Trie()
-        keys.load(str(folder / "tokens.marisa"))
+        if mmap:
+            keys.mmap(str(folder / "tokens.marisa"))
+        else:
+            keys.load(str(folder / "tokens.marisa"))
         prefixes = marisa_trie.Trie()
         prefixes.load(str(folder / "heavy.marisa"))
         offsets = np.load(folder / "heavy_offsets.npy", allow_pickle=False)

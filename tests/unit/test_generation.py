@@ -113,7 +113,7 @@ def test_the_beam_search_ranks_as_hugging_face_generate_with_the_trie_constraint
                          tokenizer_fingerprint=tokenizer_fingerprint(tokenizer), max_query_tokens=16)
     trie = build_trie(tokenizer, [(identifier, f"img-{n}") for n, identifier in enumerate(MIXED_LENGTHS)])
     beams = len(MIXED_LENGTHS)
-    generator = Generator(tiny_model(texts, architecture=architecture)[0], tokenizer, spec, trie)
+    generator = Generator(tiny_model(texts, architecture=architecture)[0], tokenizer, spec, trie, copy_weight=0.0)
     for query in ("a dog catches a frisbee in the park", "boats and kites fly over the beach"):
         prompt = torch.tensor([prompt_ids(tokenizer, spec, query)[0]])
         start = 1 if architecture == "seq2seq" else prompt.shape[1]

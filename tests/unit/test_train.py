@@ -79,7 +79,7 @@ def test_lambda_zero_trains_without_rationales_and_numeric_ids_give_the_baseline
     report = train(EXAMPLES, tmp_path / "grace", _config(base, rationale_weight=0.0, identifier_kind="numeric"), progress=False)
     assert all(point.rationale_loss is None for point in report.history)
     generator = Generator.load(tmp_path / "grace")
-    identifiers = set(generator.trie.index)
+    identifiers = set(generator.trie.base.index)
     assert identifiers == {"1", "2", "3", "4"}
     top = generator.generate(PAIRS[2][0], k=1).candidates[0]
     assert top.image_ids == ("img-2",) and top.identifier.isdigit()
@@ -114,7 +114,7 @@ def test_jsonl_examples_and_the_train_command(base: Path, tmp_path: Path):
                                       "--epochs", "1", "--batch-size", "2"])
     assert result.exit_code == 0, result.output
     assert "Loss curves" in result.output
-    assert dict(Generator.load(tmp_path / "cli").trie.index.items())[PAIRS[1][1]] == (PAIRS[1][1],)
+    assert dict(Generator.load(tmp_path / "cli").trie.base.index.items())[PAIRS[1][1]] == (PAIRS[1][1],)
 
 
 def test_a_frozen_encoder_keeps_its_weights_while_the_decoder_learns(base: Path, tmp_path: Path):

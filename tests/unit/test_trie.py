@@ -216,3 +216,120 @@ def test_a_trie_of_a_newer_format_is_refused_by_name(tmp_path: Path):
     (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
     with pytest.raises(ModelError, match=r"has an older layout \(v1\); rebuild it from the index"):
         IdentifierTrie.load(tmp_path)
+
+
+def _pairs_trie(pairs, *, heavy_threshold=3) -> IdentifierTrie:
+    return IdentifierTrie.build(pairs, encode=_encode, end_token_id=END, tokenizer_fingerprint="test", heavy_threshold=heavy_threshold)
+
+
+def _answers(view, prefixes):
+    """Everything decoding asks of a trie, for each prefix."""
+    from ssi_plugin.trie import encode_tokens
+
+    return [(view.children(encode_tokens(p)), view.completion(encode_tokens(p)), view.entries_for(list(p)))
+            for p in prefixes]
+
+
+@settings(max_examples=120, deadline=None)
+@given(token_sequences, st.data())
+def test_a_view_over_base_and_delta_answers_as_one_trie_of_its_pairs(sequences, data):
+    """However the pairs are split between base and delta (and base images hidden by deletion or by the delta),
+    decoding sees what one trie of the surviving pairs shows: replicas that merged at other moments agree."""
+    from ssi_plugin.trie import TrieView
+
+    pairs = [(" ".join(map(str, tokens)), f"img-{n % 7}-{n}") for n, tokens in enumerate(sequences)]
+    in_delta = data.draw(st.lists(st.booleans(), min_size=len(pairs), max_size=len(pairs)))
+    deleted = {image for (_, image), gone in zip(pairs, data.draw(st.lists(st.booleans(), min_size=len(pairs),
+                                                                          max_size=len(pairs))), strict=True) if gone}
+    moved = data.draw(st.sets(st.sampled_from([image for _, image in pairs]), max_size=3))
+    base_pairs = [pair for pair, delta in zip(pairs, in_delta, strict=True) if not delta]
+    delta_pairs = [pair for pair, delta in zip(pairs, in_delta, strict=True) if delta and pair[1] not in deleted]
+    delta_pairs += [("40 40", image) for image in moved - deleted]  # an image whose identifier changed
+    base_pairs = base_pairs or [("39", "placeholder")]  # a base is never absent; an emptied one holds only the deleted
+    view = TrieView(_pairs_trie(base_pairs), _pairs_trie(delta_pairs) if delta_pairs else None,
+                    removed=frozenset(deleted | {"placeholder"}))
+    surviving = {image: identifier for identifier, image in base_pairs if image not in deleted | {"placeholder"}}
+    surviving.update({image: identifier for identifier, image in delta_pairs})
+    if not surviving:
+        return
+    whole = TrieView(_pairs_trie([(identifier, image) for image, identifier in surviving.items()]))
+    def key(identifier):
+        return (*map(int, identifier.split()), END)
+
+    live_keys = {key(identifier) for identifier in surviving.values()}
+    dead_keys = {key(identifier) for identifier, _ in base_pairs} - live_keys
+    prefixes = {key[:depth] for key in live_keys for depth in range(len(key) + 1)}
+    for prefix, (children, completion, entries), (whole_children, whole_completion, whole_entries) in zip(
+            prefixes, _answers(view, prefixes), _answers(whole, prefixes), strict=True):
+        assert entries == whole_entries
+        assert set(whole_children) <= set(children) and children == sorted(children)
+        if not any(dead[: len(prefix)] == prefix for dead in dead_keys):  # a deleted image's path stays until a merge
+            assert (children, completion) == (whole_children, whole_completion)
+    assert sorted(view.pairs()) == sorted((identifier, image) for image, identifier in surviving.items())
+    assert all(view.identifier_of(image) == identifier for image, identifier in surviving.items())
+    assert all(view.identifier_of(image) is None for image in deleted - set(surviving))
+
+
+def test_a_view_refuses_a_delta_of_another_tokenizer() -> None:
+    from ssi_plugin.trie import TrieView
+
+    other = IdentifierTrie.build([("1", "a")], encode=_encode, end_token_id=END, tokenizer_fingerprint="other")
+    with pytest.raises(ValueError, match="tokenizer"):
+        TrieView(_pairs_trie([("1", "b")]), other)
+
+
+def _build(pairs):
+    return _pairs_trie(list(pairs))
+
+
+def _visible(view) -> dict[str, str]:
+    return {image: identifier for identifier, image in view.pairs()}
+
+
+def test_a_live_trie_takes_in_changes_and_merges_them_in_the_background() -> None:
+    from ssi_plugin.trie.live import LiveTrie
+
+    swapped = []
+    merged = []
+    live = LiveTrie(_build([("1 2", "a"), ("1 3", "b"), ("4", "c")]), _build, on_swap=swapped.append,
+                    on_merge=lambda base, mark: merged.append((base, mark)), merge_min=4, merge_share=0.0)
+    view = live.apply({"d": "1 5", "b": "1 6", "c": None, "zzz": None})
+    assert _visible(view) == {"a": "1 2", "b": "1 6", "d": "1 5"} and len(swapped) == 2 and swapped[-1] is view  # the first: the base
+    assert view.delta is not None and len(view.base) == 3 and view.removed == {"c"}  # no rebuild of the base
+    assert [e.image_ids for e in view.entries_for([1, 3, END])] == [] and view.entries_for([1, 6, END])[0].image_ids == ("b",)
+    assert live.apply({"a": "1 2"}) is view  # nothing new: no new view
+    assert live.pending == 3 and live.merges == 0 and live.images == 3
+
+    live.apply({"e": "7"}, mark="after e")  # the fourth pending change starts a merge
+    live.wait()
+    assert live.merges == 1 and live.pending == 0 and len(merged[-1][0]) == 4 and merged[-1][1] == "after e"
+    assert live.view.delta is None and not live.view.removed
+    assert _visible(live.view) == {"a": "1 2", "b": "1 6", "d": "1 5", "e": "7"} and swapped[-1] is live.view
+    live.apply({"a": None, "b": None, "d": None, "e": None})
+    live.wait()
+    assert len(live.view) == 0 and _visible(live.view) == {}  # an emptied index: an empty trie, not an error
+
+
+def test_changes_that_arrive_during_a_merge_stay_in_the_delta() -> None:
+    import threading
+
+    from ssi_plugin.trie import TrieView
+    from ssi_plugin.trie.live import LiveTrie
+
+    release = threading.Event()
+
+    def slow_build(pairs):
+        pairs = list(pairs)
+        if len(pairs) > 2:  # the merge, not a delta
+            release.wait(5)
+        return _build(pairs)
+
+    live = LiveTrie(_build([("1", "a")]), slow_build, merge_min=10**6)
+    live.apply({"b": "2", "c": "3", "a": None})
+    live.merge(wait=False)
+    live.apply({"d": "4", "b": "5", "c": None})  # while the merge builds from {b: 2, c: 3}
+    release.set()
+    live.wait()
+    assert live.merges == 1
+    assert _visible(live.view) == {"b": "5", "d": "4"}
+    assert live.view.removed == {"c"} and _visible(TrieView(live.view.delta)) == {"b": "5", "d": "4"}
