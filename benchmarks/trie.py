@@ -84,7 +84,7 @@ def measure(n: int) -> dict[str, float]:
         started = time.perf_counter()
         IdentifierTrie.load(Path(folder))
         load_s = time.perf_counter() - started
-        resident_mb = _loaded_resident_mb(Path(folder))
+        resident_mb = loaded_resident_mb(Path(folder))
     rng = random.Random(1)
     sample = [encode([trie.index.identifier_at(rng.randrange(len(trie)))])[0] for _ in range(2000)]
     prefixes = [tokens[: rng.randrange(len(tokens) + 1)] for tokens in sample]
@@ -121,7 +121,7 @@ def _minilm_build(listed: list[str]) -> dict[str, float]:
             "minilm_load_average": load}
 
 
-def _loaded_resident_mb(folder: Path) -> float:
+def loaded_resident_mb(folder: Path) -> float:
     """Resident memory a loaded trie adds to a fresh interpreter (this process's heap is not a clean slate)."""
     code = (
         "import gc, psutil, sys; from pathlib import Path; from ssi_plugin.trie import IdentifierTrie; "
