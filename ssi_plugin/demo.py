@@ -4,7 +4,9 @@ Materialize the demo set, then run the evaluation protocol on it (ingest the
 first captions, train the SSI generator — with ``full`` also its ablations — or
 reuse those trained before, ask the other captions of BM25, dense MiniLM and
 the generators), and show a few example searches with their identifiers and
-matched concepts. Everything is cached under the cache directory, so a second
+matched concepts. A share of the photographs (``UNSEEN``) is held back from
+training and ingested after it, so the table shows how images that arrive after
+training are found. Everything is cached under the cache directory, so a second
 run takes seconds.
 """
 
@@ -28,12 +30,16 @@ from ssi_plugin.search import SearchResult, SSISearcher
 
 DEMO_INDEX = "ssi-demo"
 EXAMPLE_QUERIES = 4
+UNSEEN = 0.3
+"""Share of the photographs ingested after training, as new images arrive in a search engine."""
 
 
 class DemoResult(BaseModel):
     report: EvalReport
     files: ReportFiles
     examples: list[SearchResult]
+    example_images: list[str]
+    """The image each example query was written for."""
 
 
 def run_demo(
@@ -55,12 +61,12 @@ def run_demo(
     dataset = materialize_demo_dataset(work_dir / "data")
     records = list(read_dataset(dataset))
     variants = [variant for variant in default_variants(epochs=epochs) if full or variant.family == "ssi"]
-    options = EvalOptions(work_dir=work_dir, index=DEMO_INDEX, variants=tuple(variants), progress=progress)
+    options = EvalOptions(work_dir=work_dir, index=DEMO_INDEX, variants=tuple(variants), unseen=UNSEEN, progress=progress)
     with create_annotator("caption") as annotator:
         report = evaluate(engine, records, annotator, options, dataset=str(dataset), log=log)
     files = write_report(report, work_dir / "report.json")
 
-    searcher = SSISearcher.open(engine, DEMO_INDEX, model_dir=Path(report.models["ssi"]["folder"]))
-    queries = [record.captions[1] for record in records if len(record.captions) > 1][:: max(1, len(records) // EXAMPLE_QUERIES)]
-    examples = [searcher.search(query, size=3) for query in queries[:EXAMPLE_QUERIES]]
-    return DemoResult(report=report, files=files, examples=examples)
+    searcher = SSISearcher.open(engine, DEMO_INDEX, model_dir=Path(report.models["ssi"]["folder"]), cache_dir=cache_dir)
+    asked = [record for record in records if len(record.captions) > 1][:: max(1, len(records) // EXAMPLE_QUERIES)][:EXAMPLE_QUERIES]
+    examples = [searcher.search(record.captions[1], size=3) for record in asked]
+    return DemoResult(report=report, files=files, examples=examples, example_images=[record.id for record in asked])

@@ -24,8 +24,10 @@ def demo_command(ctx: click.Context, epochs: int | None, full: bool) -> None:
         log(f"Using {engine.kind} {engine.info.version} at {engine.url}")
         result = run_demo(engine, engine_settings(ctx).cache_dir, epochs=epochs, full=full, log=log)
     click.echo("\nExample searches (paraphrased captions the model never saw):")
-    for example in result.examples:
-        click.echo(f'\n  "{example.query.query}"  ({example.took_ms:.0f} ms)')
+    unseen = set(result.report.unseen_images)
+    for example, image in zip(result.examples, result.example_images, strict=True):
+        when = "ingested after training" if image in unseen else "trained on"
+        click.echo(f'\n  "{example.query.query}"  ({example.took_ms:.0f} ms; written for {image}, {when})')
         for rank, hit in enumerate(example.hits, start=1):
             click.echo(f"    {rank}. {hit.id:<22} [{hit.identifier}]")
             click.echo(f"       matched: {', '.join(hit.matched_concepts) or '-'}")

@@ -46,6 +46,8 @@ def search_command(
         return
     for warning in result.generation.warnings:
         click.echo(f"note: {warning}", err=True)
+    if result.empty_lists:
+        click.echo(f"note: these lists found nothing: {', '.join(result.empty_lists)}", err=True)
     click.echo(f"{len(result.hits)} of {result.total} hits in {result.took_ms:.0f} ms "
                f"(generate {result.generate_ms:.0f} ms, engine {result.engine_ms:.0f} ms)")
     for rank, hit in enumerate(result.hits, start=1):

@@ -22,7 +22,7 @@ from ssi_plugin.errors import EngineRequestError, InputError, describe_validatio
 from ssi_plugin.generation.generator import GenerationResult, Generator
 from ssi_plugin.search.fusion import fuse
 from ssi_plugin.search.options import SSIQuery
-from ssi_plugin.search.plan import LIST_WEIGHTS, plan_queries
+from ssi_plugin.search.plan import LIST_WEIGHTS, plan_queries, planned_lists
 
 _MIN_WINDOW = 50
 _EXPLAIN_FIELDS = ["ssi.id", "ssi.concepts"]
@@ -51,13 +51,20 @@ class SearchResult(BaseModel):
     hits: list[SearchHit]
     total: int
     generation: GenerationResult
+    lists: dict[str, int] = Field(default_factory=dict, description="Documents each list found (0: the list was empty "
+                                  "or had nothing to ask, e.g. no identifier was generated for an unplaceable query).")
     generate_ms: float
     engine_ms: float
     took_ms: float
 
+    @property
+    def empty_lists(self) -> list[str]:
+        return [name for name, found in self.lists.items() if not found]
+
     def as_engine_response(self) -> dict[str, Any]:
-        """The hits in the engine's own response format, so any search client can read them."""
-        return {
+        """The hits in the engine's own response format, so any search client can read them; with ``explain`` also
+        an ``_ssi`` section: the generated identifiers, what each list found, and why a list was empty."""
+        response: dict[str, Any] = {
             "took": round(self.took_ms),
             "timed_out": False,
             "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
@@ -67,6 +74,12 @@ class SearchResult(BaseModel):
                 "hits": [hit.as_engine_hit(explain=self.query.explain) for hit in self.hits],
             },
         }
+        if self.query.explain:
+            response["_ssi"] = {
+                "candidates": [{"identifier": c.identifier, "score": c.score} for c in self.generation.candidates],
+                "lists": self.lists, "empty_lists": self.empty_lists, "warnings": self.generation.warnings,
+            }
+        return response
 
 
 class SSISearcher:
@@ -152,6 +165,7 @@ class SSISearcher:
                 found.setdefault(hit["_id"], hit)
 
         fused = fuse(rankings, options.fusion, weights=LIST_WEIGHTS)
+        lists = {name: len(rankings.get(name, [])) for name in planned_lists(options)}
         ranks = {name: {doc_id: rank for rank, (doc_id, _) in enumerate(ranking, start=1)} for name, ranking in rankings.items()}
         hits = [
             self._hit(found[doc_id], score, generation, {name: r[doc_id] for name, r in ranks.items() if doc_id in r})
@@ -163,6 +177,7 @@ class SSISearcher:
             hits=hits,
             total=len(fused),
             generation=generation,
+            lists=lists,
             generate_ms=(generated - started) * 1000,
             engine_ms=(searched - generated) * 1000,
             took_ms=(finished - started) * 1000,

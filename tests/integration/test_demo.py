@@ -22,8 +22,8 @@ from ssi_plugin.engine import EngineClient
 pytestmark = [pytest.mark.engine, pytest.mark.opensearch_only(reason="the demo runs on the embedded default, OpenSearch; "
                                                               "the eval job it drives is tested on both engines")]
 
-SEARCH_LINE = re.compile(r'^  "(.+)"  \(\d+ ms\)$', flags=re.MULTILINE)
-"""An example search as the demo prints it: the query, then how long it took."""
+SEARCH_LINE = re.compile(r'^  "(.+)"  \(\d+ ms; written for \S+, (?:trained on|ingested after training)\)$', flags=re.MULTILINE)
+"""An example search as the demo prints it: the query, how long it took, and whether its image was trained on."""
 
 
 @pytest.fixture
@@ -47,10 +47,14 @@ def test_demo_shows_searches_and_the_table_then_reuses_its_model(engine_url: str
     assert first.output.count("matched: ") >= EXAMPLE_QUERIES
     for retriever in ("bm25", "dense-minilm", "ssi"):
         assert re.search(rf"^\| {retriever} \| \d+\.\d \|", first.output, flags=re.MULTILINE), retriever
+        # and a row of seen and unseen figures: four of each
+        assert re.search(rf"^\| {retriever}( \| \d+\.\d){{8}} \|$", first.output, flags=re.MULTILINE), retriever
+    assert "unseen images (7, 28 queries) were ingested after training" in first.output
 
     report_path = tmp_path / "demo" / "report.json"
     report = json.loads(report_path.read_text())
-    assert (report["images"], report["queries"], report["index"]) == (22, 88, demo_index)
+    assert (report["images"], report["queries"], report["index"], len(report["unseen_images"])) == (22, 88, demo_index, 7)
+    assert {r["name"]: (r["seen"]["queries"], r["unseen"]["queries"]) for r in report["results"]}["ssi"] == (60, 28)
     assert (tmp_path / "demo" / "report.md").is_file() and (tmp_path / "demo" / "report.png").is_file()
     trained = Path(report["models"]["ssi"]["folder"]) / "training_report.json"
     trained_at = trained.stat().st_mtime_ns

@@ -60,3 +60,22 @@ def test_missing_index_and_missing_generator_are_clear(engine: EngineClient, ind
     no_model = _search(engine, tmp_path, "a dog", "--index", index_name)
     assert no_model.returncode == 5, no_model.stderr
     assert "Traceback" not in no_model.stderr
+
+
+def test_a_query_nothing_can_place_still_answers_and_names_the_empty_lists(engine: EngineClient, index_name: str,
+                                                                             tmp_path: Path) -> None:
+    folder = index_with_generator(engine, index_name, tmp_path)
+    searcher = SSISearcher.open(engine, index_name, model_dir=folder)
+    foreign = searcher.search(SSIQuery(query="狗在公园里", explain=True), size=5)
+    assert foreign.hits == [] and foreign.empty_lists == ["exact", "concepts", "terms"]
+    explained = foreign.as_engine_response()["_ssi"]
+    assert explained["empty_lists"] == ["exact", "concepts", "terms"] and "vocabulary" in explained["warnings"][0]
+
+    mixed = searcher.search(SSIQuery(query="狗 and a frisbee", bm25_field="caption", explain=True), size=5)
+    assert mixed.hits[0].id == "img-1" and mixed.lists["terms"] >= 1 and mixed.lists["bm25"] >= 1
+
+    only_function_words = searcher.search(SSIQuery(query="the of and with", explain=True), size=5)
+    assert "terms" in only_function_words.empty_lists and only_function_words.lists["exact"] >= 1  # the generator still answers
+
+    done = _search(engine, tmp_path, "狗在公园里", "--index", index_name)
+    assert done.returncode == 0 and "these lists found nothing: exact, concepts, terms" in done.stderr

@@ -178,6 +178,28 @@ def test_folder_round_trip_and_folder_errors(parts, tmp_path: Path):
     _, other_tokenizer = tiny_model(["completely different words here"], architecture=spec.architecture)
     with pytest.raises(ModelError, match="another tokenizer"):
         generator.use_trie(build_trie(other_tokenizer, [("objects: dog", "x")]))
+    (tmp_path / "gen" / "trie").rmdir()
+    foreign = build_trie(other_tokenizer, [("objects: dog", "x")])
+    with pytest.raises(ModelError, match=rf"generator {tmp_path / 'gen'}: .*fingerprint {foreign.manifest.tokenizer_fingerprint}\) "
+                                         rf"than the generator's \({spec.tokenizer_fingerprint}\)"):
+        Generator.load(tmp_path / "gen", trie=foreign)
+
+
+def test_the_query_s_own_words_lead_the_generator_to_identifiers_it_never_wrote(parts):
+    """A random model knows no identifier; with the copy prior the word a query names decides the first object,
+    so an image ingested after training is named by the words a query shares with it."""
+    objects = sorted(OBJECTS)  # each identifier opens with its own object
+    identifiers = [SSI(objects=(first, second), actions=("run",)).id for first, second in itertools.pairwise(objects)]
+    copying = _generator(parts, identifiers, copy_weight=0.9)
+    for first in objects[:-1]:
+        assert copying.generate(f"the {first}", k=3).candidates[0].identifier.startswith(f"objects: {first}, "), first
+    plain = _generator(parts, identifiers, copy_weight=0.0)
+    tops = {plain.generate(f"the {first}", k=3).candidates[0].identifier for first in objects[:-1]}
+    assert len(tops) < len(objects) - 1, "without the prior a random model does not follow the query's words"
+    scores = [c.score for c in copying.generate("the dog", k=len(identifiers)).candidates]
+    assert sum(math.exp(score) for score in scores) == pytest.approx(1.0, abs=1e-4)  # still log-probabilities within the trie
+    with pytest.raises(ModelError, match="copy_weight"):
+        _generator(parts, identifiers, copy_weight=1.0)
 
 
 def test_the_constraint_refuses_an_empty_trie_and_a_foreign_vocabulary(parts):
