@@ -169,55 +169,51 @@ def _separator(columns: int) -> str:
 
 
 def plot_report(report: EvalReport, path: Path) -> None:
-    """Grouped bars of Recall@K per retriever, and latency p50/p95 beside them."""
+    """Grouped bars of Recall@K per retriever, seen against unseen Recall@1 when images were held back,
+    and latency p50/p95."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     names = [result.name for result in report.results]
     cutoffs = sorted(report.results[0].metrics.recall) if report.results else []
-    x = np.arange(len(names))
     ratios = [3, 2, 2] if report.unseen_images else [3, 2]
     figure, axes = plt.subplots(1, len(ratios), figsize=(max(8, 2.2 * len(names)) * sum(ratios) / 5, 4.2), dpi=100,
                                 gridspec_kw={"width_ratios": ratios})
-    recall_axes, latency_axes, *more = axes
-    seen_axes = more[0] if more else None
-    width = 0.8 / max(len(cutoffs), 1)
-    for n, k in enumerate(cutoffs):
-        values = [100 * result.metrics.recall[k] for result in report.results]
-        bars = recall_axes.bar(x + (n - (len(cutoffs) - 1) / 2) * width, values, width, label=f"R@{k}")
-        recall_axes.bar_label(bars, fmt="%.0f", fontsize=7)
-    recall_axes.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
-    recall_axes.set_ylabel("recall (%)")
-    recall_axes.set_ylim(0, 105)
-    recall_axes.legend(fontsize=8)
-    recall_axes.set_title(f"{report.queries} queries, {report.images} images", fontsize=9)
-
-    if seen_axes is not None:
-        for n, part in enumerate(("seen", "unseen")):
-            values = [100 * block.recall[1] if (block := getattr(result, part)) is not None else 0.0 for result in report.results]
-            bars = seen_axes.bar(x + (n - 0.5) * 0.4, values, 0.4, label=f"{part} R@1")
-            seen_axes.bar_label(bars, fmt="%.0f", fontsize=7)
-        seen_axes.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
-        seen_axes.set_ylabel("Recall@1 (%)")
-        seen_axes.set_ylim(0, 105)
-        seen_axes.legend(fontsize=8)
-        seen_axes.set_title(f"trained on vs ingested after training ({len(report.unseen_images)} images)", fontsize=9)
-
-    for n, (label, attribute) in enumerate((("p50", "latency_p50_ms"), ("p95", "latency_p95_ms"))):
-        values = [getattr(result.metrics, attribute) for result in report.results]
-        latency_axes.bar(x + (n - 0.5) * 0.4, values, 0.4, label=label)
-    latency_axes.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
-    latency_axes.set_ylabel("latency per query (ms)")
-    latency_axes.set_yscale("log")
-    latency_axes.legend(fontsize=8)
-    latency_axes.set_title("latency", fontsize=9)
+    recall = {f"R@{k}": [100 * result.metrics.recall[k] for result in report.results] for k in cutoffs}
+    _bars(axes[0], names, recall, ylabel="recall (%)", title=f"{report.queries} queries, {report.images} images")
+    if report.unseen_images:
+        parts = {f"{part} R@1": [100 * block.recall[1] if (block := getattr(result, part)) is not None else 0.0
+                                 for result in report.results] for part in ("seen", "unseen")}
+        _bars(axes[2], names, parts, ylabel="Recall@1 (%)",
+              title=f"trained on vs ingested after training ({len(report.unseen_images)} images)")
+    latency = {label: [getattr(result.metrics, f"latency_{label}_ms") for result in report.results] for label in ("p50", "p95")}
+    _bars(axes[1], names, latency, ylabel="latency per query (ms)", title="latency", percent=False)
     figure.suptitle(f"ssi-plugin eval: {Path(report.dataset).name}", fontsize=10)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+
+
+def _bars(axes: Any, names: list[str], series: dict[str, list[float]], *, ylabel: str, title: str, percent: bool = True) -> None:
+    """One group of bars per retriever, one bar per series: percentages labelled on a 0-105 scale, else a log scale."""
+    import numpy as np
+
+    x = np.arange(len(names))
+    width = 0.8 / max(len(series), 1)
+    for n, (label, values) in enumerate(series.items()):
+        bars = axes.bar(x + (n - (len(series) - 1) / 2) * width, values, width, label=label)
+        if percent:
+            axes.bar_label(bars, fmt="%.0f", fontsize=7)
+    axes.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
+    axes.set_ylabel(ylabel)
+    if percent:
+        axes.set_ylim(0, 105)
+    else:
+        axes.set_yscale("log")
+    axes.legend(fontsize=8)
+    axes.set_title(title, fontsize=9)
 
 
 def write_report(report: EvalReport, json_path: str | Path, *, markdown: str | Path | None = None,
