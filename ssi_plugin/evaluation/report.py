@@ -187,7 +187,7 @@ def plot_report(report: EvalReport, path: Path) -> None:
         parts = {f"{part} R@1": [100 * block.recall[1] if (block := getattr(result, part)) is not None else 0.0
                                  for result in report.results] for part in ("seen", "unseen")}
         _bars(axes[2], names, parts, ylabel="Recall@1 (%)",
-              title=f"trained on vs ingested after training ({len(report.unseen_images)} images)")
+              title=f"seen vs unseen ({len(report.unseen_images)} images held back)")
     latency = {label: [getattr(result.metrics, f"latency_{label}_ms") for result in report.results] for label in ("p50", "p95")}
     _bars(axes[1], names, latency, ylabel="latency per query (ms)", title="latency", percent=False)
     figure.suptitle(f"ssi-plugin eval: {Path(report.dataset).name}", fontsize=10)
