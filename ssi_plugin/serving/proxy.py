@@ -86,6 +86,7 @@ _SEARCH_PATH = re.compile(rb"^/(?:(?P<index>[^/]+)/)?_(?P<kind>m?search)/?$")
 _WHOLE_ANSWER_BYTES = 256 * 1024
 """Answers up to this size are relayed whole: streaming costs a task per answer, about 0.4 ms of CPU."""
 _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+_COMPATIBLE_WITH = re.compile(r"application/vnd\.elasticsearch\+json\s*;\s*compatible-with\s*=\s*(\d+)", re.IGNORECASE)
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +145,8 @@ class SearchProxy:
 
     async def _health_answer(self, request: Request) -> Response:
         if self._health is None:
-            return _error(404, "ssi_no_health", "this endpoint has no ssi searchers to report on")
-        return JSONResponse(dict(await anyio.to_thread.run_sync(self._health)))
+            return self._json(request, 404, error_body(404, "ssi_no_health", "this endpoint has no ssi searchers to report on"))
+        return self._json(request, 200, dict(await anyio.to_thread.run_sync(self._health)))
 
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -191,10 +192,10 @@ class SearchProxy:
                         return await self._msearch(request, items)
             return await self._forward(request, body)
         except SearchRequestError as exc:
-            return _error(exc.status, exc.error_type, exc.reason)
+            return self._json(request, exc.status, error_body(exc.status, exc.error_type, exc.reason))
         except httpx.TransportError as exc:
             answer = self._upstream_failure(exc)
-            return JSONResponse(answer, status_code=answer["status"])
+            return self._json(request, answer["status"], answer)
 
     # -- pass-through -----------------------------------------------------------------------------
 
@@ -328,7 +329,7 @@ class SearchProxy:
                 status, answer = await self._answer(item.index, item.body, headers)
                 ssi_answers.append({**answer, "status": status})
         if "responses" not in upstream_answer:  # the cluster refused the whole _msearch: pass its error on
-            return JSONResponse(upstream_answer, status_code=int(upstream_answer.get("status", 500)))
+            return self._json(request, int(upstream_answer.get("status", 500)), upstream_answer)
         took = round((time.perf_counter() - started) * 1000)
         return self._composed(request, 200, merge_responses(items, ssi_answers, upstream_answer["responses"], took=took))
 
@@ -337,7 +338,20 @@ class SearchProxy:
         filter_path = request.query_params.get("filter_path")
         if filter_path is not None and status < 400:
             answer = filter_response(answer, filter_path, keep_empty=self.settings.engine == "elasticsearch")
-        return JSONResponse(answer, status_code=status)
+        return self._json(request, status, answer)
+
+    def _json(self, request: Request, status: int, answer: Mapping[str, Any]) -> JSONResponse:
+        """A JSON answer with what the cluster's own answers carry for its clients to accept them.
+
+        Elasticsearch's clients (Python, JavaScript) refuse an answer without ``X-Elastic-Product: Elasticsearch``,
+        and ask with ``Accept: application/vnd.elasticsearch+json; compatible-with=N``, which the cluster echoes
+        as the answer's content type.
+        """
+        if self.settings.engine != "elasticsearch":
+            return JSONResponse(dict(answer), status_code=status)
+        compatible = _COMPATIBLE_WITH.search(request.headers.get("accept", ""))
+        media_type = f"application/vnd.elasticsearch+json;compatible-with={compatible[1]}" if compatible else "application/json"
+        return JSONResponse(dict(answer), status_code=status, media_type=media_type, headers={"X-Elastic-Product": "Elasticsearch"})
 
     async def _upstream_json(self, request: Request, payload: bytes, *, drop_params: tuple[str, ...] = ()) -> dict[str, Any]:
         try:
@@ -442,7 +456,3 @@ def _fields(names: str | None) -> list[str]:
 
 def _searcher_headers(request: Request) -> dict[str, str]:
     return {name: request.headers[name] for name in SEARCHER_HEADERS if name in request.headers}
-
-
-def _error(status: int, error_type: str, reason: str) -> JSONResponse:
-    return JSONResponse(error_body(status, error_type, reason), status_code=status)
