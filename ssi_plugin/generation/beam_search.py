@@ -24,6 +24,7 @@ ingested after training is named by the words a query shares with it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,28 +45,21 @@ class Hypothesis:
 
 @dataclass(frozen=True)
 class CopyPrior:
-    """A share of each step's probability for the columns the query's words point to.
+    """``weight`` of each step's probability shared evenly by the allowed columns that are the query's own tokens
+    (``copyable``, one flag per column); a step that allows none of them keeps the model's distribution."""
 
-    ``affinity[c]`` in [0, 1] says how close column ``c`` is to a word of the
-    query (1: the word itself; 0: not copyable). Where a step allows copyable
-    columns, ``weight`` times the best affinity among them is shared by them in
-    proportion to their affinity; a step that allows none keeps the model's distribution.
-    """
-
-    affinity: torch.Tensor
+    copyable: torch.Tensor
     weight: float
 
     def mix(self, log_probs: torch.Tensor, rows: torch.Tensor, picked: torch.Tensor, *, beams: int) -> torch.Tensor:
-        """``log((1 - m) p + m q)`` of each entry, where ``m`` and ``q`` are the row's copy mass and distribution."""
-        affinity = self.affinity[picked]
-        if not bool((affinity > 0).any()):
+        """``log((1 - w) p + w q)`` of each entry, where ``q`` is uniform over the row's copyable entries."""
+        copyable = self.copyable[picked]
+        if not bool(copyable.any()):
             return log_probs
-        total = torch.zeros(beams).index_add_(0, rows, affinity)
-        best = torch.zeros(beams).scatter_reduce(0, rows, affinity, "amax")
-        mass = (self.weight * best)[rows]
-        copied = (mass * affinity / total[rows].clamp(min=1e-9)).log()
-        mixed = torch.logaddexp(log_probs + torch.log1p(-mass), copied)
-        return torch.where(mass > 0, mixed, log_probs)
+        counts = torch.zeros(beams).index_add_(0, rows, copyable.float())[rows]
+        copied = torch.where(copyable, math.log(self.weight) - counts.clamp(min=1).log(), float("-inf"))
+        mixed = torch.logaddexp(log_probs + math.log1p(-self.weight), copied)
+        return torch.where(counts > 0, mixed, log_probs)
 
 
 @dataclass(frozen=True)

@@ -86,14 +86,12 @@ Chosen with ``eval --unseen 0.3`` (seed 0), Recall@1 seen / unseen on the demo s
 1,000-image synthetic corpus, with the query-terms list at weight 1.0: 0.3 gave 0.933 / 0.107 and 0.180 / 0.133;
 0.5 gave 0.900 / 0.214 and 0.174 / 0.147. Without the prior (and the terms list at 0.4) unseen images came first
 for 0.000 and 0.083 of their queries."""
-COPY_AFFINITY = 1.0
-"""Lowest cosine of the model's token embeddings at which an identifier token counts as a query word (1: the word itself)."""
 
 
 class _Decoding:
     """Everything a query decodes against, made once per trie: a running query keeps the one it started with."""
 
-    def __init__(self, trie: TrieView, head: Any, structure_tokens: np.ndarray) -> None:
+    def __init__(self, trie: TrieView, head: Any) -> None:
         import torch
 
         from ssi_plugin.generation.constraint import AllowedColumns, TokenProjection
@@ -101,11 +99,7 @@ class _Decoding:
         self.trie = trie
         empty = len(trie) == 0
         self.columns = None if empty else AllowedColumns(trie, vocab_size=head.out_features, vocabulary=trie.vocabulary)
-        token_ids = torch.from_numpy(trie.vocabulary.astype("int64"))
-        self.project = None if empty else TokenProjection(head, token_ids)
-        self.unit_rows = torch.nn.functional.normalize(head.weight.detach()[token_ids], dim=-1)
-        """Each column's output embedding at unit length: how near it is to a query word."""
-        self.structure_columns = torch.from_numpy(np.flatnonzero(np.isin(trie.vocabulary, structure_tokens)))
+        self.project = None if empty else TokenProjection(head, torch.from_numpy(trie.vocabulary.astype("int64")))
 
 
 class Generator:
@@ -190,7 +184,7 @@ class Generator:
             )
         if view.end_token_id != self.spec.end_token_id:
             raise ModelError(f"the trie closes identifiers with token {view.end_token_id}, the model with {self.spec.end_token_id}")
-        self._decoding = _Decoding(view, self._head, self._structure_tokens)  # one assignment: queries see old or new
+        self._decoding = _Decoding(view, self._head)  # one assignment: queries see the old trie or the new one
 
     def save(self, folder: str | Path) -> None:
         """Write model, tokenizer, spec and trie (its pairs merged into one) as a folder ``Generator.load`` reads."""
@@ -241,8 +235,7 @@ class Generator:
                                 query_tokens=query_tokens, truncated=truncated, warnings=notes)
 
     def _copy_prior(self, query: str, decoding: _Decoding) -> CopyPrior | None:
-        """Affinity of each column to the query's words and their lemmas: 1 for their own tokens, and the cosine
-        of the model's token embeddings from ``COPY_AFFINITY`` up for others; the grammar's tokens never."""
+        """The columns of the tokens of the query's words and their lemmas (never the grammar's own tokens)."""
         import torch
 
         from ssi_plugin.generation.beam_search import CopyPrior
@@ -253,15 +246,9 @@ class Generator:
         words = [concept for concept in query_concepts(query) if " " not in concept and concept not in SLOTS]
         if not words:
             return None
-        tokens = np.unique(np.fromiter(chain.from_iterable(self.tokenizer(words, add_special_tokens=False)["input_ids"]), dtype=np.int64))
-        tokens = np.setdiff1d(tokens, self._structure_tokens)
-        if not tokens.size:
-            return None
-        query_rows = torch.nn.functional.normalize(self._head.weight.detach()[torch.from_numpy(tokens)], dim=-1)
-        affinity = (decoding.unit_rows @ query_rows.T).amax(dim=1)
-        affinity = torch.where(affinity >= COPY_AFFINITY - 1e-5, affinity.clamp(max=1.0), 0.0)
-        affinity[decoding.structure_columns] = 0.0
-        return CopyPrior(affinity, self.copy_weight) if bool((affinity > 0).any()) else None
+        tokens = np.fromiter(chain.from_iterable(self.tokenizer(words, add_special_tokens=False)["input_ids"]), dtype=np.int64)
+        copyable = np.isin(decoding.trie.vocabulary, np.setdiff1d(tokens, self._structure_tokens))
+        return CopyPrior(torch.from_numpy(copyable), self.copy_weight) if copyable.any() else None
 
     def _all_unknown(self, query_ids: list[int]) -> bool:
         unknown = self.tokenizer.unk_token_id
