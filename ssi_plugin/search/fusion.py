@@ -21,30 +21,46 @@ RRF_K = 60
 Ranking = Sequence[tuple[str, float]]
 
 
-def reciprocal_rank_fusion(rankings: Mapping[str, Ranking], *, k: int = RRF_K) -> list[tuple[str, float]]:
-    fused: dict[str, float] = {}
-    for ranking in rankings.values():
+Shares = dict[str, dict[str, float]]
+"""Each document's share of its fused score, by list: what ``explain`` shows."""
+
+
+def reciprocal_rank_shares(rankings: Mapping[str, Ranking], *, k: int = RRF_K) -> Shares:
+    shares: Shares = {}
+    for name, ranking in rankings.items():
         for rank, (doc_id, _) in enumerate(ranking, start=1):
-            fused[doc_id] = fused.get(doc_id, 0.0) + 1.0 / (k + rank)
-    return _sorted(fused)
+            shares.setdefault(doc_id, {})[name] = 1.0 / (k + rank)
+    return shares
 
 
-def linear_fusion(rankings: Mapping[str, Ranking], weights: Mapping[str, float]) -> list[tuple[str, float]]:
-    """Sum of ``weight × score / best score of its list``: scores of different lists become comparable."""
-    fused: dict[str, float] = {}
+def linear_shares(rankings: Mapping[str, Ranking], weights: Mapping[str, float]) -> Shares:
+    """``weight × score / best score of its list``: scores of different lists become comparable."""
+    shares: Shares = {}
     for name, ranking in rankings.items():
         best = max((score for _, score in ranking), default=0.0)
         if best <= 0:
             continue
         for doc_id, score in ranking:
-            fused[doc_id] = fused.get(doc_id, 0.0) + weights.get(name, 1.0) * score / best
-    return _sorted(fused)
+            shares.setdefault(doc_id, {})[name] = weights.get(name, 1.0) * score / best
+    return shares
+
+
+def fused_shares(rankings: Mapping[str, Ranking], method: Fusion, *, weights: Mapping[str, float]) -> Shares:
+    return reciprocal_rank_shares(rankings) if method == "rrf" else linear_shares(rankings, weights)
+
+
+def ranked(shares: Shares) -> list[tuple[str, float]]:
+    """Documents by the sum of their shares, best first; ties break on the id so that a ranking is reproducible."""
+    return sorted(((doc_id, sum(by_list.values())) for doc_id, by_list in shares.items()), key=lambda item: (-item[1], item[0]))
+
+
+def reciprocal_rank_fusion(rankings: Mapping[str, Ranking], *, k: int = RRF_K) -> list[tuple[str, float]]:
+    return ranked(reciprocal_rank_shares(rankings, k=k))
+
+
+def linear_fusion(rankings: Mapping[str, Ranking], weights: Mapping[str, float]) -> list[tuple[str, float]]:
+    return ranked(linear_shares(rankings, weights))
 
 
 def fuse(rankings: Mapping[str, Ranking], method: Fusion, *, weights: Mapping[str, float]) -> list[tuple[str, float]]:
-    return reciprocal_rank_fusion(rankings) if method == "rrf" else linear_fusion(rankings, weights)
-
-
-def _sorted(scores: dict[str, float]) -> list[tuple[str, float]]:
-    # Ties break on the id so that a ranking is reproducible.
-    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    return ranked(fused_shares(rankings, method, weights=weights))

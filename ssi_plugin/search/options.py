@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -23,6 +23,8 @@ class SSIQuery(BaseModel):
     )
     bm25_field: str | None = Field(default=None, description="Also run BM25 on this text field and fuse it in.")
     explain: bool = Field(default=False, description="Attach matched concepts and per-list ranks to each hit.")
+    filter: dict[str, Any] | list[dict[str, Any]] | None = Field(
+        default=None, description="Query clauses every hit must match (as knn's filter): applied to every list.")
 
     @field_validator("query")
     @classmethod

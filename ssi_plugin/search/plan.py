@@ -14,6 +14,7 @@ Ranked lists, each one engine query:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from ssi_plugin.generation.generator import GenerationResult
@@ -44,28 +45,39 @@ def planned_lists(options: SSIQuery) -> list[str]:
     return ["exact", "concepts", "terms", *(["bm25"] if options.bm25_field else [])]
 
 
-def plan_queries(result: GenerationResult, options: SSIQuery, *, window: int) -> dict[str, dict[str, Any]]:
-    """The search bodies of each list, by list name; lists with nothing to ask are left out."""
+def plan_queries(result: GenerationResult, options: SSIQuery, *, window: int, filters: Sequence[dict[str, Any]] = (),
+                 must_not: Sequence[dict[str, Any]] = ()) -> dict[str, dict[str, Any]]:
+    """The search bodies of each list, by list name; lists with nothing to ask are left out.
+
+    Every list matches only documents that pass ``filters`` and none of ``must_not``.
+    """
     bodies: dict[str, dict[str, Any]] = {}
     exact = [
         {"term": {"ssi.id": {"value": identifier, "boost": max(probability, _MIN_BOOST)}}}
         for identifier, probability in candidate_probabilities(result).items()
     ]
     if exact:
-        bodies["exact"] = _bool_should(exact, window)
+        bodies["exact"] = _list(exact, window, filters, must_not)
     concepts = [
         {"term": {"ssi.concepts": {"value": concept, "boost": max(weight, _MIN_BOOST)}}}
         for concept, weight in result.concepts.items()
     ]
     if concepts:
-        bodies["concepts"] = _bool_should(concepts, window)
+        bodies["concepts"] = _list(concepts, window, filters, must_not)
     terms = [{"term": {f"ssi.{slot}": concept}} for concept in query_concepts(options.query) for slot in SLOTS]
     if terms:
-        bodies["terms"] = _bool_should(terms, window)
+        bodies["terms"] = _list(terms, window, filters, must_not)
     if options.bm25_field:
-        bodies["bm25"] = {"size": window, "_source": False, "query": {"match": {options.bm25_field: options.query}}}
+        bodies["bm25"] = _list([{"match": {options.bm25_field: options.query}}], window, filters, must_not)
     return bodies
 
 
-def _bool_should(clauses: list[dict[str, Any]], window: int) -> dict[str, Any]:
-    return {"size": window, "_source": False, "query": {"bool": {"should": clauses}}}
+def _list(clauses: list[dict[str, Any]], window: int, filters: Sequence[dict[str, Any]],
+          must_not: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One list's search: documents matching at least one of ``clauses`` (scored by them) that pass the filters."""
+    query: dict[str, Any] = {"should": clauses, "minimum_should_match": 1}
+    if filters:
+        query["filter"] = list(filters)
+    if must_not:
+        query["must_not"] = list(must_not)
+    return {"size": window, "_source": False, "query": {"bool": query}}

@@ -2,30 +2,35 @@
 
 ``SSISearcher.search`` is the Python API behind ``ssi-plugin search``;
 ``search_request`` answers a standard ``_search`` body holding an ``ssi``
-clause with a standard search response, for ``ssi-plugin serve``.
+clause (``ssi_plugin.search.request`` reads it) with a standard search
+response, for ``ssi-plugin serve``.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from ssi_plugin.engine import EngineClient
+from ssi_plugin.errors import EngineRequestError, InputError
+from ssi_plugin.generation.generator import GenerationResult, Generator
+from ssi_plugin.search.fusion import fused_shares, ranked
+from ssi_plugin.search.options import SSIQuery
+from ssi_plugin.search.plan import LIST_WEIGHTS, plan_queries, planned_lists
+from ssi_plugin.search.request import SSISearchRequest
 
 if TYPE_CHECKING:
     from ssi_plugin.indexing.trie import IndexTrie
-from ssi_plugin.errors import EngineRequestError, InputError, describe_validation_error
-from ssi_plugin.generation.generator import GenerationResult, Generator
-from ssi_plugin.search.fusion import fuse
-from ssi_plugin.search.options import SSIQuery
-from ssi_plugin.search.plan import LIST_WEIGHTS, plan_queries, planned_lists
 
 _MIN_WINDOW = 50
-_EXPLAIN_FIELDS = ["ssi.id", "ssi.concepts"]
+_EXPLAIN_FIELDS = ("ssi.id", "ssi.concepts")
+"""Doc values every list asks for: each hit's identifier and concepts, for ``explain``."""
+_ENGINE_HIT_KEYS = ("_version", "_seq_no", "_primary_term", "fields")
 
 
 class SearchHit(BaseModel):
@@ -36,13 +41,23 @@ class SearchHit(BaseModel):
     identifier: str | None = None
     matched_concepts: list[str] = Field(default_factory=list)
     ranks: dict[str, int] = Field(default_factory=dict, description="1-based rank of the hit in each list that found it.")
+    shares: dict[str, float] = Field(default_factory=dict, description="Each list's share of the fused score.")
+    engine: dict[str, Any] = Field(default_factory=dict, description="What the engine's hit carried as asked "
+                                   "(fields, _version, _seq_no, _primary_term, highlight).")
 
-    def as_engine_hit(self, *, explain: bool) -> dict[str, Any]:
-        hit: dict[str, Any] = {"_index": self.index, "_id": self.id, "_score": self.score}
+    def as_engine_hit(self, *, explain: bool, explanation: bool = False, fusion: str = "linear") -> dict[str, Any]:
+        hit: dict[str, Any] = {"_index": self.index, "_id": self.id, "_score": self.score, **self.engine}
         if self.source is not None:
             hit["_source"] = self.source
         if explain:
-            hit["_ssi"] = {"identifier": self.identifier, "matched_concepts": self.matched_concepts, "ranks": self.ranks}
+            hit["_ssi"] = {"identifier": self.identifier, "matched_concepts": self.matched_concepts, "ranks": self.ranks,
+                           "shares": self.shares}
+        if explanation:
+            hit["_explanation"] = {
+                "value": self.score, "description": f"ssi: {fusion} fusion of the lists that found the document",
+                "details": [{"value": share, "description": f"{name} list, rank {self.ranks[name]}", "details": []}
+                            for name, share in self.shares.items()],
+            }
         return hit
 
 
@@ -50,6 +65,11 @@ class SearchResult(BaseModel):
     query: SSIQuery
     hits: list[SearchHit]
     total: int
+    total_relation: Literal["eq", "gte"] = "eq"
+    track_total_hits: bool | int = True
+    timed_out: bool = False
+    explanation: bool = Field(default=False, description="Each hit carries the engine's `_explanation` (body-level explain).")
+    aggregations: dict[str, Any] | None = None
     generation: GenerationResult
     lists: dict[str, int] = Field(default_factory=dict, description="Documents each list found (0: the list was empty "
                                   "or had nothing to ask, e.g. no identifier was generated for an unplaceable query).")
@@ -64,16 +84,24 @@ class SearchResult(BaseModel):
     def as_engine_response(self) -> dict[str, Any]:
         """The hits in the engine's own response format, so any search client can read them; with ``explain`` also
         an ``_ssi`` section: the generated identifiers, what each list found, and why a list was empty."""
+        hits: dict[str, Any] = {
+            "max_score": self.hits[0].score if self.hits else None,
+            "hits": [hit.as_engine_hit(explain=self.query.explain, explanation=self.explanation, fusion=self.query.fusion)
+                     for hit in self.hits],
+        }
+        if self.track_total_hits is not False:
+            threshold = self.track_total_hits if type(self.track_total_hits) is int else None
+            capped = threshold is not None and self.total > threshold
+            value = threshold if capped else self.total
+            hits = {"total": {"value": value, "relation": "gte" if capped else self.total_relation}, **hits}
         response: dict[str, Any] = {
             "took": round(self.took_ms),
-            "timed_out": False,
+            "timed_out": self.timed_out,
             "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
-            "hits": {
-                "total": {"value": self.total, "relation": "eq"},
-                "max_score": self.hits[0].score if self.hits else None,
-                "hits": [hit.as_engine_hit(explain=self.query.explain) for hit in self.hits],
-            },
+            "hits": hits,
         }
+        if self.aggregations is not None:
+            response["aggregations"] = self.aggregations
         if self.query.explain:
             response["_ssi"] = {
                 "candidates": [{"identifier": c.identifier, "score": c.score} for c in self.generation.candidates],
@@ -141,70 +169,133 @@ class SSISearcher:
         options = query if isinstance(query, SSIQuery) else SSIQuery(query=query)
         if size < 0 or offset < 0:
             raise InputError(f"size and from must be >= 0, got size={size}, from={offset}")
+        request = SSISearchRequest(clause=options, size=size, offset=offset, list_options={"_source": source})
+        return self.run(request, headers=headers)
+
+    def search_request(self, index: str, body: Mapping[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+        """Answer a ``_search`` body whose query holds an ``ssi`` clause, in the engine's response format."""
+        if index not in (self.index, "", "_all"):
+            raise InputError(f"this endpoint serves SSI search on index {self.index!r}, not {index!r}")
+        request = SSISearchRequest.from_body(body)
+        if request is None:
+            raise InputError("the search body holds no [ssi] clause")
+        return self.run(request, headers=headers).as_engine_response()
+
+    def run(self, request: SSISearchRequest, *, headers: Mapping[str, str] | None = None) -> SearchResult:
+        """Generate, ask every list (filtered as the request says), fuse, then what the rest of the body asks."""
+        options = request.clause
         started = time.perf_counter()
         generation = self.generator.generate(options.query, k=options.k)
         generated = time.perf_counter()
 
-        bodies = plan_queries(generation, options, window=max(_MIN_WINDOW, offset + size))
+        window = max(_MIN_WINDOW, request.offset + request.size)
+        bodies = plan_queries(generation, options, window=window, filters=request.filters, must_not=request.must_not)
+        asked = request.list_options
         for body in bodies.values():
-            body["_source"] = source
-            body["docvalue_fields"] = _EXPLAIN_FIELDS
-        responses = self.engine.msearch(self.index, list(bodies.values()), headers=headers) if bodies else []
-        searched = time.perf_counter()
-
-        rankings: dict[str, list[tuple[str, float]]] = {}
+            body.update(asked)
+            body["_source"] = asked.get("_source", True)
+            body["docvalue_fields"] = [*asked.get("docvalue_fields", []), *_EXPLAIN_FIELDS]
+        responses = self._msearch(bodies, headers)
+        rankings = {name: [(hit["_id"], float(hit["_score"] or 0.0)) for hit in response["hits"]["hits"]]
+                    for name, response in responses.items()}
         found: dict[str, dict[str, Any]] = {}
-        for name, response in zip(bodies, responses, strict=True):
-            if "error" in response:
-                error = response["error"]
-                reason = error.get("reason", error) if isinstance(error, dict) else error
-                raise EngineRequestError("POST", f"/{self.index}/_msearch", int(response.get("status", 500)),
-                                         f"{name} list: {reason}", response)
-            rankings[name] = [(hit["_id"], float(hit["_score"] or 0.0)) for hit in response["hits"]["hits"]]
+        for response in responses.values():
             for hit in response["hits"]["hits"]:
                 found.setdefault(hit["_id"], hit)
 
-        fused = fuse(rankings, options.fusion, weights=LIST_WEIGHTS)
-        lists = {name: len(rankings.get(name, [])) for name in planned_lists(options)}
+        shares = fused_shares(rankings, options.fusion, weights=LIST_WEIGHTS)
+        fused = ranked(shares)
+        if request.min_score is not None:
+            fused = [(doc_id, score) for doc_id, score in fused if score >= request.min_score]
+        aggregations, kept = self._aggregate_and_post_filter(request, [doc_id for doc_id, _ in fused], headers)
+        fused = [(doc_id, score) for doc_id, score in fused if doc_id in kept]
+        page = fused[request.offset : request.offset + request.size]
+        highlights = self._highlight(request, [doc_id for doc_id, _ in page], headers)
+        searched = time.perf_counter()
+
         ranks = {name: {doc_id: rank for rank, (doc_id, _) in enumerate(ranking, start=1)} for name, ranking in rankings.items()}
+        user_fields = [*asked.get("fields", []), *asked.get("docvalue_fields", [])]
         hits = [
-            self._hit(found[doc_id], score, generation, {name: r[doc_id] for name, r in ranks.items() if doc_id in r})
-            for doc_id, score in fused[offset : offset + size]
+            self._hit(found[doc_id], score, generation, {name: r[doc_id] for name, r in ranks.items() if doc_id in r},
+                      shares[doc_id], highlights.get(doc_id), user_fields)
+            for doc_id, score in page
         ]
         finished = time.perf_counter()
         return SearchResult(
             query=options,
             hits=hits,
             total=len(fused),
+            total_relation="gte" if any(len(ranking) >= window for ranking in rankings.values()) else "eq",
+            track_total_hits=request.track_total_hits,
+            timed_out=any(response.get("timed_out") for response in responses.values()),
+            explanation=request.explain,
+            aggregations=aggregations,
             generation=generation,
-            lists=lists,
+            lists={name: len(rankings.get(name, [])) for name in planned_lists(options)},
             generate_ms=(generated - started) * 1000,
             engine_ms=(searched - generated) * 1000,
             took_ms=(finished - started) * 1000,
         )
 
-    def search_request(self, index: str, body: Mapping[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
-        """Answer a ``_search`` body whose ``query`` is an ``ssi`` clause, in the engine's response format."""
-        if index not in (self.index, "", "_all"):
-            raise InputError(f"this endpoint serves SSI search on index {self.index!r}, not {index!r}")
-        clause = body.get("query", {}).get("ssi")
-        try:
-            options = SSIQuery.model_validate(clause)
-        except ValidationError as exc:
-            raise InputError(f"[ssi] query is malformed: {describe_validation_error(exc)}") from None
-        result = self.search(
-            options,
-            size=int(body.get("size", 10)),
-            offset=int(body.get("from", 0)),
-            source=body.get("_source", True),
-            headers=headers,
-        )
-        return result.as_engine_response()
+    def _msearch(self, bodies: Mapping[str, dict[str, Any]], headers: Mapping[str, str] | None) -> dict[str, dict[str, Any]]:
+        """Each named search's answer; an engine error in one is an ``EngineRequestError`` naming it."""
+        if not bodies:
+            return {}
+        answers = self.engine.msearch(self.index, list(bodies.values()), headers=headers)
+        for name, answer in zip(bodies, answers, strict=True):
+            if "error" in answer:
+                error = answer["error"]
+                reason = error.get("reason", error) if isinstance(error, dict) else error
+                raise EngineRequestError("POST", f"/{self.index}/_msearch", int(answer.get("status", 500)),
+                                         f"{name}: {reason}", answer)
+        return dict(zip(bodies, answers, strict=True))
 
-    def _hit(self, hit: dict[str, Any], score: float, generation: GenerationResult, ranks: dict[str, int]) -> SearchHit:
+    def _aggregate_and_post_filter(self, request: SSISearchRequest, ids: list[str],
+                                   headers: Mapping[str, str] | None) -> tuple[dict[str, Any] | None, set[str]]:
+        """The engine's aggregations over ``ids`` (every document the search matched), and those of ``ids`` that pass
+        ``post_filter``: one round trip, only when the body asks for either."""
+        matched = {"ids": {"values": ids}}
+        bodies: dict[str, dict[str, Any]] = {}
+        if request.aggs is not None:
+            bodies["aggregations"] = {"size": 0, "track_total_hits": False, "query": matched, "aggs": request.aggs}
+        if request.post_filter is not None and ids:
+            bodies["post_filter"] = {"size": len(ids), "_source": False, "track_total_hits": False,
+                                     "query": {"bool": {"filter": [matched, request.post_filter]}}}
+        answers = self._msearch(bodies, headers)
+        aggregations = answers["aggregations"].get("aggregations", {}) if "aggregations" in answers else None
+        if request.post_filter is None:
+            return aggregations, set(ids)
+        kept = {hit["_id"] for hit in answers["post_filter"]["hits"]["hits"]} if ids else set()
+        return aggregations, kept
+
+    def _highlight(self, request: SSISearchRequest, ids: list[str], headers: Mapping[str, str] | None) -> dict[str, Any]:
+        """The engine's highlights of the documents shown, against the query text unless a ``highlight_query`` is given."""
+        if request.highlight is None or not ids:
+            return {}
+        highlight = dict(request.highlight)
+        fields = highlight.get("fields", {})
+        names = list(fields) if isinstance(fields, dict) else [name for entry in fields for name in entry]
+        highlight.setdefault("highlight_query", {"multi_match": {"query": request.clause.query, "fields": names or ["*"]}})
+        body = {"size": len(ids), "_source": False, "track_total_hits": False, "query": {"ids": {"values": ids}},
+                "highlight": highlight}
+        answer = self._msearch({"highlight": body}, headers)["highlight"]
+        return {hit["_id"]: hit["highlight"] for hit in answer["hits"]["hits"] if "highlight" in hit}
+
+    def _hit(self, hit: dict[str, Any], score: float, generation: GenerationResult, ranks: dict[str, int],
+             shares: dict[str, float], highlight: dict[str, Any] | None, user_fields: Sequence[Any]) -> SearchHit:
         fields = hit.get("fields", {})
         identifier = (fields.get("ssi.id") or [None])[0]
         concepts = set(fields.get("ssi.concepts", []))
+        engine = {key: hit[key] for key in _ENGINE_HIT_KEYS if key in hit}
+        asked = [entry["field"] if isinstance(entry, dict) else entry for entry in user_fields]
+        shown = {name: values for name, values in fields.items()
+                 if name not in _EXPLAIN_FIELDS or any(fnmatch.fnmatchcase(name, pattern) for pattern in asked)}
+        if shown:
+            engine["fields"] = shown
+        else:
+            engine.pop("fields", None)
+        if highlight is not None:
+            engine["highlight"] = highlight
         return SearchHit(
             index=hit["_index"],
             id=hit["_id"],
@@ -213,4 +304,6 @@ class SSISearcher:
             identifier=identifier,
             matched_concepts=[c for c in generation.concepts if c in concepts],
             ranks=ranks,
+            shares=shares,
+            engine=engine,
         )

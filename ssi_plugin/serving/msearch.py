@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ssi_plugin.search.options import SSIQuery
+from ssi_plugin.search.request import SSISearchRequest
 from ssi_plugin.serving.engine_errors import SearchRequestError
-from ssi_plugin.serving.ssi_clause import find_ssi_clause
+from ssi_plugin.serving.ssi_clause import find_ssi_search
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class MsearchItem:
     body_line: bytes
     body: dict[str, Any]
     index: str
-    clause: SSIQuery | None
+    clause: SSISearchRequest | None
 
     @property
     def ndjson(self) -> bytes:
@@ -98,9 +98,9 @@ def _json_object(line: bytes, number: int) -> dict[str, Any]:
     return value
 
 
-def _clause_at(body: dict[str, Any], number: int) -> SSIQuery | None:
+def _clause_at(body: dict[str, Any], number: int) -> SSISearchRequest | None:
     try:
-        return find_ssi_clause(body)
+        return find_ssi_search(body)
     except SearchRequestError as exc:
         raise SearchRequestError(
             f"msearch line {number}: {exc.reason}",

@@ -48,7 +48,7 @@ from ssi_plugin.serving.msearch import (
     parse_msearch,
     passthrough_payload,
 )
-from ssi_plugin.serving.ssi_clause import find_ssi_clause
+from ssi_plugin.serving.ssi_clause import find_ssi_search
 
 SSISearch = Callable[
     [str, dict[str, Any], Mapping[str, str]],
@@ -183,7 +183,7 @@ class SearchProxy:
                 index = unquote(match["index"].decode()) if match["index"] else "_all"
                 if match["kind"] == b"search":
                     parsed = _parse_json(readable)
-                    clause = find_ssi_clause(parsed)
+                    clause = find_ssi_search(parsed)
                     if clause is not None:
                         return await self._search(request, index, _with_url_options(parsed, request))
                 else:

@@ -62,6 +62,7 @@ class LiveTrie:
             self._mark = mark
             view = self.view
             touched = False
+            images = self.images
             for image, identifier in changes.items():
                 current = view.identifier_of(image) if image not in self._delta else self._delta[image]
                 if identifier == current:
@@ -70,12 +71,13 @@ class LiveTrie:
                 if identifier is None:
                     self._delta.pop(image, None)
                     self._removed.add(image)
-                    self.images -= 1
+                    images -= 1
                 else:
                     self._delta[image] = identifier
-                    self.images += int(current is None)
+                    images += int(current is None)
             if touched:
                 self._publish(view.base)
+                self.images = images  # counted once the view that names them is out
             view = self.view
         if touched:
             self._merge_if_due()

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from ssi_plugin.errors import EngineRequestError
+from ssi_plugin.search.request import SSISearchRequest
 from ssi_plugin.serving.proxy import ProxySettings, SearchProxy, SSISearch
 from ssi_plugin.serving.server import serve_in_thread
 
@@ -30,9 +31,12 @@ class MatchSearcher:
 
     def __call__(self, index: str, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
         self.calls.append((index, body, dict(headers)))
+        request = SSISearchRequest.from_body(body)
+        assert request is not None
+        match = {"match": {"caption": request.clause.query}}
         search = {
             **body,
-            "query": {"match": {"caption": body["query"]["ssi"]["query"]}},
+            "query": {"bool": {"must": [match], "filter": list(request.filters), "must_not": list(request.must_not)}},
         }
         response = httpx.post(f"{self.engine_url}/{index}/_search", json=search, headers=dict(headers))
         if response.status_code != 200:

@@ -238,13 +238,21 @@ def test_a_bad_ssi_clause_is_refused_naming_the_field(
     assert len(searcher.calls) == calls, "a refused clause never reaches the searcher"
 
 
-def test_an_ssi_clause_inside_another_query_is_left_to_the_engine(through_proxy: OpenSearch, images: str) -> None:
+def test_an_ssi_clause_where_no_frontend_puts_one_is_left_to_the_engine(through_proxy: OpenSearch, images: str) -> None:
     with pytest.raises(RequestError) as refused:
         through_proxy.search(
             index=images,
-            body={"query": {"bool": {"must": [{"ssi": {"query": "dog"}}]}}},
+            body={"query": {"constant_score": {"filter": {"ssi": {"query": "dog"}}}}},
         )
     assert "unknown query [ssi]" in json.dumps(refused.value.info["error"]["root_cause"])
+
+
+def test_ssi_as_the_scoring_clause_of_bool_reaches_the_searcher_with_its_filters(
+        through_proxy: OpenSearch, images: str, searcher: MatchSearcher) -> None:
+    answer = through_proxy.search(index=images, body={
+        "query": {"bool": {"must": [{"ssi": {"query": "dog"}}], "must_not": [{"match": {"caption": "beach"}}]}}})
+    assert answer["hits"]["hits"] and all("beach" not in hit["_source"]["caption"] for hit in answer["hits"]["hits"])
+    assert "bool" in searcher.calls[-1][1]["query"]
 
 
 def test_a_cluster_that_is_down_gives_502_in_the_engine_shape(

@@ -12,7 +12,7 @@ from ssi_plugin.serving.msearch import (
     parse_msearch,
     passthrough_payload,
 )
-from ssi_plugin.serving.ssi_clause import find_ssi_clause
+from ssi_plugin.serving.ssi_clause import find_ssi_search
 
 
 def ndjson(*lines: object) -> bytes:
@@ -27,17 +27,18 @@ def ndjson(*lines: object) -> bytes:
         {},
         {"size": 3},
         {"query": {"match_all": {}}},
-        {"query": {"bool": {"must": [{"ssi": {"query": "x"}}]}}},
+        {"query": {"bool": {"filter": [{"term": {"tag": "x"}}]}}},
+        {"query": {"nested": {"path": "p", "query": {"ssi": {"query": "x"}}}}},
     ],
 )
-def test_bodies_without_a_top_level_ssi_clause_are_not_ssi_searches(
+def test_bodies_without_an_ssi_clause_where_frontends_put_one_are_not_ssi_searches(
     body: object,
 ) -> None:
-    assert find_ssi_clause(body) is None
+    assert find_ssi_search(body) is None
 
 
 def test_an_ssi_clause_is_validated() -> None:
-    clause = find_ssi_clause(
+    clause = find_ssi_search(
         {
             "query": {
                 "ssi": {
@@ -51,6 +52,7 @@ def test_an_ssi_clause_is_validated() -> None:
         }
     )
     assert clause is not None
+    clause = clause.clause
     assert (
         clause.query,
         clause.k,
@@ -75,12 +77,39 @@ def test_an_ssi_clause_is_validated() -> None:
 )
 def test_a_bad_clause_is_a_400_naming_what_is_wrong(query: dict[str, object], says: str) -> None:
     with pytest.raises(SearchRequestError) as refused:
-        find_ssi_clause({"query": query})
+        find_ssi_search({"query": query})
     assert (refused.value.status, refused.value.error_type) == (
         400,
         "parsing_exception",
     )
     assert says in refused.value.reason
+
+
+def test_ssi_as_the_scoring_clause_of_bool_brings_its_filters_to_every_list() -> None:
+    tag, red = {"term": {"tag": "cat"}}, {"term": {"colour": "red"}}
+    request = find_ssi_search({"query": {"bool": {"must": [{"ssi": {"query": "a cat", "filter": red}}], "filter": [tag],
+                                                  "must_not": {"term": {"hidden": True}}}}, "size": 3})
+    assert request is not None and request.clause.query == "a cat" and request.size == 3
+    assert request.filters == (tag, red) and request.must_not == ({"term": {"hidden": True}},)
+    should = find_ssi_search({"query": {"bool": {"should": {"ssi": {"query": "a cat"}}, "filter": tag}}})
+    assert should is not None and should.filters == (tag,)
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"query": {"bool": {"must": [{"ssi": {"query": "x"}}, {"match": {"a": "b"}}]}}}, "only scoring clause of [bool]"),
+        ({"query": {"bool": {"must": [{"ssi": {"query": "x"}}], "filter": "tag"}}}, "[bool.filter] must be a query clause"),
+        ({"query": {"ssi": {"query": "x"}}, "collapse": {"field": "a"}, "rescore": {}}, "do not support [collapse], [rescore]"),
+        ({"query": {"ssi": {"query": "x"}}, "search_after": [1]}, "do not support [search_after]"),
+        ({"query": {"ssi": {"query": "x"}}, "sort": [{"date": "asc"}]}, "sort by [_score] (descending) only"),
+        ({"query": {"ssi": {"query": "x"}}, "size": -1}, "size"),
+    ],
+)
+def test_a_part_of_the_body_that_cannot_be_honoured_is_a_400_naming_it(body: dict[str, object], says: str) -> None:
+    with pytest.raises(SearchRequestError) as refused:
+        find_ssi_search(body)
+    assert refused.value.status == 400 and says in refused.value.reason
 
 
 def test_msearch_keeps_other_searches_byte_for_byte_and_merges_in_order() -> None:
@@ -92,7 +121,7 @@ def test_msearch_keeps_other_searches_byte_for_byte_and_merges_in_order() -> Non
     )
     items = parse_msearch(payload, default_index="a")
 
-    assert [(item.index, item.clause.query if item.clause else None) for item in items] == [
+    assert [(item.index, item.clause.clause.query if item.clause else None) for item in items] == [
         ("a", "dog"),
         ("b", None),
         ("c,d", "cat"),
