@@ -3,7 +3,12 @@ answer is Elasticsearch's (``X-Elastic-Product``) and asks for a compatibility v
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -44,3 +49,26 @@ def test_elasticsearch_py_accepts_ssi_answers_and_errors(proxy: str, index_name:
         client.close()
     plain = httpx.post(f"{proxy}/{index_name}/_search", json={"query": {"ssi": {"query": "a dog"}}})
     assert plain.headers["content-type"] == "application/json" and plain.headers["x-elastic-product"] == "Elasticsearch"
+
+
+JS_PROJECT = Path(__file__).resolve().parents[1] / "js"
+
+
+@pytest.mark.skipif(not (shutil.which("node") and shutil.which("npm")), reason="node and npm are needed for the JavaScript client")
+def test_the_elasticsearch_javascript_client_accepts_ssi_answers(proxy: str, index_name: str, tmp_path: Path) -> None:
+    for name in ("package.json", "package-lock.json", "elastic_client.mjs"):
+        shutil.copy(JS_PROJECT / name, tmp_path / name)
+    installed = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=tmp_path, capture_output=True,
+                               text=True, timeout=300, check=False)
+    assert installed.returncode == 0, installed.stderr
+    client = Elasticsearch(proxy, max_retries=0)
+    bulk(client, ({"_index": index_name, "_id": str(n), "caption": c} for n, c in enumerate(CAPTIONS)), refresh=True)
+    client.close()
+    done = subprocess.run(["node", "elastic_client.mjs"], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, "PROXY_URL": proxy, "INDEX": index_name})
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert (seen["ssi"]["status"], seen["ssi"]["product"]) == (200, "Elasticsearch")
+    assert len(seen["ssi"]["body"]["hits"]["hits"]) == 2
+    assert seen["filtered"] and all("beach" not in caption for caption in seen["filtered"])
+    assert seen["refused"]["status"] == 400 and "[collapse]" in seen["refused"]["reason"]
