@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -61,3 +64,18 @@ def without_took(answer: dict[str, Any]) -> dict[str, Any]:
     if "responses" in answer:
         answer["responses"] = [without_took(r) for r in answer["responses"]]
     return answer
+
+
+JS_PROJECT = Path(__file__).resolve().parents[1] / "js"
+"""``tests/js``: the npm packages of the JavaScript checks (a lock file pins them) and the check scripts."""
+
+
+def installed_js_script(folder: Path, script: str) -> Path:
+    """``script`` of ``tests/js`` in ``folder`` with the locked npm packages installed beside it (the tree stays clean)."""
+    for name in ("package.json", "package-lock.json", script):
+        shutil.copy(JS_PROJECT / name, folder / name)
+    installed = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=folder, capture_output=True,
+                               text=True, timeout=300, check=False)
+    if installed.returncode != 0:
+        raise AssertionError(f"npm ci failed in {folder}:\n{installed.stderr}")
+    return folder / script

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from serve_support import running_proxy
+from serve_support import installed_js_script, running_proxy
 from tiny_generator import IMAGES, index_with_generator
 
 from ssi_plugin.engine import EngineClient
@@ -22,18 +22,9 @@ pytestmark = [
     pytest.mark.skipif(not (shutil.which("node") and shutil.which("npm")), reason="node and npm are needed for Searchkit"),
 ]
 
-JS_PROJECT = Path(__file__).resolve().parents[1] / "js"
-
-
 @pytest.fixture(scope="module")
 def searchkit(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("searchkit")
-    for name in ("package.json", "package-lock.json", "searchkit_check.mjs"):
-        shutil.copy(JS_PROJECT / name, folder / name)
-    installed = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=folder, capture_output=True,
-                               text=True, timeout=300, check=False)
-    assert installed.returncode == 0, installed.stderr
-    return folder / "searchkit_check.mjs"
+    return installed_js_script(tmp_path_factory.mktemp("searchkit"), "searchkit_check.mjs")
 
 
 def test_searchkit_shows_ssi_hits_with_facets_and_a_filter(engine: EngineClient, engine_url: str, index_name: str,

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from elasticsearch import Elasticsearch
 from elasticsearch.helpers import bulk
-from serve_support import CAPTIONS, MatchSearcher, running_proxy
+from serve_support import CAPTIONS, MatchSearcher, installed_js_script, running_proxy
 
 from ssi_plugin.engine import EngineClient
 
@@ -51,20 +51,13 @@ def test_elasticsearch_py_accepts_ssi_answers_and_errors(proxy: str, index_name:
     assert plain.headers["content-type"] == "application/json" and plain.headers["x-elastic-product"] == "Elasticsearch"
 
 
-JS_PROJECT = Path(__file__).resolve().parents[1] / "js"
-
-
 @pytest.mark.skipif(not (shutil.which("node") and shutil.which("npm")), reason="node and npm are needed for the JavaScript client")
 def test_the_elasticsearch_javascript_client_accepts_ssi_answers(proxy: str, index_name: str, tmp_path: Path) -> None:
-    for name in ("package.json", "package-lock.json", "elastic_client.mjs"):
-        shutil.copy(JS_PROJECT / name, tmp_path / name)
-    installed = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=tmp_path, capture_output=True,
-                               text=True, timeout=300, check=False)
-    assert installed.returncode == 0, installed.stderr
+    script = installed_js_script(tmp_path, "elastic_client.mjs")
     client = Elasticsearch(proxy, max_retries=0)
     bulk(client, ({"_index": index_name, "_id": str(n), "caption": c} for n, c in enumerate(CAPTIONS)), refresh=True)
     client.close()
-    done = subprocess.run(["node", "elastic_client.mjs"], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    done = subprocess.run(["node", script.name], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
                           env={**os.environ, "PROXY_URL": proxy, "INDEX": index_name})
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from opensearchpy import OpenSearch
 from opensearchpy.helpers import bulk
-from serve_support import CAPTIONS, MatchSearcher, running_proxy, without_took
+from serve_support import CAPTIONS, MatchSearcher, installed_js_script, running_proxy, without_took
 
 pytestmark = [
     pytest.mark.engine,
@@ -29,26 +29,10 @@ pytestmark = [
     ),
 ]
 
-JS_PROJECT = Path(__file__).resolve().parents[1] / "js"
-
-
 @pytest.fixture(scope="module")
 def js_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with the JavaScript client installed and the check script beside it."""
-    folder = tmp_path_factory.mktemp("js-client")
-    for name in ("package.json", "package-lock.json", "serve_client.mjs"):
-        shutil.copy(JS_PROJECT / name, folder / name)
-    installed = subprocess.run(
-        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if installed.returncode != 0:
-        pytest.fail(f"npm ci failed in {folder}:\n{installed.stderr}")
-    return folder / "serve_client.mjs"
+    return installed_js_script(tmp_path_factory.mktemp("js-client"), "serve_client.mjs")
 
 
 @pytest.fixture
