@@ -16,12 +16,17 @@ never returned.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
 
 from ssi_plugin.trie.store import Entry, IdentifierTrie
 from ssi_plugin.trie.token_trie import char_token
+
+
+CACHED_PREFIXES = 65536
+"""Prefixes whose answers a view keeps (least recently used go first); callers must not change a returned list."""
 
 
 class TrieView:
@@ -38,6 +43,10 @@ class TrieView:
         self.vocabulary = base.tokens.vocabulary if self.delta is None else np.union1d(base.tokens.vocabulary, self.delta.tokens.vocabulary)
         """Sorted token ids that occur in some identifier of either part, and the end token."""
         self._hidden = removed | set(self.delta.index.image_ids()) if self.delta is not None else removed
+        # A view never changes, so its answers can be kept: decoding asks the same prefixes query after query, and a
+        # light node's answer is a walk over its keys (over both parts' keys with a delta).
+        self.children = functools.lru_cache(maxsize=CACHED_PREFIXES)(self.children)  # type: ignore[method-assign]
+        self.completion = functools.lru_cache(maxsize=CACHED_PREFIXES)(self.completion)  # type: ignore[method-assign]
 
     @property
     def end_token_id(self) -> int:
