@@ -24,7 +24,6 @@ import numpy as np
 from ssi_plugin.trie.store import Entry, IdentifierTrie
 from ssi_plugin.trie.token_trie import char_token
 
-
 CACHED_PREFIXES = 65536
 """Prefixes whose answers a view keeps (least recently used go first); callers must not change a returned list."""
 
