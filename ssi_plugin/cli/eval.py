@@ -14,7 +14,7 @@ from ssi_plugin.cli._dataset_options import (
     open_dataset,
 )
 
-RETRIEVERS = ("bm25", "dense-minilm", "ssi", "ssi-no-rgs", "numeric-ids")
+RETRIEVERS = ("bm25", "dense-minilm", "dense-engine", "ssi", "ssi-no-rgs", "numeric-ids", "ssi+dense")
 
 
 @click.command("eval")
@@ -65,12 +65,14 @@ def eval_command(
 ) -> None:
     """Ingest DATASET with each image's first caption, train, and query with the other captions.
 
-    Compares SSI (with and without Rationale-Guided Supervision), a GRACE-style
-    numeric-id generator, BM25 on the caption field and dense MiniLM retrieval.
+    Compares SSI (with and without Rationale-Guided Supervision, and fused with
+    the engine's kNN search), a GRACE-style numeric-id generator, BM25 on the
+    caption field and dense MiniLM retrieval (exact, and through the engine).
     Reruns reuse the index and the trained models while their inputs are unchanged.
     """
     from ssi_plugin.annotation.factory import create_annotator
     from ssi_plugin.evaluation import (
+        BASELINES,
         EvalOptions,
         default_variants,
         evaluate,
@@ -86,7 +88,7 @@ def eval_command(
         work_dir=work_dir or engine_settings(ctx).cache_dir / "eval",
         index=index,
         variants=tuple(variants),
-        baselines=tuple(name for name in ("bm25", "dense-minilm") if name in chosen),
+        baselines=tuple(name for name in BASELINES if name in chosen),
         max_queries=max_queries,
         unseen=unseen,
         split_seed=split_seed,

@@ -20,6 +20,8 @@ from ssi_plugin.cli._dataset_options import (
 @click.option("--index", required=True, help="Target index (created with the SSI mappings if missing).")
 @click.option("--failures", type=click.Path(path_type=Path, dir_okay=False), help="Failure file (default: INDEX.failures.jsonl).")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=500, show_default=True, help="Documents per bulk request.")
+@click.option("--vectors", is_flag=True, help="Also write each caption's all-MiniLM-L6-v2 embedding (field caption_vector) "
+              "for the dense leg of hybrid search; documents indexed before without one get it too.")
 @annotator_options
 @engine_options
 @click.pass_context
@@ -32,6 +34,7 @@ def ingest_command(
     index: str,
     failures: Path | None,
     chunk_size: int,
+    vectors: bool,
     annotator_kind: str,
     annotator_options: Any,
 ) -> None:
@@ -52,11 +55,13 @@ def ingest_command(
     failures = failures or Path(f"{index}.failures.jsonl")
     with connect_engine(ctx) as engine, create_annotator(annotator_kind, annotator_options) as annotator:
         click.echo(f"Ingesting {total} images of {dataset} into {engine.kind} {engine.url}/{index} with {annotator.version} ...", err=True)
-        summary = ingest(engine, records, annotator, index=index, failures=failures, total=total, chunk_size=chunk_size)
+        summary = ingest(engine, records, annotator, index=index, failures=failures, total=total, chunk_size=chunk_size,
+                         vectors=vectors)
     click.echo(
         f"{summary.indexed} indexed, {summary.skipped} already there, {summary.failed} failed "
         f"in {summary.seconds:.1f} s ({summary.docs_per_second:.0f} docs/s); "
         f"collision rate {summary.collisions.collision_rate:.1%}"
+        + (f"; {summary.vectors} caption vectors written" if vectors else "")
     )
     if summary.failed:
         raise PartialFailure(

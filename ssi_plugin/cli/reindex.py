@@ -20,12 +20,14 @@ from ssi_plugin.cli._dataset_options import annotator_options
 @click.option("--image-field", default="image", show_default=True, help="Source field holding the image path or URL.")
 @click.option("--failures", type=click.Path(path_type=Path, dir_okay=False), help="Failure file (default: DEST.failures.jsonl).")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=500, show_default=True, help="Documents per page and bulk request.")
+@click.option("--vectors", is_flag=True, help="Also write each caption's all-MiniLM-L6-v2 embedding (field caption_vector) "
+              "for the dense leg of hybrid search, in every document copied.")
 @annotator_options
 @engine_options
 @click.pass_context
 def reindex_command(
     ctx: click.Context, source: str, dest: str, alias: str | None, resume: bool, caption_field: str, image_field: str,
-    failures: Path | None, chunk_size: int, annotator_kind: str, annotator_options: Any,
+    failures: Path | None, chunk_size: int, vectors: bool, annotator_kind: str, annotator_options: Any,
 ) -> None:
     """Copy SOURCE into DEST, annotating documents without a current identifier, then move ALIAS.
 
@@ -39,7 +41,7 @@ def reindex_command(
         click.echo(f"Reindexing {source} -> {dest} on {engine.kind} {engine.url} with {annotator.version} ...", err=True)
         summary = reindex(
             engine, annotator, source=source, dest=dest, alias=alias, resume=resume, failures=failures,
-            caption_field=caption_field, image_field=image_field, chunk_size=chunk_size,
+            caption_field=caption_field, image_field=image_field, chunk_size=chunk_size, vectors=vectors,
         )
     click.echo(
         f"{summary.dest_count} of {summary.source_count} documents in {dest}: {summary.copied} copied, "

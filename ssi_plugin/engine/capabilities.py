@@ -1,4 +1,4 @@
-"""What a connected cluster can run, asked once per client.
+"""What a connected cluster can run, asked once per client: ingest pipelines, and vector fields.
 
 A full OpenSearch or Elasticsearch distribution runs the ``ssi-derive`` ingest
 pipeline (script, set and remove processors, painless conditions and scripts,
@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ssi_plugin.engine.client import EngineClient
+from ssi_plugin.engine.vectors import KNN_PLUGIN
 from ssi_plugin.errors import EngineAuthError, EngineRequestError
 
 DEFAULT_SCRIPT_LANGUAGE = "painless"
@@ -59,6 +60,9 @@ class Capabilities(BaseModel):
 
     processors: frozenset[str] | None
     script_languages: frozenset[str] | None
+    vectors: Literal["elasticsearch", "opensearch"] | None = Field(
+        default=None, description="Whose vector fields and kNN search the cluster has (the core of Elasticsearch; "
+        "OpenSearch's k-NN plugin on every node); None: none.")
 
     def pipeline_gaps(self, pipeline: Mapping[str, Any]) -> PipelineGaps:
         """What this cluster lacks to run ``pipeline`` (a pipeline body)."""
@@ -121,8 +125,21 @@ def capabilities(engine: EngineClient) -> Capabilities:
     """The cluster's ingest processors and script languages (two requests, then cached for this client)."""
     cached = _CACHE.get(engine)
     if cached is None:
-        cached = _CACHE[engine] = Capabilities(processors=_node_processors(engine), script_languages=_script_languages(engine))
+        cached = _CACHE[engine] = Capabilities(processors=_node_processors(engine), script_languages=_script_languages(engine),
+                                               vectors=_vectors(engine))
     return cached
+
+
+def _vectors(engine: EngineClient) -> Literal["elasticsearch", "opensearch"] | None:
+    """Elasticsearch always; OpenSearch when every node runs the k-NN plugin (a cluster that will not say: none)."""
+    if engine.kind == "elasticsearch":
+        return "elasticsearch"
+    try:
+        nodes = engine.request("GET", "/_nodes/plugins", params={"filter_path": "nodes.*.plugins.classname"})
+    except (EngineAuthError, EngineRequestError):
+        return None
+    per_node = [{plugin.get("classname") for plugin in node.get("plugins", ())} for node in (nodes or {}).get("nodes", {}).values()]
+    return "opensearch" if per_node and all(KNN_PLUGIN in plugins for plugins in per_node) else None
 
 
 def _node_processors(engine: EngineClient) -> frozenset[str] | None:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from ssi_plugin.engine import vectors
 from ssi_plugin.engine.capabilities import Capabilities, capabilities
 from ssi_plugin.engine.client import EngineClient
 from ssi_plugin.errors import ConfigError, EngineRequestError
@@ -89,7 +90,8 @@ def load_layout(folder: Path | None = None, *, index_patterns: list[str] | None 
 
 
 def fit_layout(resources: list[LayoutResource], cluster: Capabilities) -> FittedLayout:
-    """Leave out the pipelines ``cluster`` cannot run, and the index settings that name them."""
+    """Leave out the pipelines ``cluster`` cannot run, and the index settings that name them; where the cluster
+    has vector fields, map the caption vector (``ingest --vectors`` fills it; documents without one are fine)."""
     skipped = {}
     for resource in resources:
         if resource.kind == "pipeline" and (gaps := cluster.pipeline_gaps(resource.body)):
@@ -98,10 +100,17 @@ def fit_layout(resources: list[LayoutResource], cluster: Capabilities) -> Fitted
     for resource in resources:
         if resource.kind == "pipeline" and resource.name in skipped:
             continue
-        if resource.kind == "index-template" and skipped:
-            template = resource.body.get("template", {})
+        template = resource.body.get("template", {})
+        if resource.kind == "index-template" and (skipped or cluster.vectors):
             settings = _without_pipelines(template.get("settings", {}), set(skipped))
+            if cluster.vectors:
+                settings = {**settings, **vectors.index_settings(cluster.vectors)}
             resource = resource.model_copy(update={"body": {**resource.body, "template": {**template, "settings": settings}}})
+        elif resource.kind == "component-template" and cluster.vectors and "mappings" in template:
+            mappings = template["mappings"]
+            properties = {**mappings.get("properties", {}), vectors.VECTOR_FIELD: vectors.field_mapping(cluster.vectors)}
+            body = {**resource.body, "template": {**template, "mappings": {**mappings, "properties": properties}}}
+            resource = resource.model_copy(update={"body": body})
         fitted.append(resource)
     return FittedLayout(resources=fitted, skipped=skipped)
 
@@ -120,10 +129,12 @@ def _without_pipelines(settings: dict[str, Any], pipelines: set[str]) -> dict[st
     return kept
 
 
-def _pipeline_setting(settings: dict[str, Any], key: str) -> str | None:
-    """One pipeline setting, written flat (``index.default_pipeline``) or nested, as engines answer it."""
+def _setting(settings: dict[str, Any], key: str) -> str | None:
+    """One index setting, written flat (``index.default_pipeline``) or nested, as engines answer it; as a string
+    (engines answer ``true`` as ``"true"``)."""
     nested = settings.get("index") if isinstance(settings.get("index"), dict) else {}
-    return settings.get(f"index.{key}") or settings.get(key) or nested.get(key)
+    value = settings.get(f"index.{key}", settings.get(key, nested.get(key)))
+    return None if value is None else str(value).lower()
 
 
 def installed(engine: EngineClient, resource: LayoutResource) -> dict[str, Any] | None:
@@ -142,13 +153,17 @@ def installed(engine: EngineClient, resource: LayoutResource) -> dict[str, Any] 
 
 
 def _up_to_date(resource: LayoutResource, held: dict[str, Any]) -> bool:
-    """Same version, and for an index template the same pipelines (a cluster may have gained or lost them)."""
+    """Same version, and the same parts fitted to the cluster (it may have gained or lost pipelines or vectors)."""
     if held.get("version") != resource.version:
         return False
-    if resource.kind != "index-template":
-        return True
-    wanted, has = resource.body.get("template", {}).get("settings", {}), held.get("template", {}).get("settings", {})
-    return all(_pipeline_setting(wanted, key) == _pipeline_setting(has, key) for key in _PIPELINE_SETTINGS)
+    wanted, has = resource.body.get("template", {}), held.get("template", {})
+    if resource.kind == "component-template":
+        field = vectors.VECTOR_FIELD
+        return wanted.get("mappings", {}).get("properties", {}).get(field) == has.get("mappings", {}).get("properties", {}).get(field)
+    if resource.kind == "index-template":
+        return all(_setting(wanted.get("settings", {}), key) == _setting(has.get("settings", {}), key)
+                   for key in (*_PIPELINE_SETTINGS, "knn"))
+    return True
 
 
 def install_layout(

@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -34,6 +35,10 @@ class ModelVariant(BaseModel):
     description: str = ""
     folder: Path | None = None
     training: TrainingConfig | None = None
+    search: dict[str, Any] = Field(default_factory=dict, description="Options of the `ssi` clause it searches with "
+                                   "(e.g. hybrid), beside the query.")
+    trained_as: str | None = Field(default=None, description="The model folder's name stem (default: the variant's "
+                                   "name): variants that differ only in how they search share one training.")
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelVariant:
@@ -42,8 +47,12 @@ class ModelVariant(BaseModel):
         return self
 
 
+HYBRID_FAMILY = "ssi+dense"
+
+
 def default_variants(*, epochs: int | None = None, seeds: int = 1) -> list[ModelVariant]:
-    """SSI with RGS, SSI without it (lambda = 0), and the GRACE-style numeric ids, with the trainer's defaults.
+    """SSI with RGS, SSI without it (lambda = 0), the GRACE-style numeric ids, with the trainer's defaults, and the SSI
+    model searched with a dense leg (``ssi+dense``, no training of its own).
 
     ``seeds > 1`` trains each of them once per seed (``ssi-seed0``, ``ssi-seed1``, ...): on a few dozen
     images one training's Recall@1 moves by several points with the seed alone, so a comparison
@@ -58,12 +67,24 @@ def default_variants(*, epochs: int | None = None, seeds: int = 1) -> list[Model
         ("numeric-ids", base.model_copy(update={"identifier_kind": "numeric", "rationale_weight": 0.0}),
          "GRACE-style baseline: arbitrary numeric ids, ranked by constrained beam search alone"),
     ]
-    return [
-        ModelVariant(name=family if seeds == 1 else f"{family}-seed{seed}", family=family, description=description,
+
+    def named(family: str, seed: int) -> str:
+        return family if seeds == 1 else f"{family}-seed{seed}"
+
+    trained = [
+        ModelVariant(name=named(family, seed), family=family, description=description,
                      training=config.model_copy(update={"seed": seed}))
         for family, config, description in families
         for seed in range(seeds)
     ]
+    hybrid = [
+        ModelVariant(name=named(HYBRID_FAMILY, seed), family=HYBRID_FAMILY, search={"hybrid": True}, trained_as=named("ssi", seed),
+                     description="the SSI generator's lists fused with the engine's kNN search over the caption vectors "
+                                 "(the dense leg of a hybrid `ssi` query)",
+                     training=base.model_copy(update={"seed": seed}))
+        for seed in range(seeds)
+    ]
+    return [*trained, *hybrid]
 
 
 def parse_generator_option(text: str) -> ModelVariant:
@@ -104,7 +125,7 @@ def ensure_trained(
     assert variant.training is not None
     from ssi_plugin.generation.training import train
 
-    folder = models_dir / f"{variant.name}-{training_hash(variant.training, examples)}"
+    folder = models_dir / f"{variant.trained_as or variant.name}-{training_hash(variant.training, examples)}"
     if is_trained(folder):
         log(f"{variant.name}: reusing the model trained before in {folder}")
         return folder

@@ -9,13 +9,20 @@
   baseline answers (a number carries no concept to search the index with).
 - ``DenseRetriever`` (``ssi_plugin.evaluation.dense``): MiniLM sentence
   embeddings of the ingested captions, cosine similarity.
+- ``DenseEngineRetriever``: the same embeddings, written by ``ingest --vectors``
+  and searched by the engine's kNN search.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ssi_plugin.engine.vectors import VECTOR_FIELD, knn_search
+from ssi_plugin.search.options import SSIQuery
 
 if TYPE_CHECKING:
+    from ssi_plugin.embedding import MiniLMEncoder
     from ssi_plugin.engine import EngineClient
     from ssi_plugin.generation.generator import Generator
     from ssi_plugin.search import SSISearcher
@@ -44,15 +51,32 @@ class BM25Retriever:
         return [hit["_id"] for hit in self.engine.search(self.index, body)["hits"]["hits"]]
 
 
-class SSIRetriever:
-    """The SSI searcher: its fused hits are the ranking."""
+class DenseEngineRetriever:
+    """The engine's kNN search over the caption vectors, the query embedded by the same encoder."""
 
-    def __init__(self, searcher: SSISearcher, *, name: str = "ssi") -> None:
-        self.searcher = searcher
+    def __init__(self, engine: EngineClient, index: str, encoder: MiniLMEncoder, *, field: str = VECTOR_FIELD,
+                 name: str = "dense-engine") -> None:
+        self.engine = engine
+        self.index = index
+        self.encoder = encoder
+        self.field = field
         self.name = name
 
     def retrieve(self, query: str, k: int) -> list[str]:
-        return [hit.id for hit in self.searcher.search(query, size=k, source=False).hits]
+        body = {**knn_search(self.engine.kind, self.field, self.encoder.encode([query])[0].tolist(), k=k), "_source": False}
+        return [hit["_id"] for hit in self.engine.search(self.index, body)["hits"]["hits"]]
+
+
+class SSIRetriever:
+    """The SSI searcher: its fused hits are the ranking; ``options``: the rest of the ``ssi`` clause (e.g. hybrid)."""
+
+    def __init__(self, searcher: SSISearcher, *, name: str = "ssi", options: Mapping[str, Any] | None = None) -> None:
+        self.searcher = searcher
+        self.name = name
+        self.options = dict(options or {})
+
+    def retrieve(self, query: str, k: int) -> list[str]:
+        return [hit.id for hit in self.searcher.search(SSIQuery(query=query, **self.options), size=k, source=False).hits]
 
 
 class GenerativeRetriever:

@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ssi_plugin.datasets import ImageRecord
+from ssi_plugin.engine.capabilities import capabilities
 from ssi_plugin.errors import InputError, PartialFailure
 from ssi_plugin.evaluation.metrics import RECALL_CUTOFFS, QueryOutcome, RetrievalMetrics, summarize
-from ssi_plugin.evaluation.models import ModelVariant, ensure_trained
+from ssi_plugin.evaluation.models import HYBRID_FAMILY, ModelVariant, ensure_trained
 from ssi_plugin.evaluation.protocol import EvalQuery, split_for_evaluation
 from ssi_plugin.evaluation.report import EvalReport, RetrieverResult
 from ssi_plugin.evaluation.retrievers import Retriever
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from ssi_plugin.annotation.base import Annotator
     from ssi_plugin.engine import EngineClient
 
-BASELINES = ("bm25", "dense-minilm")
+BASELINES = ("bm25", "dense-minilm", "dense-engine")
 """Retrievers that need no trained model."""
 
 Log = Callable[[str], None]
@@ -79,11 +80,20 @@ def evaluate(
     names = [*options.baselines, *(variant.name for variant in options.variants)]
     if len(set(names)) != len(names):
         raise InputError(f"retriever names must be distinct, got {', '.join(names)}")
+    vectors = "dense-engine" in names or any(variant.search for variant in options.variants)
+    if vectors and capabilities(engine).vectors is None:
+        log(f"{engine.kind} at {engine.url} has no vector search (OpenSearch needs its k-NN plugin): "
+            f"leaving out dense-engine and {HYBRID_FAMILY}")
+        options = options.model_copy(update={
+            "baselines": tuple(name for name in options.baselines if name != "dense-engine"),
+            "variants": tuple(variant for variant in options.variants if not variant.search)})
+        names = [*options.baselines, *(variant.name for variant in options.variants)]
+        vectors = False
     split = split_for_evaluation(records, max_queries=options.max_queries, unseen=options.unseen, seed=options.split_seed)
     index = options.index or f"ssi-eval-{split.fingerprint()}"
 
     seen = ingest_documents(engine, split.seen_documents, annotator, index=index, work_dir=options.work_dir,
-                            progress=options.progress, log=log)
+                            vectors=vectors, progress=options.progress, log=log)
     examples = _training_examples(engine, index, seen)
     folders = {variant.name: ensure_trained(variant, examples, options.work_dir / "models", progress=options.progress, log=log)
                for variant in options.variants}
@@ -91,7 +101,7 @@ def evaluate(
     if split.unseen:
         log(f"{len(split.unseen)} images were held back from training; ingesting them now")
         indexed = ingest_documents(engine, split.documents, annotator, index=index, work_dir=options.work_dir,
-                                   progress=options.progress, log=log)
+                                   vectors=vectors, progress=options.progress, log=log)
     queries = [query for query in split.queries if query.relevant in indexed]
     if not queries:
         raise InputError("no query is left: none of the images it was written for could be ingested")
@@ -115,15 +125,17 @@ def evaluate(
 
 def ingest_documents(
     engine: EngineClient, documents: Sequence[ImageRecord], annotator: Annotator, *, index: str, work_dir: Path,
-    progress: bool, log: Log
+    progress: bool, log: Log, vectors: bool = False
 ) -> dict[str, SSIRecord]:
-    """Ingest the first captions (resuming) and return the identified images among ``documents``, by id."""
+    """Ingest the first captions (resuming; ``vectors``: with their embeddings) and return the identified images
+    among ``documents``, by id."""
     from ssi_plugin.indexing import ingest
     from ssi_plugin.indexing.documents import indexed_records
 
     log(f"Ingesting {len(documents)} images (first caption each) into {engine.kind} {index} with {annotator.version}")
     failures = work_dir / f"{index}.failures.jsonl"
-    summary = ingest(engine, documents, annotator, index=index, failures=failures, total=len(documents), progress=progress)
+    summary = ingest(engine, documents, annotator, index=index, failures=failures, total=len(documents), vectors=vectors,
+                     progress=progress)
     log(f"{summary.indexed} indexed, {summary.skipped} already there, {summary.failed} failed")
     wanted = {document.id for document in documents}
     indexed = {record.id: record for record in indexed_records(engine, index) if record.id in wanted}
@@ -165,6 +177,7 @@ def run_queries(retriever: Retriever, queries: Sequence[EvalQuery], *, k: int, d
 
 def _open_retriever(name: str, engine: EngineClient, index: str, indexed: dict[str, SSIRecord],
                     variants: Sequence[ModelVariant], folders: dict[str, Path]) -> tuple[Retriever, str]:
+    from ssi_plugin.embedding import shared_encoder
     from ssi_plugin.evaluation.retrievers import BM25Retriever
 
     if name == "bm25":
@@ -172,18 +185,24 @@ def _open_retriever(name: str, engine: EngineClient, index: str, indexed: dict[s
 
         return BM25Retriever(engine, index, field=CAPTION_FIELD), f"the engine's BM25 on the `{CAPTION_FIELD}` field"
     if name == "dense-minilm":
-        from ssi_plugin.evaluation.dense import DenseRetriever, MiniLMEncoder
+        from ssi_plugin.evaluation.dense import DenseRetriever
 
         ids = list(indexed)
-        return (DenseRetriever(MiniLMEncoder(), ids, [indexed[i].caption or "" for i in ids]),
+        return (DenseRetriever(shared_encoder(), ids, [indexed[i].caption or "" for i in ids]),
                 "all-MiniLM-L6-v2 embeddings of the ingested captions, exact cosine search")
+    if name == "dense-engine":
+        from ssi_plugin.evaluation.retrievers import DenseEngineRetriever
+
+        return (DenseEngineRetriever(engine, index, shared_encoder()),
+                "the same embeddings searched by the engine's kNN search (HNSW) over the caption vectors")
     variant = next(v for v in variants if v.name == name)
     pairs = [(r.ssi.id, r.id) for r in indexed.values()]
-    return open_generator_retriever(engine, index, folders[name], name=name, pairs=pairs), variant.description
+    return (open_generator_retriever(engine, index, folders[name], name=name, pairs=pairs, search=variant.search),
+            variant.description)
 
 
 def open_generator_retriever(engine: EngineClient, index: str, folder: Path, *, name: str,
-                             pairs: Sequence[tuple[str, str]]) -> Retriever:
+                             pairs: Sequence[tuple[str, str]], search: Mapping[str, Any] | None = None) -> Retriever:
     """An SSI generator searches the index (its trie rebuilt from ``pairs``, the index's identifiers);
     a numeric-id generator answers from its own trie."""
     from transformers import AutoTokenizer
@@ -197,4 +216,4 @@ def open_generator_retriever(engine: EngineClient, index: str, folder: Path, *, 
         return GenerativeRetriever(Generator.load(folder), name=name)
     # The folder's own trie is not read: it may hold other identifiers, or predate the trie's current layout.
     generator = Generator.load(folder, trie=build_trie(AutoTokenizer.from_pretrained(folder), pairs))
-    return SSIRetriever(SSISearcher(engine, generator, index=index), name=name)
+    return SSIRetriever(SSISearcher(engine, generator, index=index), name=name, options=search)

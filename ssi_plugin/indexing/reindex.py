@@ -32,6 +32,7 @@ from ssi_plugin.indexing.documents import CAPTION_FIELD, indexed_records
 from ssi_plugin.indexing.failures import FailureLog
 from ssi_plugin.indexing.ingest import ensure_index
 from ssi_plugin.indexing.prefetch import prefetched
+from ssi_plugin.indexing.vectors import CaptionVectors
 from ssi_plugin.progress import progress_bar
 
 
@@ -62,8 +63,10 @@ def reindex(
     caption_field: str = CAPTION_FIELD,
     image_field: str = "image",
     chunk_size: int = 500,
+    vectors: bool = False,
     progress: bool = True,
 ) -> ReindexSummary:
+    """Copy ``source`` into ``dest`` (``vectors``: every copied document with its caption's embedding)."""
     started = time.perf_counter()
     if source == dest:
         raise ConfigError("--source and --dest must be different indices")
@@ -74,6 +77,7 @@ def reindex(
     if engine.exists(f"/{dest}") and engine.count(dest) and not resume:
         raise ConfigError(f"destination {dest!r} already holds {engine.count(dest)} documents: pass --resume to continue it")
     ensure_index(engine, dest)
+    embedder = CaptionVectors(engine, dest, caption_field=caption_field) if vectors else None
 
     resolver = CollisionResolver()
     done: set[str] = set()
@@ -107,7 +111,8 @@ def reindex(
                     counts["annotated"] += 1
                 yield {"_op_type": "index", "_index": dest, "_id": hit["_id"], "_source": {**document, "ssi": record.index_fields()}}
 
-        for outcome in engine.bulk(prefetched(actions(), buffer=2 * chunk_size), chunk_size=chunk_size):
+        stream = embedder.embedded(actions()) if embedder else actions()
+        for outcome in engine.bulk(prefetched(stream, buffer=2 * chunk_size), chunk_size=chunk_size):
             if not outcome.ok:
                 failure_log.add(outcome.id or "?", "index", f"status {outcome.status}", outcome.error)
             advance(1)

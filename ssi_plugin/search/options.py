@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ssi_plugin.engine.vectors import VECTOR_FIELD
+
 Fusion = Literal["rrf", "linear"]
 
 
@@ -22,9 +24,23 @@ class SSIQuery(BaseModel):
                     "probabilities decide between exact identifiers; rrf: reciprocal-rank fusion, ranks only.",
     )
     bm25_field: str | None = Field(default=None, description="Also run BM25 on this text field and fuse it in.")
+    hybrid: bool = Field(default=False, description="Also ask the engine's kNN search over the caption vectors "
+                         "(`ingest --vectors`) and fuse it in: the dense leg.")
+    vector_field: str | None = Field(default=None, description="The dense leg searches this vector field instead "
+                                     "(implies hybrid); its query vector is the text's all-MiniLM-L6-v2 embedding "
+                                     "unless query_vector is given.")
+    query_vector: list[float] | None = Field(default=None, min_length=1, description="The dense leg's query vector, "
+                                             "made by the caller for its own field (implies hybrid).")
     explain: bool = Field(default=False, description="Attach matched concepts and per-list ranks to each hit.")
     filter: dict[str, Any] | list[dict[str, Any]] | None = Field(
         default=None, description="Query clauses every hit must match (as knn's filter): applied to every list.")
+
+    @property
+    def dense_field(self) -> str | None:
+        """The vector field the dense leg searches; None: no dense leg."""
+        if self.vector_field is not None:
+            return self.vector_field
+        return VECTOR_FIELD if self.hybrid or self.query_vector is not None else None
 
     @field_validator("query")
     @classmethod

@@ -11,17 +11,20 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ssi_plugin.embedding import shared_encoder
 from ssi_plugin.engine import EngineClient
+from ssi_plugin.engine.vectors import cosine_of
 from ssi_plugin.errors import EngineRequestError, InputError
 from ssi_plugin.generation.generator import GenerationResult, Generator
 from ssi_plugin.search.fusion import fused_shares, ranked
 from ssi_plugin.search.options import SSIQuery
-from ssi_plugin.search.plan import LIST_WEIGHTS, plan_queries, planned_lists
+from ssi_plugin.search.plan import LIST_WEIGHTS, DenseLeg, plan_queries, planned_lists
 from ssi_plugin.search.request import SSISearchRequest
 
 if TYPE_CHECKING:
@@ -31,6 +34,13 @@ _MIN_WINDOW = 50
 _EXPLAIN_FIELDS = ("ssi.id", "ssi.concepts")
 """Doc values every list asks for: each hit's identifier and concepts, for ``explain``."""
 _ENGINE_HIT_KEYS = ("_version", "_seq_no", "_primary_term", "fields")
+
+
+def _list_score(name: str, hit: Mapping[str, Any]) -> float:
+    """A hit's score in its list; the dense list's is its cosine (the engines' ``(1 + cos) / 2`` crowds every hit
+    near the best, which fusion by score over the best would read as all equally good)."""
+    score = float(hit["_score"] or 0.0)
+    return max(0.0, cosine_of(score)) if name == "dense" else score
 
 
 class SearchHit(BaseModel):
@@ -122,6 +132,7 @@ class SSISearcher:
         self.generator = generator
         self.index = index
         self.trie = trie
+        self._embedder: ThreadPoolExecutor | None = None
 
     @classmethod
     def open(cls, engine: EngineClient, index: str, *, model_dir: Path, cache_dir: Path | None = None,
@@ -153,9 +164,11 @@ class SSISearcher:
         return cls(engine, generator, index=index, trie=trie)
 
     def close(self) -> None:
-        """Stop keeping the trie in step (a no-op for a searcher over a fixed trie)."""
+        """Stop keeping the trie in step (a no-op for a searcher over a fixed trie) and the embedding thread."""
         if self.trie is not None:
             self.trie.stop()
+        if self._embedder is not None:
+            self._embedder.shutdown(wait=False)
 
     def search(
         self,
@@ -185,18 +198,23 @@ class SSISearcher:
         """Generate, ask every list (filtered as the request says), fuse, then what the rest of the body asks."""
         options = request.clause
         started = time.perf_counter()
+        embedding = self._embed(options)
         generation = self.generator.generate(options.query, k=options.k)
+        dense = embedding.result() if embedding is not None else None
         generated = time.perf_counter()
 
         window = max(_MIN_WINDOW, request.offset + request.size)
-        bodies = plan_queries(generation, options, window=window, filters=request.filters, must_not=request.must_not)
+        bodies = plan_queries(generation, options, window=window, filters=request.filters, must_not=request.must_not,
+                              dense=dense)
         asked = request.list_options
         for body in bodies.values():
             body.update(asked)
             body["_source"] = asked.get("_source", True)
             body["docvalue_fields"] = [*asked.get("docvalue_fields", []), *_EXPLAIN_FIELDS]
-        responses = self._msearch(bodies, headers)
-        rankings = {name: [(hit["_id"], float(hit["_score"] or 0.0)) for hit in response["hits"]["hits"]]
+        responses = self._msearch(bodies, headers, labels={"dense": f"dense leg on field [{options.dense_field}]"})
+        if dense is not None and not responses["dense"]["hits"]["hits"]:
+            self._require_vectors(dense.field, headers)
+        rankings = {name: [(hit["_id"], _list_score(name, hit)) for hit in response["hits"]["hits"]]
                     for name, response in responses.items()}
         found: dict[str, dict[str, Any]] = {}
         for response in responses.values():
@@ -237,18 +255,40 @@ class SSISearcher:
             took_ms=(finished - started) * 1000,
         )
 
-    def _msearch(self, bodies: Mapping[str, dict[str, Any]], headers: Mapping[str, str] | None) -> dict[str, dict[str, Any]]:
-        """Each named search's answer; an engine error in one is an ``EngineRequestError`` naming it."""
+    def _msearch(self, bodies: Mapping[str, dict[str, Any]], headers: Mapping[str, str] | None, *,
+                 labels: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
+        """Each named search's answer; an engine error in one is an ``EngineRequestError`` in the engine's shape,
+        its reason led by the search's name (or its label)."""
         if not bodies:
             return {}
         answers = self.engine.msearch(self.index, list(bodies.values()), headers=headers)
         for name, answer in zip(bodies, answers, strict=True):
             if "error" in answer:
                 error = answer["error"]
-                reason = error.get("reason", error) if isinstance(error, dict) else error
-                raise EngineRequestError("POST", f"/{self.index}/_msearch", int(answer.get("status", 500)),
-                                         f"{name}: {reason}", answer)
+                reason = f"{(labels or {}).get(name, name)}: {error.get('reason', error) if isinstance(error, dict) else error}"
+                body = {**answer, "error": {**error, "reason": reason}} if isinstance(error, dict) else answer
+                raise EngineRequestError("POST", f"/{self.index}/_msearch", int(answer.get("status", 500)), reason, body)
         return dict(zip(bodies, answers, strict=True))
+
+    def _embed(self, options: SSIQuery) -> Future[DenseLeg] | None:
+        """The dense leg's query vector, made on another thread while the generator runs (both release the GIL)."""
+        field = options.dense_field
+        if field is None:
+            return None
+        if options.query_vector is not None:
+            done: Future[DenseLeg] = Future()
+            done.set_result(DenseLeg(self.engine.kind, field, options.query_vector))
+            return done
+        if self._embedder is None:
+            self._embedder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssi-embed")
+        return self._embedder.submit(lambda: DenseLeg(self.engine.kind, field, shared_encoder().encode([options.query])[0].tolist()))
+
+    def _require_vectors(self, field: str, headers: Mapping[str, str] | None) -> None:
+        """An empty dense list over an index that holds no vector is a mistake to report, not an SSI-only answer."""
+        body = {"size": 0, "track_total_hits": 1, "query": {"exists": {"field": field}}}
+        if not self._msearch({"vectors": body}, headers)["vectors"]["hits"]["total"]["value"]:
+            raise InputError(f"index [{self.index}] holds no vector in field [{field}]: ingest or reindex it with --vectors "
+                             f"(or name a vector field it has) to search it with a dense leg")
 
     def _aggregate_and_post_filter(self, request: SSISearchRequest, ids: list[str],
                                    headers: Mapping[str, str] | None) -> tuple[dict[str, Any] | None, set[str]]:

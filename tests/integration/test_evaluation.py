@@ -13,6 +13,7 @@ import torch
 
 from ssi_plugin.annotation.factory import create_annotator
 from ssi_plugin.datasets import ImageRecord
+from ssi_plugin.embedding import MiniLMEncoder
 from ssi_plugin.engine import EngineClient
 from ssi_plugin.evaluation import (
     BM25Retriever,
@@ -22,7 +23,7 @@ from ssi_plugin.evaluation import (
     evaluate,
     write_report,
 )
-from ssi_plugin.evaluation.dense import DenseRetriever, MiniLMEncoder
+from ssi_plugin.evaluation.dense import DenseRetriever
 from ssi_plugin.evaluation.run import open_generator_retriever
 from ssi_plugin.generation.models import tiny_model
 from ssi_plugin.generation.training import TrainingConfig

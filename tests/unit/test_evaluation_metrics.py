@@ -113,8 +113,10 @@ def test_split_refuses_a_dataset_without_queries() -> None:
 
 
 def test_trained_variants_are_keyed_by_config_and_examples() -> None:
-    ssi, no_rgs, numeric = default_variants(epochs=3)
+    ssi, no_rgs, numeric, hybrid = default_variants(epochs=3)
     assert (ssi.training.rationale_weight > 0, no_rgs.training.rationale_weight, numeric.training.identifier_kind) == (True, 0.0, "numeric")
+    # ssi+dense searches the ssi model with a dense leg: the same training, the same model folder
+    assert (hybrid.training, hybrid.trained_as, hybrid.search) == (ssi.training, ssi.name, {"hybrid": True})
     examples = [TrainingExample(text="a dog", identifier="objects: dog", image_id="1")]
     assert training_hash(ssi.training, examples) != training_hash(no_rgs.training, examples)
     assert training_hash(ssi.training, examples) != training_hash(ssi.training, [*examples, examples[0]])
@@ -127,9 +129,11 @@ def test_several_seeds_train_each_variant_once_per_seed() -> None:
     variants = default_variants(epochs=3, seeds=2)
     assert [(v.name, v.family, v.training.seed) for v in variants] == [
         ("ssi-seed0", "ssi", 0), ("ssi-seed1", "ssi", 1), ("ssi-no-rgs-seed0", "ssi-no-rgs", 0),
-        ("ssi-no-rgs-seed1", "ssi-no-rgs", 1), ("numeric-ids-seed0", "numeric-ids", 0), ("numeric-ids-seed1", "numeric-ids", 1)]
+        ("ssi-no-rgs-seed1", "ssi-no-rgs", 1), ("numeric-ids-seed0", "numeric-ids", 0), ("numeric-ids-seed1", "numeric-ids", 1),
+        ("ssi+dense-seed0", "ssi+dense", 0), ("ssi+dense-seed1", "ssi+dense", 1)]
     assert variants[1].training.rationale_weight > 0 and variants[3].training.rationale_weight == 0
-    assert [v.name for v in default_variants(seeds=1)] == ["ssi", "ssi-no-rgs", "numeric-ids"]
+    assert [v.trained_as for v in variants[-2:]] == ["ssi-seed0", "ssi-seed1"]
+    assert [v.name for v in default_variants(seeds=1)] == ["ssi", "ssi-no-rgs", "numeric-ids", "ssi+dense"]
 
 
 def test_generator_option_names_a_folder(tmp_path) -> None:

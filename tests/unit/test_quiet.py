@@ -8,7 +8,7 @@ import sys
 
 LOAD = """
 from huggingface_hub.utils import are_progress_bars_disabled
-from ssi_plugin.evaluation.dense import MiniLMEncoder
+from ssi_plugin.embedding import MiniLMEncoder
 from ssi_plugin.generation.models import load_base
 
 MiniLMEncoder()
