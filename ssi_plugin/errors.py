@@ -13,7 +13,8 @@ class's ``exit_code``. Subclasses carry the data a caller needs to react.
     │   ├── EngineUnreachable             nothing answers at the URL
     │   ├── EngineAuthError               401 / 403
     │   ├── UnsupportedEngine             not OpenSearch/Elasticsearch, or a version we do not support
-    │   └── EngineRequestError            the engine refused a request (status + reason)
+    │   ├── EngineRequestError            the engine refused a request (status + reason)
+    │   └── ShardsFailed                  a search answered without some shards (index + each shard's reason)
     ├── LocalNodeError            exit 4  the embedded local node
     │   └── PrerequisiteMissing           java or mvn not installed
     ├── ModelError                exit 5  a model folder, trie or generation problem
@@ -91,6 +92,18 @@ class EngineRequestError(EngineError):
         self.status = status
         self.reason = reason
         self.body = body
+
+
+class ShardsFailed(EngineError):
+    """A search or scroll page that some shards did not answer: its hits are only part of the index."""
+
+    def __init__(self, index: str, *, failed: int, total: int, reasons: list[str]) -> None:
+        detail = "; ".join(reasons) if reasons else "the engine gave no reason"
+        super().__init__(f"{failed} of {total} shards of {index} failed to answer, so its documents cannot all be read: {detail}")
+        self.index = index
+        self.failed = failed
+        self.total = total
+        self.reasons = reasons
 
 
 class LocalNodeError(SSIError):

@@ -4,7 +4,8 @@
     CaptionAnnotator             caption words (spaCy) + optional image tags (EfficientNet-Lite0); offline default
     MLLMAnnotator                a local Hugging Face image-text-to-text (or text-only chat) model prompted for JSON
     HTTPAnnotator                an OpenAI-compatible chat-completions endpoint
-    create_annotator(kind, ...)  one of the three by name, options checked
+    ImageCheckedAnnotator        any annotator, given only records whose local image opens (others: image_unreadable)
+    create_annotator(kind, ...)  one of the three by name, options checked, images checked unless check_images=False
     annotate_dataset(...)        records -> JSONL with resume, failure file, collision report and progress
 
 Importing this package loads no model library: each annotator imports spaCy,
@@ -21,6 +22,7 @@ from ssi_plugin.annotation.base import (
 from ssi_plugin.annotation.caption import CaptionAnnotator
 from ssi_plugin.annotation.factory import AnnotatorOptions, create_annotator
 from ssi_plugin.annotation.http import HTTPAnnotator
+from ssi_plugin.annotation.image_check import ImageCheckedAnnotator
 from ssi_plugin.annotation.job import AnnotateSummary, annotate_dataset
 from ssi_plugin.annotation.mllm import MLLMAnnotator
 
@@ -34,6 +36,7 @@ __all__ = [
     "CaptionAnnotator",
     "FailureReason",
     "HTTPAnnotator",
+    "ImageCheckedAnnotator",
     "MLLMAnnotator",
     "annotate_dataset",
     "create_annotator",

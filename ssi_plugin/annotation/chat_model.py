@@ -3,9 +3,9 @@
 One class serves both the ``mllm`` annotator and ``ssi-plugin serve-model``:
 conversations come in as OpenAI chat messages (``content`` a string, or parts
 ``{"type": "text"}`` / ``{"type": "image_url", "image_url": {"url": ...}}``
-where the URL is a ``data:`` URL, an http(s) URL or a local path), and are
-turned into the model's own chat template. Image-text-to-text models
-(LLaVA, Qwen2-VL, SmolVLM, ...) see the images; a text-only causal LM
+where the URL is a ``data:`` URL, or an http(s) URL or a local path read under
+the rules of ``image_urls``), and are turned into the model's own chat
+template. Image-text-to-text models (LLaVA, Qwen2-VL, SmolVLM, ...) see the images; a text-only causal LM
 (SmolLM2, ...) is accepted too and refuses images with a clear error.
 
 Generation is batched with left padding; greedy unless a temperature is given.
@@ -13,21 +13,16 @@ Generation is batched with left padding; greedy unless a temperature is given.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 
-from ssi_plugin.annotation.images import decode_image, open_image
-from ssi_plugin.errors import AnnotationError, InputError, ModelError
+from ssi_plugin.annotation.image_urls import ImageURLReader
+from ssi_plugin.errors import InputError, ModelError
 from ssi_plugin.quiet import quiet_weight_loading
-
-if TYPE_CHECKING:
-    from PIL import Image
 
 Message = dict[str, Any]
 
@@ -40,12 +35,19 @@ class Completion(BaseModel):
 
 
 class LocalChatModel:
-    """A model folder or hub name (offline: ``HF_HUB_OFFLINE=1`` reads only the local cache)."""
+    """A model folder or hub name (offline: ``HF_HUB_OFFLINE=1`` reads only the local cache).
 
-    def __init__(self, model: str, *, device: str | None = None, gguf_file: str | None = None) -> None:
+    ``images`` reads the images that messages name; the default refuses local
+    paths and non-public addresses.
+    """
+
+    def __init__(
+        self, model: str, *, device: str | None = None, gguf_file: str | None = None, images: ImageURLReader | None = None
+    ) -> None:
         self.model_name = model
         self.device = device or "cpu"
         self.gguf_file = gguf_file
+        self.images = images or ImageURLReader()
 
     @property
     def name(self) -> str:
@@ -163,26 +165,10 @@ class LocalChatModel:
                 if not vision:
                     raise InputError(f"model {self.name!r} reads text only; send the caption without the image")
                 url = (part.get("image_url") or {}).get("url") if isinstance(part.get("image_url"), dict) else part.get("image_url")
-                parts.append({"type": "image", "image": image_from_url(str(url or ""))})
+                parts.append({"type": "image", "image": self.images.read(str(url or ""))})
             else:
                 raise InputError(f"message part type {kind!r} is not text or image_url")
         if vision:
             return {"role": role, "content": parts}
         return {"role": role, "content": "".join(p["text"] for p in parts)}
 
-
-def image_from_url(url: str) -> Image.Image:
-    """An RGB image from a ``data:`` URL, an http(s) URL or a local path; ``InputError`` if unusable."""
-    try:
-        if url.startswith("data:"):
-            header, _, payload = url.partition(",")
-            if ";base64" not in header:
-                raise InputError("an image data URL must be base64-encoded")
-            try:
-                data = base64.b64decode(payload, validate=True)
-            except (binascii.Error, ValueError):
-                raise InputError("the image data URL is not valid base64") from None
-            return decode_image(data, "the data URL image")
-        return open_image(url)
-    except AnnotationError as exc:
-        raise InputError(exc.detail) from None

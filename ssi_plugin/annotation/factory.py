@@ -7,6 +7,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from ssi_plugin.annotation.base import Annotator
+from ssi_plugin.annotation.image_check import ImageCheckedAnnotator
 from ssi_plugin.errors import ConfigError
 
 AnnotatorKind = Literal["caption", "mllm", "http"]
@@ -26,6 +27,8 @@ class AnnotatorOptions(BaseModel):
     concurrency: int | None = Field(default=None, ge=1)
     timeout: float | None = Field(default=None, gt=0)
     text_only: bool = False
+    check_images: bool = True
+    """Open each local image's header before annotating (every kind); a missing or corrupt one fails as ``image_unreadable``."""
 
 
 _USES: dict[str, frozenset[str]] = {
@@ -40,9 +43,14 @@ _FLAG = {"image_tags": "--image-tags", "model": "--model", "endpoint": "--endpoi
 def create_annotator(kind: str, options: AnnotatorOptions | None = None) -> Annotator:
     """The annotator ``kind`` (``caption``, ``mllm`` or ``http``) configured by ``options``."""
     options = options or AnnotatorOptions()
+    annotator = _annotator(kind, options)
+    return ImageCheckedAnnotator(annotator) if options.check_images else annotator
+
+
+def _annotator(kind: str, options: AnnotatorOptions) -> Annotator:
     if kind not in ANNOTATOR_KINDS:
         raise ConfigError(f"unknown annotator {kind!r}; choose one of {', '.join(ANNOTATOR_KINDS)}")
-    given = {name for name, value in options.model_dump().items() if value not in (None, False)}
+    given = {name for name, value in options.model_dump(exclude={"check_images"}).items() if value not in (None, False)}
     unused = sorted(given - _USES[kind])
     if unused:
         raise ConfigError(f"the {kind} annotator does not use {', '.join(_FLAG[name] for name in unused)}")

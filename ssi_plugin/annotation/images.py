@@ -12,6 +12,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ssi_plugin.datasets._paths import is_url
 from ssi_plugin.errors import AnnotationError
 
 if TYPE_CHECKING:
@@ -59,6 +60,28 @@ def decode_image(data: bytes, ref: str, *, draft_size: int | None = None) -> Ima
         return image.convert("RGB")
     except UnidentifiedImageError:
         raise AnnotationError("image_unreadable", f"{ref} is not an image in a known format") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise AnnotationError("image_unreadable", f"{ref} is not a readable image: {exc}") from None
+
+
+def check_image(ref: str | None) -> None:
+    """Raise ``image_unreadable`` unless the local image at ``ref`` opens and its header verifies (no pixel decode).
+
+    Cheap enough to run on every record before annotation, so a missing or corrupt
+    file is never indexed. URLs (http(s), ``data:``...) and records without an
+    image pass unopened.
+    """
+    if not ref or is_url(ref):
+        return
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(ref) as image:
+            image.verify()
+    except UnidentifiedImageError:
+        raise AnnotationError("image_unreadable", f"{ref} is not an image in a known format") from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise AnnotationError("image_unreadable", f"cannot read {ref}: {exc.strerror or exc}") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise AnnotationError("image_unreadable", f"{ref} is not a readable image: {exc}") from None
 

@@ -30,13 +30,17 @@ def annotator_options(command: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--batch-size", type=click.IntRange(min=1), help="Records per annotator batch.")
     @click.option("--concurrency", type=click.IntRange(min=1), help="http: requests in flight at once.")
     @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="http: seconds per request.")
+    @click.option("--no-image-check", is_flag=True,
+                  help="Do not open each local image before annotating (by default a missing or corrupt one fails as image_unreadable).")
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> Any:
         from ssi_plugin.annotation.factory import AnnotatorOptions
 
         names = ("image_tags", "model", "endpoint", "batch_size", "concurrency", "timeout")
         options = {name: kwargs.pop(name) for name in names}
-        kwargs["annotator_options"] = AnnotatorOptions(api_key=kwargs.pop("model_api_key"), **options)
+        kwargs["annotator_options"] = AnnotatorOptions(
+            api_key=kwargs.pop("model_api_key"), check_images=not kwargs.pop("no_image_check"), **options
+        )
         return command(**kwargs)
 
     return wrapper

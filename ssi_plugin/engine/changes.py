@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict
 
 from ssi_plugin.engine.client import EngineClient
-from ssi_plugin.errors import EngineRequestError
+from ssi_plugin.engine.shards import require_all_shards
 
 PAGE = 10_000
 """Documents per page: the largest ``size`` both engines accept by default."""
@@ -93,9 +93,7 @@ class IndexFeed:
         }
         while True:
             page = self.engine.search(shard.index, body, params={"preference": f"_shards:{shard.number}"})
-            if page.get("_shards", {}).get("failed"):
-                raise EngineRequestError("POST", f"/{shard.index}/_search", 500,
-                                         f"shard {shard.number} of {shard.index} failed to answer", page)
+            require_all_shards(page, index=shard.index)
             hits = page["hits"]["hits"]
             yield from hits
             if len(hits) < PAGE:

@@ -2,6 +2,9 @@
 
 Scroll is the one paging API both engines serve alike on any number of
 shards; the scroll context is always cleared, even when the reader stops early.
+A page that some shard failed to fill raises ``ShardsFailed`` before its hits
+are yielded: a partial read must not pass for the whole index. (The clients'
+own ``helpers.scan`` checks the same, after yielding, and without the reasons.)
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ssi_plugin.engine.client import EngineClient
+from ssi_plugin.engine.shards import require_all_shards
 from ssi_plugin.errors import EngineRequestError
 
 KEEP_ALIVE = "2m"
@@ -34,7 +38,10 @@ def scan(
     page = engine.request("POST", f"/{index}/_search", body=body, params={"scroll": KEEP_ALIVE})
     scroll_id = page.get("_scroll_id")
     try:
-        while page["hits"]["hits"]:
+        while True:
+            require_all_shards(page, index=index)
+            if not page["hits"]["hits"]:
+                return
             yield from page["hits"]["hits"]
             page = engine.request("POST", "/_search/scroll", body={"scroll": KEEP_ALIVE, "scroll_id": scroll_id})
             scroll_id = page.get("_scroll_id", scroll_id)

@@ -3,7 +3,8 @@
 So annotation can run as a separate service (a bigger machine, a GPU) and any
 OpenAI client — the ``http`` annotator, the ``openai`` package, curl — can use
 it. Implemented: ``GET /v1/models``, ``POST /v1/chat/completions`` (text and
-``image_url`` parts with ``data:``, http(s) or file URLs; ``max_tokens`` /
+``image_url`` parts with ``data:`` or http(s) URLs, local paths only when
+allowed: see ``annotation.image_urls``; ``max_tokens`` /
 ``max_completion_tokens``, ``temperature``, ``top_p``, ``seed``; ``n`` = 1,
 no streaming) and ``GET /health``. Errors use OpenAI's shape
 ``{"error": {"message", "type", "param", "code"}}``: 400 for a bad request or

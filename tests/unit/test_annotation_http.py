@@ -127,7 +127,8 @@ def test_an_endpoint_must_be_a_url() -> None:
 def test_the_factory_builds_the_http_annotator_and_names_what_is_missing() -> None:
     from ssi_plugin.annotation import AnnotatorOptions, create_annotator
 
-    annotator = create_annotator("http", AnnotatorOptions(model="m", endpoint="http://x/v1", text_only=True, concurrency=2))
+    options = AnnotatorOptions(model="m", endpoint="http://x/v1", text_only=True, concurrency=2, check_images=False)
+    annotator = create_annotator("http", options)
     assert isinstance(annotator, HTTPAnnotator) and not annotator.sends_images and annotator.concurrency == 2
     with pytest.raises(ConfigError, match="needs --endpoint"):
         create_annotator("http", AnnotatorOptions(model="m"))

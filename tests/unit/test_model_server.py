@@ -95,6 +95,12 @@ def test_bad_requests_get_openai_errors(client, server: str) -> None:
     with pytest.raises(openai.BadRequestError, match="not an image"):
         client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(b"text").decode()}}]}])
+    with pytest.raises(openai.BadRequestError, match=r"image URL '/etc/hostname.png' refused: .*does not read local files"):
+        client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "/etc/hostname.png"}}]}])
+    with pytest.raises(openai.BadRequestError, match=r"image URL 'http://169.254.169.254/latest' refused: .*not a public address"):
+        client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "http://169.254.169.254/latest"}}]}])
     with pytest.raises(openai.BadRequestError, match="messages"):
         client.chat.completions.create(model="tiny", messages=[])
     with pytest.raises(openai.BadRequestError, match="streaming"):
