@@ -89,12 +89,6 @@ def vector_dims(engine: EngineClient, index: str, field: str) -> int:
     return next(iter(found.values()))
 
 
-def check_vector(field: str, vector: Sequence[float], dims: int) -> None:
-    """A query vector must have the field's dimension (the engines' own message names neither)."""
-    if len(vector) != dims:
-        raise InputError(f"the query vector has {len(vector)} dimensions but field [{field}] has {dims}")
-
-
 def ensure_vector_field(engine: EngineClient, index: str, *, field: str = VECTOR_FIELD, dims: int = DIMS) -> None:
     """Map ``field`` on ``index`` when it lacks it (an index created before the cluster had vectors); refuse one of
     another dimension."""

@@ -60,7 +60,7 @@ class SSISearchRequest(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     clause: SSIQuery
-    filters: tuple[dict[str, Any], ...] = Field(default=(), description="Every list must match these.")
+    filters: tuple[dict[str, Any], ...] = Field(default=(), description="The body's filters (beside the clause's own).")
     must_not: tuple[dict[str, Any], ...] = Field(default=(), description="No list may match these.")
     size: int = Field(default=10, ge=0)
     offset: int = Field(default=0, ge=0)
@@ -71,6 +71,11 @@ class SSISearchRequest(BaseModel):
     post_filter: dict[str, Any] | None = None
     aggs: dict[str, Any] | None = None
     highlight: dict[str, Any] | None = None
+
+    @property
+    def list_filters(self) -> tuple[dict[str, Any], ...]:
+        """What every list must match: the body's filters and the clause's own."""
+        return (*self.filters, *_clauses(self.clause.filter, "ssi.filter"))
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> SSISearchRequest | None:
@@ -90,7 +95,7 @@ class SSISearchRequest(BaseModel):
         try:
             return cls(
                 clause=clause,
-                filters=(*filters, *_clauses(clause.filter, "ssi.filter")),
+                filters=filters,
                 must_not=must_not,
                 size=body.get("size", 10),
                 offset=body.get("from", 0),

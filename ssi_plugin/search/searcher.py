@@ -36,6 +36,15 @@ _EXPLAIN_FIELDS = ("ssi.id", "ssi.concepts")
 _ENGINE_HIT_KEYS = ("_version", "_seq_no", "_primary_term", "fields")
 
 
+def _first_cause(error: Any) -> str:
+    """What went wrong, as the engine says it first: "all shards failed" is only a wrapper around a shard's reason."""
+    if not isinstance(error, dict):
+        return str(error)
+    causes = error.get("root_cause") or []
+    return str(causes[0].get("reason") if causes and isinstance(causes[0], dict) and causes[0].get("reason")
+               else error.get("reason", error))
+
+
 def _list_score(name: str, hit: Mapping[str, Any]) -> float:
     """A hit's score in its list; the dense list's is its cosine (the engines' ``(1 + cos) / 2`` crowds every hit
     near the best, which fusion by score over the best would read as all equally good)."""
@@ -204,7 +213,7 @@ class SSISearcher:
         generated = time.perf_counter()
 
         window = max(_MIN_WINDOW, request.offset + request.size)
-        bodies = plan_queries(generation, options, window=window, filters=request.filters, must_not=request.must_not,
+        bodies = plan_queries(generation, options, window=window, filters=request.list_filters, must_not=request.must_not,
                               dense=dense)
         asked = request.list_options
         for body in bodies.values():
@@ -265,7 +274,7 @@ class SSISearcher:
         for name, answer in zip(bodies, answers, strict=True):
             if "error" in answer:
                 error = answer["error"]
-                reason = f"{(labels or {}).get(name, name)}: {error.get('reason', error) if isinstance(error, dict) else error}"
+                reason = f"{(labels or {}).get(name, name)}: {_first_cause(error)}"
                 body = {**answer, "error": {**error, "reason": reason}} if isinstance(error, dict) else answer
                 raise EngineRequestError("POST", f"/{self.index}/_msearch", int(answer.get("status", 500)), reason, body)
         return dict(zip(bodies, answers, strict=True))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ssi_plugin.engine import EngineClient
-from ssi_plugin.engine.layout import index_body
+from ssi_plugin.engine.layout import cluster_layout, index_body
 from ssi_plugin.generation.generator import build_trie, save_folder
 from ssi_plugin.generation.models import tiny_model
 from ssi_plugin.generation.spec import GeneratorSpec, end_token_of, tokenizer_fingerprint
@@ -27,7 +27,8 @@ IMAGES = {
 
 def index_with_generator(engine: EngineClient, index: str, cache_dir: Path) -> Path:
     """Fill ``index`` with IMAGES and save a generator for it under ``cache_dir``; return the generator folder."""
-    engine.request("PUT", f"/{index}", body={**index_body(), "settings": {"number_of_replicas": 0}})
+    body = index_body(cluster_layout(engine).resources)
+    engine.request("PUT", f"/{index}", body={**body, "settings": {**body["settings"], "number_of_replicas": 0}})
     actions = (
         {
             "_index": index,
