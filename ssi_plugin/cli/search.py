@@ -23,20 +23,24 @@ from ssi_plugin.cli._context import connect_engine, engine_options, engine_setti
 @click.option("-k", "--candidates", "k", type=click.IntRange(1, 100), default=10, show_default=True, help="Identifiers to generate.")
 @click.option("--fusion", type=click.Choice(["linear", "rrf"]), help="How the lists are fused [default: the searcher's, linear].")
 @click.option("--bm25-field", help="Also run BM25 on this text field (e.g. caption) and fuse it in.")
+@click.option("--hybrid", is_flag=True, help="Also ask the engine's kNN search over the caption vectors "
+              "(ingest --vectors) and fuse it in.")
+@click.option("--vector-field", help="The dense leg searches this vector field instead (implies --hybrid).")
 @click.option("--explain", is_flag=True, help="Show the matched concepts and list ranks of each hit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the engine's own search response format.")
 @engine_options
 @click.pass_context
 def search_command(
     ctx: click.Context, text: str, index: str, model_dir: Path | None, size: int, k: int, fusion: str | None,
-    bm25_field: str | None, explain: bool, as_json: bool,
+    bm25_field: str | None, hybrid: bool, vector_field: str | None, explain: bool, as_json: bool,
 ) -> None:
     """Search INDEX for images matching TEXT."""
     from ssi_plugin.indexing.trie import default_model_dir
     from ssi_plugin.search import SSIQuery, SSISearcher
 
     chosen = {"fusion": fusion} if fusion else {}
-    query = SSIQuery(query=text, k=k, bm25_field=bm25_field, explain=explain or as_json, **chosen)  # type: ignore[arg-type]
+    query = SSIQuery(query=text, k=k, bm25_field=bm25_field, hybrid=hybrid, vector_field=vector_field,  # type: ignore[arg-type]
+                     explain=explain or as_json, **chosen)
     cache_dir = engine_settings(ctx).cache_dir
     folder = model_dir or default_model_dir(cache_dir, index)
     with connect_engine(ctx) as engine:
@@ -54,4 +58,5 @@ def search_command(
         caption = (hit.source or {}).get("caption") or ""
         click.echo(f"{rank:>3}. {hit.id}  [{hit.identifier}]  {caption}")
         if explain:
-            click.echo(f"     matched: {', '.join(hit.matched_concepts) or '-'}; ranks: {hit.ranks}")
+            shares = ", ".join(f"{name} {share:.2f}" for name, share in hit.shares.items())
+            click.echo(f"     matched: {', '.join(hit.matched_concepts) or '-'}; ranks: {hit.ranks}; shares: {shares}")
