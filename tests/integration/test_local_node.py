@@ -32,6 +32,7 @@ MODULES = {
     "org.opensearch.script.mustache.MustachePlugin",
     "org.opensearch.analysis.common.CommonAnalysisPlugin",
     "org.opensearch.index.mapper.MapperExtrasPlugin",
+    "org.opensearch.knn.plugin.KNNPlugin",  # unpacked from its plugin zip; Lucene engine only
 }
 
 

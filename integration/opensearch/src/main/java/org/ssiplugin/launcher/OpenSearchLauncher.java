@@ -1,5 +1,6 @@
 package org.ssiplugin.launcher;
 
+import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
@@ -40,6 +41,12 @@ public final class OpenSearchLauncher {
         MapperExtrasPlugin.class
     );
 
+    /**
+     * Plugins whose jars the build unpacks from their published zips into lib/; loaded by
+     * name since they are not on the compile classpath. k-NN: Lucene engine only (pom.xml).
+     */
+    private static final List<String> PLUGINS_BY_NAME = List.of("org.opensearch.knn.plugin.KNNPlugin");
+
     private OpenSearchLauncher() {}
 
     /** A Node whose constructor is reachable with classpath plugins. */
@@ -63,7 +70,7 @@ public final class OpenSearchLauncher {
         options.nodeSettings().forEach(settings::put);
         Environment environment = InternalSettingsPreparer.prepareEnvironment(
             settings.build(), new HashMap<>(), options.home().resolve("config"), () -> LauncherSupport.NODE_NAME);
-        Node node = new EmbeddedNode(environment, MODULES);
+        Node node = new EmbeddedNode(environment, plugins());
         LauncherSupport.closeOnExit(() -> {
             node.close();
             node.awaitClose(20, TimeUnit.SECONDS);
@@ -72,5 +79,13 @@ public final class OpenSearchLauncher {
         ClusterService cluster = node.injector().getInstance(ClusterService.class);
         LauncherSupport.awaitRecovered(() -> !cluster.state().blocks().hasGlobalBlock(GatewayService.STATE_NOT_RECOVERED_BLOCK));
         return Version.CURRENT.toString();
+    }
+
+    private static List<Class<? extends Plugin>> plugins() throws ClassNotFoundException {
+        List<Class<? extends Plugin>> plugins = new ArrayList<>(MODULES);
+        for (String name : PLUGINS_BY_NAME) {
+            plugins.add(Class.forName(name).asSubclass(Plugin.class));
+        }
+        return plugins;
     }
 }
