@@ -101,15 +101,16 @@ def fit_layout(resources: list[LayoutResource], cluster: Capabilities) -> Fitted
         if resource.kind == "pipeline" and resource.name in skipped:
             continue
         template = resource.body.get("template", {})
-        if resource.kind == "index-template" and (skipped or cluster.vectors):
+        if resource.kind == "index-template" and skipped:
             settings = _without_pipelines(template.get("settings", {}), set(skipped))
-            if cluster.vectors:
-                settings = {**settings, **vectors.index_settings(cluster.vectors)}
             resource = resource.model_copy(update={"body": {**resource.body, "template": {**template, "settings": settings}}})
         elif resource.kind == "component-template" and cluster.vectors and "mappings" in template:
+            # the setting travels with the field: OpenSearch checks a component template on its own
             mappings = template["mappings"]
             properties = {**mappings.get("properties", {}), vectors.VECTOR_FIELD: vectors.field_mapping(cluster.vectors)}
-            body = {**resource.body, "template": {**template, "mappings": {**mappings, "properties": properties}}}
+            settings = {**template.get("settings", {}), **vectors.index_settings(cluster.vectors)}
+            body = {**resource.body, "template": {**template, "mappings": {**mappings, "properties": properties},
+                                                  **({"settings": settings} if settings else {})}}
             resource = resource.model_copy(update={"body": body})
         fitted.append(resource)
     return FittedLayout(resources=fitted, skipped=skipped)
@@ -162,7 +163,7 @@ def _up_to_date(resource: LayoutResource, held: dict[str, Any]) -> bool:
         return wanted.get("mappings", {}).get("properties", {}).get(field) == has.get("mappings", {}).get("properties", {}).get(field)
     if resource.kind == "index-template":
         return all(_setting(wanted.get("settings", {}), key) == _setting(has.get("settings", {}), key)
-                   for key in (*_PIPELINE_SETTINGS, "knn"))
+                   for key in _PIPELINE_SETTINGS)
     return True
 
 
@@ -208,6 +209,6 @@ def index_body(resources: list[LayoutResource] | None = None) -> dict[str, Any]:
         template = resource.body.get("template", {})
         if resource.kind == "component-template":
             mappings.setdefault("properties", {}).update(template.get("mappings", {}).get("properties", {}))
-        elif resource.kind == "index-template":
+        if resource.kind in ("component-template", "index-template"):  # in install order: the index template wins
             settings.update(template.get("settings", {}))
     return {"mappings": mappings, "settings": settings}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ssi_plugin.engine import EngineClient
-from ssi_plugin.engine.layout import cluster_layout, index_body
+from ssi_plugin.engine.layout import cluster_layout, index_body, install_layout
 from ssi_plugin.generation.generator import build_trie, save_folder
 from ssi_plugin.generation.models import tiny_model
 from ssi_plugin.generation.spec import GeneratorSpec, end_token_of, tokenizer_fingerprint
@@ -27,6 +27,7 @@ IMAGES = {
 
 def index_with_generator(engine: EngineClient, index: str, cache_dir: Path) -> Path:
     """Fill ``index`` with IMAGES and save a generator for it under ``cache_dir``; return the generator folder."""
+    install_layout(engine)
     body = index_body(cluster_layout(engine).resources)
     engine.request("PUT", f"/{index}", body={**body, "settings": {**body["settings"], "number_of_replicas": 0}})
     actions = (
@@ -40,7 +41,8 @@ def index_with_generator(engine: EngineClient, index: str, cache_dir: Path) -> P
         }
         for doc_id, (ssi, caption) in IMAGES.items()
     )
-    assert all(item.ok for item in engine.bulk(actions, refresh=True))
+    outcomes = list(engine.bulk(actions, refresh=True))
+    assert all(item.ok for item in outcomes), [item.error for item in outcomes if not item.ok]
     model, tokenizer = tiny_model([*(ssi.id for ssi, _ in IMAGES.values()), *(caption for _, caption in IMAGES.values())])
     spec = GeneratorSpec(
         architecture="seq2seq", end_token_id=end_token_of(tokenizer), tokenizer_fingerprint=tokenizer_fingerprint(tokenizer)

@@ -74,3 +74,15 @@ def test_nested_and_other_pipeline_settings_are_kept_or_dropped_by_name() -> Non
     nested = template.model_copy(update={"body": {**template.body, "template": {"settings": settings}}})
     fitted = fit_layout([r if r.kind != "index-template" else nested for r in layout], CORE)
     assert _template_settings(fitted.resources) == {"index": {"final_pipeline": "someone-elses", "number_of_replicas": 0}}
+
+
+def test_a_cluster_with_vector_fields_gets_the_caption_vector_field_in_its_own_mapping() -> None:
+    for engine, mapped, settings in (("opensearch", "knn_vector", {"index.knn": True}), ("elasticsearch", "dense_vector", {})):
+        fitted = fit_layout(load_layout(), FULL.model_copy(update={"vectors": engine})).resources
+        body = index_body(fitted)
+        field = body["mappings"]["properties"]["caption_vector"]
+        assert (field["type"], field.get("dims", field.get("dimension"))) == (mapped, 384)
+        assert body["settings"] == {**_template_settings(load_layout()), **settings}
+        if engine == "opensearch":  # faiss and nmslib need native libraries; Lucene's HNSW is in every k-NN plugin
+            assert field["method"] == {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"}
+    assert "caption_vector" not in index_body(fit_layout(load_layout(), FULL).resources)["mappings"]["properties"]
