@@ -1,9 +1,10 @@
 """The whole loop on the bundled real photographs, on the embedded engine: ``ssi-plugin demo``.
 
 Materialize the demo set, then run the evaluation protocol on it (ingest the
-first captions, train the SSI generator — with ``full`` also its ablations — or
-reuse those trained before, ask the other captions of BM25, dense MiniLM and
-the generators), and show a few example searches with their identifiers and
+first captions with their vectors, train the SSI generator — with ``full`` also
+its ablations — or reuse those trained before, ask the other captions of BM25,
+dense MiniLM (exact and through the engine's kNN search), SSI and SSI fused with
+the engine's kNN search), and show a few example searches with their identifiers and
 matched concepts. A share of the photographs (``UNSEEN``) is held back from
 training and ingested after it, so the table shows how images that arrive after
 training are found. Everything is cached under the cache directory, so a second
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 
 from ssi_plugin.engine import EngineClient
 from ssi_plugin.evaluation import (
+    HYBRID_FAMILY,
     EvalOptions,
     EvalReport,
     ReportFiles,
@@ -60,7 +62,7 @@ def run_demo(
     log(f"Writing the demo set (real photographs, hand-written captions) to {work_dir / 'data'}")
     dataset = materialize_demo_dataset(work_dir / "data")
     records = list(read_dataset(dataset))
-    variants = [variant for variant in default_variants(epochs=epochs) if full or variant.family == "ssi"]
+    variants = [variant for variant in default_variants(epochs=epochs) if full or variant.family in ("ssi", HYBRID_FAMILY)]
     options = EvalOptions(work_dir=work_dir, index=DEMO_INDEX, variants=tuple(variants), unseen=UNSEEN, progress=progress)
     with create_annotator("caption") as annotator:
         report = evaluate(engine, records, annotator, options, dataset=str(dataset), log=log)

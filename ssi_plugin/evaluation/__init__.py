@@ -19,6 +19,7 @@ from ssi_plugin.evaluation.metrics import (
     summarize,
 )
 from ssi_plugin.evaluation.models import (
+    HYBRID_FAMILY,
     ModelVariant,
     default_variants,
     parse_generator_option,
@@ -42,6 +43,7 @@ from ssi_plugin.evaluation.run import BASELINES, EvalOptions, evaluate, run_quer
 
 __all__ = [
     "BASELINES",
+    "HYBRID_FAMILY",
     "RECALL_CUTOFFS",
     "BM25Retriever",
     "EvalOptions",

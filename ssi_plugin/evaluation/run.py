@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.engine.capabilities import capabilities
+from ssi_plugin.engine.vectors import ensure_vector_field
 from ssi_plugin.errors import InputError, PartialFailure
 from ssi_plugin.evaluation.metrics import RECALL_CUTOFFS, QueryOutcome, RetrievalMetrics, summarize
 from ssi_plugin.evaluation.models import HYBRID_FAMILY, ModelVariant, ensure_trained
@@ -91,6 +92,12 @@ def evaluate(
         vectors = False
     split = split_for_evaluation(records, max_queries=options.max_queries, unseen=options.unseen, seed=options.split_seed)
     index = options.index or f"ssi-eval-{split.fingerprint()}"
+    if vectors and engine.exists(f"/{index}"):
+        try:
+            ensure_vector_field(engine, index)
+        except InputError as exc:  # an evaluation index is a cache: rebuilt, not migrated
+            log(f"{index} cannot hold vectors ({exc}); ingesting it anew")
+            engine.request("DELETE", f"/{index}")
 
     seen = ingest_documents(engine, split.seen_documents, annotator, index=index, work_dir=options.work_dir,
                             vectors=vectors, progress=options.progress, log=log)
