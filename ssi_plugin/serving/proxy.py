@@ -39,8 +39,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ssi_plugin.engine import caller_headers
 from ssi_plugin.errors import SSIError
-from ssi_plugin.serving.engine_errors import SearchRequestError, error_body, error_for
+from ssi_plugin.serving.engine_errors import SearchRequestError, error_body, error_for, refusal_body
 from ssi_plugin.serving.filter_path import filter_response
 from ssi_plugin.serving.msearch import (
     MsearchItem,
@@ -57,16 +58,14 @@ SSISearch = Callable[
 """``ssi_search(index, body, headers)``: a standard search response for a body whose query is an ``ssi`` clause.
 
 ``body`` is the whole search body (``size``, ``from`` and ``_source`` included);
-``headers`` are the client's credentials (lower-case names) for the searcher's own
-calls to the cluster. A sync callable runs in a worker thread. Raise an
+``headers`` are the client's ``CALLER_HEADERS`` (lower-case names): the searcher's
+calls to the cluster for this search carry them, and no credentials of its own
+(``IndexSearchers`` does so). A sync callable runs in a worker thread. Raise an
 ``SSIError`` to refuse: it reaches the client in the engine's error shape.
 """
 
 HEALTH_PATH = "/_ssi/health"
 """The endpoint's own page: each searcher's trie, how many identifiers it holds and how stale it is."""
-
-SEARCHER_HEADERS = ("authorization", "x-opaque-id")
-"""Client headers handed to the searcher: its cluster calls run with the client's identity."""
 
 _HOP_BY_HOP = frozenset(
     {
@@ -308,12 +307,12 @@ class SearchProxy:
     # -- ssi searches -----------------------------------------------------------------------------
 
     async def _search(self, request: Request, index: str, body: dict[str, Any]) -> Response:
-        status, answer = await self._answer(index, body, _searcher_headers(request))
+        status, answer = await self._answer(index, body, caller_headers(request.headers))
         return self._composed(request, status, answer)
 
     async def _msearch(self, request: Request, items: list[MsearchItem]) -> Response:
         started = time.perf_counter()
-        headers = _searcher_headers(request)
+        headers = caller_headers(request.headers)
         upstream_answer: dict[str, Any] = {"responses": []}
         async with anyio.create_task_group() as group:
             payload = passthrough_payload(items)
@@ -367,11 +366,9 @@ class SearchProxy:
         except ValueError:
             answer = None
         if not isinstance(answer, dict):
-            answer = error_body(
-                502,
-                "ssi_upstream_exception",
-                f"the cluster answered {response.status_code} without a JSON body",
-            )
+            reason = f"the cluster answered {response.status_code} without a JSON body"
+            answer = (refusal_body(response.status_code, reason) if response.status_code >= 400
+                      else error_body(502, "ssi_upstream_exception", reason))
         if response.status_code >= 400 and "status" not in answer:
             answer["status"] = response.status_code
         return answer
@@ -451,8 +448,3 @@ def _url_source(request: Request) -> bool | dict[str, list[str]] | None:
 
 def _fields(names: str | None) -> list[str]:
     return [name for name in (names or "").split(",") if name]
-
-
-
-def _searcher_headers(request: Request) -> dict[str, str]:
-    return {name: request.headers[name] for name in SEARCHER_HEADERS if name in request.headers}

@@ -310,7 +310,7 @@ def test_a_sync_or_async_searcher_gets_the_clients_credentials(engine_url: str, 
             },
         }
 
-    credentials = {"Authorization": "ApiKey c2VjcmV0", "X-Opaque-Id": "trace-7"}
+    credentials = {"Authorization": "ApiKey c2VjcmV0", "Cookie": "session=s1", "X-Opaque-Id": "trace-7", "X-Other": "kept out"}
     with running_proxy(engine_url, async_searcher) as url:
         response = httpx.post(
             f"{url}/{images}/_search",
@@ -318,7 +318,7 @@ def test_a_sync_or_async_searcher_gets_the_clients_credentials(engine_url: str, 
             headers=credentials,
         )
     assert response.status_code == 200 and response.json()["hits"]["hits"] == []
-    assert seen == [{"authorization": "ApiKey c2VjcmV0", "x-opaque-id": "trace-7"}]
+    assert seen == [{"authorization": "ApiKey c2VjcmV0", "cookie": "session=s1", "x-opaque-id": "trace-7"}]
 
 
 def test_a_searcher_failure_is_an_engine_shaped_500(engine_url: str, images: str) -> None:
