@@ -35,7 +35,7 @@ from ssi_plugin.cli._context import engine_options, engine_settings
     "--max-body-size",
     default="10MiB",
     show_default=True,
-    help="Largest request body accepted (e.g. 512KiB, 100MB); larger ones get 413.",
+    help="Largest _search/_msearch body read here (e.g. 512KiB, 100MB; 413 above). Other bodies (_bulk...) stream through.",
 )
 @click.option(
     "--timeout",
