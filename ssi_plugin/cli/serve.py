@@ -35,7 +35,7 @@ from ssi_plugin.cli._context import engine_options, engine_settings
     "--max-body-size",
     default="10MiB",
     show_default=True,
-    help="Largest request body accepted (e.g. 512KiB, 100MB); larger ones get 413.",
+    help="Largest _search/_msearch body read here (e.g. 512KiB, 100MB; 413 above). Other bodies (_bulk...) stream through.",
 )
 @click.option(
     "--timeout",
@@ -105,10 +105,7 @@ def serve_command(
         )
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
-    # ssi searches carry the caller's credentials only, as pass-through requests do.
-    anonymous = engine.without_credentials()
-    # The tries are the server's own view of each index: read with its credentials, kept in step while serving.
-    searchers = IndexSearchers(anonymous, cache_dir=settings.cache_dir, index=index, model_dir=model_dir, reader=engine)
+    searchers = IndexSearchers(engine, cache_dir=settings.cache_dir, index=index, model_dir=model_dir)
     if index is not None:
         click.echo(f"Loading the generator of {index} ...", err=True)
         searchers.preload()
@@ -122,5 +119,4 @@ def serve_command(
         serve_forever(proxy.app, host=host, port=port, access_log=access_log)
     finally:
         searchers.close()
-        anonymous.close()
         engine.close()

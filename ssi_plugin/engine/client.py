@@ -4,10 +4,16 @@ Everything ssi-plugin asks of a cluster goes through ``EngineClient``: a JSON
 ``request`` for the REST API both engines share, and ``bulk`` on top of each
 client's own streaming bulk helper (per-item results, 429 retried with
 backoff). Errors of either client become ``ssi_plugin.errors`` types.
+
+A search made for someone else (a client of ``ssi-plugin serve``) carries that
+caller's credentials and none of the client's own: what the cluster lets the
+caller read decides the answer, and a caller without credentials is refused
+whatever the server itself may read.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
@@ -16,6 +22,16 @@ from pydantic import BaseModel
 from ssi_plugin.config import EngineSettings
 from ssi_plugin.engine.probe import ClusterInfo, auth_headers, probe
 from ssi_plugin.errors import EngineAuthError, EngineRequestError, EngineUnreachable
+
+CALLER_HEADERS = frozenset({"authorization", "cookie", "es-security-runas-user", "opendistro_security_impersonate_as",
+                            "x-opaque-id"})
+"""The headers of a caller's request that a search made for it carries: who the caller is (Basic, Bearer or ApiKey
+``Authorization``, a session cookie, the user it runs as) and its trace id. Lower-case names."""
+
+
+def caller_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The ``CALLER_HEADERS`` among a caller's request headers, with lower-case names."""
+    return {name.lower(): value for name, value in headers.items() if name.lower() in CALLER_HEADERS}
 
 
 class BulkItemResult(BaseModel):
@@ -43,6 +59,8 @@ class EngineClient:
         self.info = info
         self._transport = transport
         self._settings = settings
+        self._callers_transport: _Transport | None = None
+        self._callers_lock = threading.Lock()
 
     @property
     def kind(self) -> str:
@@ -71,15 +89,19 @@ class EngineClient:
     ) -> list[dict[str, Any]]:
         """Run several searches on ``index`` in one round trip; one response (or error object) per body.
 
-        ``headers`` (a caller's own credentials, say) replace the configured ones for this call.
+        ``headers`` make it a search for a caller: it carries the caller's ``CALLER_HEADERS`` found in them and
+        none of this client's credentials, so a caller without credentials (even ``{}``) reaches the cluster
+        without any, and its 401/403 is an ``EngineRequestError`` about the caller. None: this client's own search.
         """
         lines: list[Mapping[str, Any]] = []
         for body in bodies:
             lines += [{}, body]
+        for_caller = headers is not None
+        transport = self._for_callers() if for_caller else self._transport
         try:
-            return self._transport.msearch(index, lines, headers or {})["responses"]
+            return transport.msearch(index, lines, caller_headers(headers or {}))["responses"]
         except _CLIENT_ERRORS as exc:
-            raise _translate(exc, "POST", f"/{index}/_msearch", self.url) from None
+            raise _translate(exc, "POST", f"/{index}/_msearch", self.url, for_caller=for_caller) from None
 
     def count(self, index: str, query: Mapping[str, Any] | None = None) -> int:
         body = {"query": dict(query)} if query else None
@@ -132,16 +154,18 @@ class EngineClient:
         except _CLIENT_ERRORS as exc:
             raise _translate(exc, "POST", "/_bulk", self.url) from None
 
-    def without_credentials(self) -> EngineClient:
-        """The same cluster, reached with no credentials of ours: requests carry only the headers a caller passes.
-
-        For serving other people's requests: a caller without credentials must not borrow ours.
-        """
-        settings = self._settings.model_copy(update={"api_key": None, "username": None, "password": None})
-        return EngineClient(self.info, _transport_for(self.info, settings), settings)
-
     def close(self) -> None:
         self._transport.close()
+        if self._callers_transport is not None:
+            self._callers_transport.close()
+
+    def _for_callers(self) -> _Transport:
+        """The transport of searches made for callers: the same cluster without any credentials of ours (built once)."""
+        with self._callers_lock:
+            if self._callers_transport is None:
+                anonymous = self._settings.model_copy(update={"api_key": None, "username": None, "password": None})
+                self._callers_transport = _transport_for(self.info, anonymous)
+            return self._callers_transport
 
     def __enter__(self) -> EngineClient:
         return self
@@ -244,8 +268,15 @@ def _client_errors() -> tuple[type[Exception], ...]:
 _CLIENT_ERRORS = _client_errors()
 
 
-def _translate(exc: Exception, method: str, path: str, url: str) -> Exception:
-    """Map either client's exception to ours, keeping status and the engine's reason."""
+_CALLER_REFUSED = {401: "the caller's credentials were rejected", 403: "the caller's credentials lack permission"}
+
+
+def _translate(exc: Exception, method: str, path: str, url: str, *, for_caller: bool = False) -> Exception:
+    """Map either client's exception to ours, keeping status and the engine's reason.
+
+    A 401/403 is an ``EngineAuthError`` (check our settings), or an ``EngineRequestError`` about the caller's
+    credentials when the request was made ``for_caller``.
+    """
     import elastic_transport
     import elasticsearch
     import opensearchpy
@@ -258,6 +289,9 @@ def _translate(exc: Exception, method: str, path: str, url: str) -> Exception:
         status, body = exc.status_code, exc.info
     else:
         return EngineRequestError(method, path, 0, str(exc))
+    if status in (401, 403) and for_caller:
+        has_error = isinstance(body, dict) and body.get("error")
+        return EngineRequestError(method, path, status, _reason(body) if has_error else _CALLER_REFUSED[status], body)
     if status in (401, 403):
         return EngineAuthError(url, status)
     return EngineRequestError(method, path, status, _reason(body), body)

@@ -74,6 +74,9 @@ class TrieHealth(BaseModel):
 class IndexTrie:
     """The live trie of ``index`` for one tokenizer, read from the engine and kept in step by ``sync``.
 
+    Every read is the searcher's own work (in the background too, never on a client's behalf), so it uses
+    ``engine``'s own credentials: a server's account for its tries, not any client's.
+
     ``build`` turns ``(identifier, image_id)`` pairs into a trie for the generator's tokenizer;
     ``on_swap`` receives every later view (``Generator.use_trie``).
     """

@@ -145,11 +145,11 @@ class SSISearcher:
 
     @classmethod
     def open(cls, engine: EngineClient, index: str, *, model_dir: Path, cache_dir: Path | None = None,
-             reader: EngineClient | None = None, poll: float | None = None) -> SSISearcher:
+             poll: float | None = None) -> SSISearcher:
         """The generator of ``model_dir`` over the identifiers ``index`` holds now.
 
-        ``reader`` reads the index for the trie (default ``engine``: searches may run with a caller's credentials,
-        the trie is the server's own view); ``poll`` seconds between reads of what changed (None: read once).
+        ``engine``'s own credentials read the index for the trie, the searcher's own view (also in the background,
+        every ``poll`` seconds; None: read once); a 401/403 there is an ``EngineAuthError``, never a missing index.
         """
         from transformers import AutoTokenizer
 
@@ -157,12 +157,11 @@ class SSISearcher:
         from ssi_plugin.generation.spec import GeneratorSpec
         from ssi_plugin.indexing.trie import IndexTrie
 
-        reader = reader or engine
-        if not reader.exists(f"/{index}"):
-            raise InputError(f"index {index!r} does not exist on {reader.url}")
+        if not engine.exists(f"/{index}"):
+            raise InputError(f"index {index!r} does not exist on {engine.url}")
         spec = GeneratorSpec.load(model_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        trie = IndexTrie(reader, index, build=lambda pairs: build_trie(tokenizer, pairs),
+        trie = IndexTrie(engine, index, build=lambda pairs: build_trie(tokenizer, pairs),
                          tokenizer_fingerprint=spec.tokenizer_fingerprint, cache_dir=cache_dir)
         generator = Generator.load(model_dir, trie=trie.view)
         trie.on_swap = generator.use_trie
@@ -195,7 +194,11 @@ class SSISearcher:
         return self.run(request, headers=headers)
 
     def search_request(self, index: str, body: Mapping[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
-        """Answer a ``_search`` body whose query holds an ``ssi`` clause, in the engine's response format."""
+        """Answer a ``_search`` body whose query holds an ``ssi`` clause, in the engine's response format.
+
+        Made for a client: every search it asks of the cluster carries the credentials in ``headers`` (even none)
+        and never the engine's own.
+        """
         if index not in (self.index, "", "_all"):
             raise InputError(f"this endpoint serves SSI search on index {self.index!r}, not {index!r}")
         request = SSISearchRequest.from_body(body)

@@ -35,6 +35,11 @@ def error_body(status: int, error_type: str, reason: str) -> dict[str, Any]:
     return {"error": {"root_cause": [cause], **cause}, "status": status}
 
 
+def refusal_body(status: int, reason: str) -> dict[str, Any]:
+    """The engine's error document for a refusal by the cluster that came without one (a proxy's HTML 401 page, say)."""
+    return error_body(status, "security_exception" if status in (401, 403) else "ssi_engine_exception", reason)
+
+
 def error_for(exc: SSIError) -> tuple[int, dict[str, Any]]:
     """Status and engine-shaped body for an error raised while answering an ``ssi`` query."""
     if isinstance(exc, SearchRequestError):
@@ -42,7 +47,7 @@ def error_for(exc: SSIError) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, EngineRequestError):
         if isinstance(exc.body, dict) and isinstance(exc.body.get("error"), dict):
             return exc.status, {**exc.body, "status": exc.status}
-        return exc.status, error_body(exc.status, "ssi_engine_exception", exc.reason)
+        return exc.status, refusal_body(exc.status, exc.reason)
     if isinstance(exc, EngineAuthError):
         return exc.status, error_body(exc.status, "security_exception", str(exc))
     if isinstance(exc, EngineUnreachable):

@@ -1,8 +1,9 @@
 """The standard search API with ``ssi`` queries: an ASGI app in front of a cluster.
 
 Every request goes to the cluster unchanged (method, path, query string, body and
-headers, Authorization included) and the cluster's answer comes back with its
-status and headers (large answers stream). The exceptions are ``_search`` /
+end-to-end headers, Authorization included) and the cluster's answer comes back
+with its status and headers; bodies the endpoint does not read stream both ways,
+without a size limit (``passthrough``). The exceptions are ``_search`` /
 ``_msearch`` bodies whose ``query`` is an ``ssi`` clause: those are answered by an
 injected searcher, and an ``_msearch`` mixing both kinds sends the other searches
 to the cluster in one ``_msearch`` and merges the answers in order. The search
@@ -34,13 +35,13 @@ import anyio
 import httpx
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ssi_plugin.engine import caller_headers
 from ssi_plugin.errors import SSIError
-from ssi_plugin.serving.engine_errors import SearchRequestError, error_body, error_for
+from ssi_plugin.serving.engine_errors import SearchRequestError, error_body, error_for, refusal_body
 from ssi_plugin.serving.filter_path import filter_response
 from ssi_plugin.serving.msearch import (
     MsearchItem,
@@ -48,6 +49,7 @@ from ssi_plugin.serving.msearch import (
     parse_msearch,
     passthrough_payload,
 )
+from ssi_plugin.serving.passthrough import end_to_end, relayed, request_content
 from ssi_plugin.serving.ssi_clause import find_ssi_search
 
 SSISearch = Callable[
@@ -57,34 +59,16 @@ SSISearch = Callable[
 """``ssi_search(index, body, headers)``: a standard search response for a body whose query is an ``ssi`` clause.
 
 ``body`` is the whole search body (``size``, ``from`` and ``_source`` included);
-``headers`` are the client's credentials (lower-case names) for the searcher's own
-calls to the cluster. A sync callable runs in a worker thread. Raise an
+``headers`` are the client's ``CALLER_HEADERS`` (lower-case names): the searcher's
+calls to the cluster for this search carry them, and no credentials of its own
+(``IndexSearchers`` does so). A sync callable runs in a worker thread. Raise an
 ``SSIError`` to refuse: it reaches the client in the engine's error shape.
 """
 
 HEALTH_PATH = "/_ssi/health"
 """The endpoint's own page: each searcher's trie, how many identifiers it holds and how stale it is."""
 
-SEARCHER_HEADERS = ("authorization", "x-opaque-id")
-"""Client headers handed to the searcher: its cluster calls run with the client's identity."""
-
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-_NOT_FORWARDED = _HOP_BY_HOP | {"host", "content-length"}
 _SEARCH_PATH = re.compile(rb"^/(?:(?P<index>[^/]+)/)?_(?P<kind>m?search)/?$")
-_WHOLE_ANSWER_BYTES = 256 * 1024
-"""Answers up to this size are relayed whole: streaming costs a task per answer, about 0.4 ms of CPU."""
 _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 _COMPATIBLE_WITH = re.compile(r"application/vnd\.elasticsearch\+json\s*;\s*compatible-with\s*=\s*(\d+)", re.IGNORECASE)
 
@@ -100,7 +84,8 @@ class ProxySettings(BaseModel):
     max_body_size: ByteSize = Field(
         default=ByteSize(10 * 1024 * 1024),
         gt=0,
-        description="Largest request body accepted (413 above).",
+        description="Largest search body (_search, _msearch) the endpoint reads itself (413 above); "
+        "other bodies stream to the cluster whatever their size.",
     )
     connect_timeout: float = Field(default=3.0, gt=0)
     request_timeout: float = Field(default=60.0, gt=0)
@@ -176,10 +161,12 @@ class SearchProxy:
 
     async def _handle(self, request: Request) -> Response:
         try:
-            body = await self._read_body(request)
             match = _SEARCH_PATH.match(request.scope.get("raw_path") or request.url.path.encode())
-            readable = self._search_text(request, body) if match else None
-            if match and readable and readable.strip():
+            if match is None:  # nothing here is read: the body streams to the cluster as it arrives
+                return await self._forward(request, request_content(request))
+            body = await self._read_body(request)
+            readable = self._search_text(request, body)
+            if readable and readable.strip():
                 index = unquote(match["index"].decode()) if match["index"] else "_all"
                 if match["kind"] == b"search":
                     parsed = _parse_json(readable)
@@ -199,37 +186,22 @@ class SearchProxy:
 
     # -- pass-through -----------------------------------------------------------------------------
 
-    async def _forward(self, request: Request, body: bytes) -> Response:
-        """The cluster's answer as it came (raw bytes, still compressed if it was): small ones whole, others streamed."""
-        upstream = await self._send(self._upstream_request(request, body))
-        length = upstream.headers.get("content-length", "")
-        response: Response
-        if length.isdigit() and int(length) <= _WHOLE_ANSWER_BYTES:
-            try:
-                content = b"".join([chunk async for chunk in upstream.aiter_raw()])
-            finally:
-                await upstream.aclose()
-            response = Response(content, status_code=upstream.status_code)
-        else:
-            response = StreamingResponse(
-                upstream.aiter_raw(),
-                status_code=upstream.status_code,
-                background=BackgroundTask(upstream.aclose),
-            )
-        response.raw_headers = [
-            (k.lower(), v) for k, v in upstream.headers.raw if k.lower().decode() not in _HOP_BY_HOP
-        ]
-        return response
+    async def _forward(self, request: Request, content: bytes | AsyncIterator[bytes]) -> Response:
+        """The cluster's answer to the client's request with ``content`` for its body, relayed as it comes."""
+        return await relayed(await self._send(self._upstream_request(request, content)))
 
-    def _upstream_request(self, request: Request, body: bytes, *, drop_params: tuple[str, ...] = ()) -> httpx.Request:
-        """The client's request addressed to the cluster: same raw path, query string (less ``drop_params``), headers and body."""
+    def _upstream_request(self, request: Request, content: bytes | AsyncIterator[bytes], *,
+                          drop_params: tuple[str, ...] = ()) -> httpx.Request:
+        """The client's request addressed to the cluster: same raw path, query string (less ``drop_params``), end-to-end
+        headers, and ``content`` for its body: bytes get their length anew, a stream keeps the client's (or goes chunked)."""
         path = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")
         query = request.scope.get("query_string", b"").decode("latin-1")
         if drop_params:
             query = "&".join(p for p in query.split("&") if unquote_plus(p.partition("=")[0]) not in drop_params)
         url = f"{self.settings.upstream}{path}" + (f"?{query}" if query else "")
-        headers = [(k, v) for k, v in request.headers.raw if k.decode("latin-1").lower() not in _NOT_FORWARDED]
-        return httpx.Request(request.method, url, headers=headers, content=body)
+        replaced = ("host", "content-length") if isinstance(content, bytes) else ("host",)
+        headers = end_to_end(request.headers.raw, also_drop=replaced)
+        return httpx.Request(request.method, url, headers=headers, content=content)
 
     def _upstream_failure(self, exc: httpx.TransportError) -> dict[str, Any]:
         """502 when the cluster cannot be reached, 504 when it was reached but did not answer in time."""
@@ -248,7 +220,7 @@ class SearchProxy:
         )
 
     async def _read_body(self, request: Request) -> bytes:
-        """The whole body, or a 413 once it passes the limit (the rest is drained so the client reads the answer)."""
+        """The whole body of a search, or a 413 once it passes the limit (the rest is drained so the client reads the answer)."""
         limit = int(self.settings.max_body_size)
         chunks: list[bytes] = []
         size = 0
@@ -308,12 +280,12 @@ class SearchProxy:
     # -- ssi searches -----------------------------------------------------------------------------
 
     async def _search(self, request: Request, index: str, body: dict[str, Any]) -> Response:
-        status, answer = await self._answer(index, body, _searcher_headers(request))
+        status, answer = await self._answer(index, body, caller_headers(request.headers))
         return self._composed(request, status, answer)
 
     async def _msearch(self, request: Request, items: list[MsearchItem]) -> Response:
         started = time.perf_counter()
-        headers = _searcher_headers(request)
+        headers = caller_headers(request.headers)
         upstream_answer: dict[str, Any] = {"responses": []}
         async with anyio.create_task_group() as group:
             payload = passthrough_payload(items)
@@ -367,11 +339,9 @@ class SearchProxy:
         except ValueError:
             answer = None
         if not isinstance(answer, dict):
-            answer = error_body(
-                502,
-                "ssi_upstream_exception",
-                f"the cluster answered {response.status_code} without a JSON body",
-            )
+            reason = f"the cluster answered {response.status_code} without a JSON body"
+            answer = (refusal_body(response.status_code, reason) if response.status_code >= 400
+                      else error_body(502, "ssi_upstream_exception", reason))
         if response.status_code >= 400 and "status" not in answer:
             answer["status"] = response.status_code
         return answer
@@ -451,8 +421,3 @@ def _url_source(request: Request) -> bool | dict[str, list[str]] | None:
 
 def _fields(names: str | None) -> list[str]:
     return [name for name in (names or "").split(",") if name]
-
-
-
-def _searcher_headers(request: Request) -> dict[str, str]:
-    return {name: request.headers[name] for name in SEARCHER_HEADERS if name in request.headers}

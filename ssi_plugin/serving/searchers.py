@@ -2,11 +2,16 @@
 
 Each index has its own generator, trained into ``<cache>/models/<index>`` by
 ``ssi-plugin train``; its trie is the index's live one (``IndexTrie``), read
-with the server's own client and kept in step while the endpoint runs, so an
+with the server's own credentials and kept in step while the endpoint runs, so an
 image ingested by any process is found without a restart. Loading one takes
 seconds, so it happens once per index and is kept. Before that, the index is
 asked of the cluster with the client's credentials, so a missing index (or one
 the client may not read) gets the cluster's own answer, as a plain search would.
+
+Whatever is asked of the cluster for a client's query (that check, the searches
+of every list, the follow-ups for aggregations, post_filter and highlight)
+carries the client's own credentials and none of the server's: a client without
+credentials is refused as the cluster refuses it, whatever the server may read.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ class IndexSearchers:
 
     With ``index`` set, only that index (or alias) is served, from ``model_dir``
     when given, and a query that names no index (``/_search``) searches it.
-    ``engine`` runs the searches (with the caller's credentials); ``reader``
-    reads each index for its trie (default ``engine``).
+    ``engine``'s own credentials serve the server's own work (reading each
+    index's identifiers for its trie, in the background); a query's ``headers``
+    are the only credentials its searches carry.
     """
 
     def __init__(
@@ -41,13 +47,11 @@ class IndexSearchers:
         cache_dir: Path,
         index: str | None = None,
         model_dir: Path | None = None,
-        reader: EngineClient | None = None,
         poll: float = POLL_SECONDS,
     ) -> None:
         if model_dir is not None and index is None:
             raise InputError("a generator folder serves one index: give the index too")
         self._engine = engine
-        self._reader = reader or engine
         self._poll = poll
         self._cache_dir = cache_dir
         self._index = index
@@ -108,5 +112,5 @@ class IndexSearchers:
                         f"no generator for index {index!r} in {folder}: run `ssi-plugin train --index {index}` first"
                     )
                 searcher = self._open[index] = SSISearcher.open(self._engine, index, model_dir=folder, cache_dir=self._cache_dir,
-                                                                reader=self._reader, poll=self._poll)
+                                                                poll=self._poll)
         return searcher

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +34,12 @@ def index_name(engine: EngineClient) -> Iterator[str]:
     created = engine.request("GET", f"/{name}*/_alias", params={"expand_wildcards": "all"})
     if created:
         engine.request("DELETE", "/" + ",".join(sorted(created)), params={"ignore_unavailable": "true"})
+
+
+@pytest.fixture
+def trained_index(engine: EngineClient, index_name: str, tmp_path: Path) -> tuple[str, Path]:
+    """An index of SSI documents and, in a cache folder, the generator ``train`` would have left for it."""
+    from tiny_generator import index_with_generator  # torch: only for the tests that ask
+
+    index_with_generator(engine, index_name, tmp_path / "cache")
+    return index_name, tmp_path / "cache"

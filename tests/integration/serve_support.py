@@ -1,9 +1,13 @@
-"""Shared by the ``serve`` tests: the endpoint in a thread, and a small real ssi searcher for it."""
+"""Shared by the ``serve`` tests: the endpoint in a thread or as the command, and a small real ssi searcher for it."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import subprocess
+import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,6 +61,42 @@ class MatchSearcher:
 def running_proxy(upstream: str, searcher: SSISearch, **settings: Any) -> Iterator[str]:
     with serve_in_thread(SearchProxy(ProxySettings(upstream=upstream, **settings), searcher).app) as url:
         yield url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_command(*options: str) -> list[str]:
+    """``ssi-plugin serve OPTIONS`` as a command line for this interpreter."""
+    return [sys.executable, "-m", "ssi_plugin", "serve", *options]
+
+
+@contextmanager
+def serve_process(*options: str, startup_timeout: float = 120) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``ssi-plugin serve OPTIONS`` on a free port, once it answers; its output (stdout and stderr) is kept for the test."""
+    port = free_port()
+    process = subprocess.Popen(serve_command(*options, "--port", str(port)), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + startup_timeout
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        if process.poll() is not None or time.monotonic() >= deadline:
+            process.kill()
+            raise AssertionError(f"ssi-plugin serve did not start:\n{process.communicate()[0]}")
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def without_took(answer: dict[str, Any]) -> dict[str, Any]:

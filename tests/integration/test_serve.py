@@ -310,7 +310,7 @@ def test_a_sync_or_async_searcher_gets_the_clients_credentials(engine_url: str, 
             },
         }
 
-    credentials = {"Authorization": "ApiKey c2VjcmV0", "X-Opaque-Id": "trace-7"}
+    credentials = {"Authorization": "ApiKey c2VjcmV0", "Cookie": "session=s1", "X-Opaque-Id": "trace-7", "X-Other": "kept out"}
     with running_proxy(engine_url, async_searcher) as url:
         response = httpx.post(
             f"{url}/{images}/_search",
@@ -318,7 +318,7 @@ def test_a_sync_or_async_searcher_gets_the_clients_credentials(engine_url: str, 
             headers=credentials,
         )
     assert response.status_code == 200 and response.json()["hits"]["hits"] == []
-    assert seen == [{"authorization": "ApiKey c2VjcmV0", "x-opaque-id": "trace-7"}]
+    assert seen == [{"authorization": "ApiKey c2VjcmV0", "cookie": "session=s1", "x-opaque-id": "trace-7"}]
 
 
 def test_a_searcher_failure_is_an_engine_shaped_500(engine_url: str, images: str) -> None:
@@ -335,7 +335,7 @@ def test_a_searcher_failure_is_an_engine_shaped_500(engine_url: str, images: str
 
 
 class _Echo(BaseHTTPRequestHandler):
-    """Answers every request with what it received."""
+    """Answers every request with what it received, and with headers meant for the next hop only."""
 
     def _echo(self) -> None:
         length = int(self.headers.get("content-length") or 0)
@@ -351,6 +351,8 @@ class _Echo(BaseHTTPRequestHandler):
         self.send_header("content-type", "application/json")
         self.send_header("x-upstream", "echo")
         self.send_header("content-length", str(len(answer)))
+        for name, value in ANSWER_HOP_BY_HOP.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(answer)
 
@@ -360,9 +362,13 @@ class _Echo(BaseHTTPRequestHandler):
         pass
 
 
+ANSWER_HOP_BY_HOP = {"Connection": "close, X-Hop-Answer", "X-Hop-Answer": "for serve only", "Keep-Alive": "timeout=5",
+                    "Proxy-Authenticate": 'Basic realm="upstream"', "Trailer": "X-Checksum", "Upgrade": "h2c"}
+
+
 @pytest.fixture
 def echo_upstream() -> Iterator[str]:
-    """A stand-in upstream that echoes requests, because the local node runs without security and ignores credentials."""
+    """A stand-in upstream that echoes requests: what reaches the cluster, header by header."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -395,6 +401,38 @@ def test_requests_reach_the_cluster_unchanged_with_their_credentials(
     assert headers["x-opaque-id"] == "trace-1"
     assert headers["content-type"] == "application/json"
     assert headers["host"] == echo_upstream.removeprefix("http://")
+
+
+def test_hop_by_hop_headers_stay_on_their_hop_both_ways(echo_upstream: str, searcher: MatchSearcher) -> None:
+    request_hop_by_hop = {"Connection": "keep-alive, X-Hop-Request", "X-Hop-Request": "for serve only", "Keep-Alive": "timeout=5",
+                          "Proxy-Authorization": "Basic cHJveHk6c2VjcmV0", "Proxy-Connection": "keep-alive", "TE": "trailers",
+                          "Upgrade": "h2c"}
+    with running_proxy(echo_upstream, searcher) as url:
+        response = httpx.post(f"{url}/images/_doc", content=b'{"caption": "a dog"}',
+                              headers={**request_hop_by_hop, "Content-Type": "application/json", "X-End-To-End": "kept"})
+    assert response.status_code == 200
+    arrived = {name.lower() for name in response.json()["headers"]}
+    assert "x-end-to-end" in arrived
+    assert arrived.isdisjoint(name.lower() for name in request_hop_by_hop), arrived
+    assert response.headers["x-upstream"] == "echo"
+    assert set(response.headers).isdisjoint({"x-hop-answer", "keep-alive", "proxy-authenticate", "trailer", "upgrade"})
+    assert "x-hop-answer" not in response.headers.get("connection", "").lower()
+
+
+def test_a_bulk_body_over_the_search_body_limit_streams_to_the_cluster(engine_url: str, searcher: MatchSearcher,
+                                                                       index_name: str) -> None:
+    lines = "".join(f'{{"index": {{"_id": "{n}"}}}}\n{{"caption": "a dog number {n} " }}\n' for n in range(400))
+    with running_proxy(engine_url, searcher, max_body_size="2KiB") as url:
+        sized = httpx.post(f"{url}/{index_name}/_bulk", content=lines.encode(), headers={"content-type": "application/x-ndjson"})
+        chunked = httpx.post(f"{url}/{index_name}-chunked/_bulk", params={"refresh": "true"},
+                             content=iter([lines[: len(lines) // 2].encode(), lines[len(lines) // 2 :].encode()]),
+                             headers={"content-type": "application/x-ndjson"})
+        httpx.post(f"{url}/{index_name}/_refresh")
+        counts = [httpx.get(f"{url}/{name}/_count") for name in (index_name, f"{index_name}-chunked")]
+    assert len(lines) > 10 * 2048
+    assert (sized.status_code, chunked.status_code) == (200, 200), sized.text
+    assert (sized.json()["errors"], chunked.json()["errors"]) == (False, False)
+    assert [count.json()["count"] for count in counts] == [400, 400]
 
 
 def test_a_large_answer_streams_back_whole(echo_upstream: str, searcher: MatchSearcher) -> None:

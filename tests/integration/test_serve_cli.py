@@ -8,19 +8,16 @@ that the command wires the endpoint to the index's generator, not retrieval qual
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from opensearchpy import OpenSearch
-from tiny_generator import IMAGES, index_with_generator
+from serve_support import serve_process
+from tiny_generator import IMAGES
 
 from ssi_plugin.engine import EngineClient
 from ssi_plugin.serving.proxy import ProxySettings, SearchProxy
@@ -35,67 +32,17 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def trained_index(engine: EngineClient, index_name: str, tmp_path: Path) -> tuple[str, Path]:
-    """An index of SSI documents and, in a cache folder, the generator ``train`` would have left for it."""
-    index_with_generator(engine, index_name, tmp_path / "cache")
-    return index_name, tmp_path / "cache"
-
-
-@pytest.fixture
-def serve_process(engine_url: str, trained_index: tuple[str, Path]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def serving(engine_url: str, trained_index: tuple[str, Path]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     index, cache_dir = trained_index
-    port = _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "ssi_plugin",
-        "serve",
-        "--upstream",
-        engine_url,
-        "--index",
-        index,
-        "--port",
-        str(port),
-        "--cache-dir",
-        str(cache_dir),
-    ]
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                httpx.get(url, timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        if process.poll() is not None or time.monotonic() >= deadline:
-            process.kill()
-            pytest.fail(f"ssi-plugin serve did not start:\n{process.communicate()[0]}")
-        yield url, process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with serve_process("--upstream", engine_url, "--index", index, "--cache-dir", str(cache_dir)) as running:
+        yield running
 
 
 def test_serve_answers_ssi_queries_with_the_indexs_generator(
-    serve_process: tuple[str, subprocess.Popen[str]], trained_index: tuple[str, Path]
+    serving: tuple[str, subprocess.Popen[str]], trained_index: tuple[str, Path]
 ) -> None:
-    url, process = serve_process
+    url, process = serving
     index, _ = trained_index
     client = OpenSearch(hosts=[url], max_retries=0)
 
@@ -126,9 +73,9 @@ def test_serve_answers_ssi_queries_with_the_indexs_generator(
 
 
 def test_serve_answers_a_missing_index_and_url_options_as_the_engine(
-    serve_process: tuple[str, subprocess.Popen[str]], trained_index: tuple[str, Path], engine_url: str
+    serving: tuple[str, subprocess.Popen[str]], trained_index: tuple[str, Path], engine_url: str
 ) -> None:
-    url, _ = serve_process
+    url, _ = serving
     index, _ = trained_index
     ssi = {"query": {"ssi": {"query": "a dog catching a frisbee"}}}
 
@@ -158,7 +105,7 @@ def test_an_index_without_a_generator_is_refused_and_a_missing_one_is_the_engine
     engine: EngineClient, engine_url: str, index_name: str, tmp_path: Path
 ) -> None:
     engine.request("PUT", f"/{index_name}", body={"settings": {"number_of_replicas": 0}})
-    searchers = IndexSearchers(engine.without_credentials(), cache_dir=tmp_path)
+    searchers = IndexSearchers(engine, cache_dir=tmp_path)
     ssi = {"query": {"ssi": {"query": "a dog"}}}
     with serve_in_thread(SearchProxy(ProxySettings(upstream=engine_url), searchers).app) as url:
         untrained = httpx.post(f"{url}/{index_name}/_search", json=ssi)

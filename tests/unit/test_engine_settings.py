@@ -46,22 +46,25 @@ def test_bad_url_and_missing_ca_file_are_named() -> None:
 
 
 class _FakeServer(http.server.ThreadingHTTPServer):
-    """A plain HTTP server that answers every GET with a fixed status, headers and body."""
+    """A plain HTTP server that answers every GET and POST with a fixed status, headers and body."""
 
     def __init__(self, status: int, body: dict, headers: dict[str, str]) -> None:
         reply = (status, json.dumps(body).encode(), headers)
-        self.seen_authorization: list[str | None] = []
-        seen = self.seen_authorization
+        self.seen: list[dict[str, list[str]]] = []
+        seen = self.seen
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                seen.append(self.headers.get("Authorization"))
+                seen.append({name.lower(): self.headers.get_all(name, []) for name in self.headers})
+                self.rfile.read(int(self.headers.get("content-length") or 0))
                 code, payload, extra = reply
                 self.send_response(code)
                 for key, value in {"content-type": "application/json", **extra}.items():
                     self.send_header(key, value)
                 self.end_headers()
                 self.wfile.write(payload)
+
+            do_POST = do_GET
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -127,13 +130,20 @@ def test_cli_reports_bad_settings_in_one_line() -> None:
     assert result.stderr.strip().splitlines() == ["ConfigError: url: engine URL 'ftp://x' must start with http:// or https://"]
 
 
-def test_a_client_without_credentials_sends_only_what_the_caller_gives(serve) -> None:
-    url = serve(200, {"version": {"distribution": "opensearch", "number": "2.19.1"}})
+@pytest.mark.parametrize("root", [{"version": {"distribution": "opensearch", "number": "2.19.1"}},
+                                  {"version": {"number": "9.1.0"}}], ids=["opensearch-py", "elasticsearch-py"])
+@pytest.mark.parametrize("credentials", [{"username": "admin", "password": "secret"}, {"api_key": "b3duLWtleQ=="}],
+                         ids=["basic", "api-key"])
+def test_a_search_for_a_caller_carries_the_callers_credentials_and_none_of_ours(serve, root, credentials) -> None:
+    url = serve(200, {**root, "responses": [{}]}, {"X-Elastic-Product": "Elasticsearch"})
     server = serve.servers[-1]
-    with connect(EngineSettings(url=url, username="admin", password="secret")) as engine:
-        engine.request("GET", "/")
-        with engine.without_credentials() as anonymous:
-            anonymous.request("GET", "/")
-    _probe_call, own_call, anonymous_call = server.seen_authorization
-    assert own_call is not None and own_call.startswith("Basic ")
-    assert anonymous_call is None
+    with connect(EngineSettings(url=url, **credentials)) as engine:
+        engine.msearch("images", [{}])
+        engine.msearch("images", [{}], headers={})
+        engine.msearch("images", [{}], headers={"Authorization": "Bearer theirs", "Cookie": "session=1", "X-Secret": "no"})
+    _probe, own, anonymous, theirs = server.seen
+    assert len(own["authorization"]) == 1 and own["authorization"][0].startswith(("Basic ", "ApiKey "))
+    assert "authorization" not in anonymous
+    assert theirs["authorization"] == ["Bearer theirs"]
+    assert theirs["cookie"] == ["session=1"]
+    assert "x-secret" not in theirs
