@@ -43,7 +43,7 @@ class MatchSearcher:
         match = {"match": {"caption": request.clause.query}}
         search = {
             **body,
-            "query": {"bool": {"must": [match], "filter": list(request.filters), "must_not": list(request.must_not)}},
+            "query": {"bool": {"must": [match], "filter": list(request.list_filters), "must_not": list(request.must_not)}},
         }
         response = httpx.post(f"{self.engine_url}/{index}/_search", json=search, headers=dict(headers))
         if response.status_code != 200:

@@ -90,9 +90,9 @@ def test_ssi_as_the_scoring_clause_of_bool_brings_its_filters_to_every_list() ->
     request = find_ssi_search({"query": {"bool": {"must": [{"ssi": {"query": "a cat", "filter": red}}], "filter": [tag],
                                                   "must_not": {"term": {"hidden": True}}}}, "size": 3})
     assert request is not None and request.clause.query == "a cat" and request.size == 3
-    assert request.filters == (tag, red) and request.must_not == ({"term": {"hidden": True}},)
+    assert request.list_filters == (tag, red) and request.must_not == ({"term": {"hidden": True}},)
     should = find_ssi_search({"query": {"bool": {"should": {"ssi": {"query": "a cat"}}, "filter": tag}}})
-    assert should is not None and should.filters == (tag,)
+    assert should is not None and should.list_filters == (tag,)
 
 
 @pytest.mark.parametrize(
