@@ -93,7 +93,8 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _variants(base: Path) -> tuple[ModelVariant, ...]:
     config = TrainingConfig(base=str(base), epochs=60, batch_size=4, learning_rate=1e-2, warmup_ratio=0.0, seed=1)
     return (ModelVariant(name="ssi", family="ssi", training=config),
-            ModelVariant(name="numeric-ids", training=config.model_copy(update={"identifier_kind": "numeric", "rationale_weight": 0.0})))
+            ModelVariant(name="numeric-ids", training=config.model_copy(update={"identifier_kind": "numeric", "rationale_weight": 0.0})),
+            ModelVariant(name="ssi+dense", family="ssi+dense", training=config, trained_as="ssi", search={"hybrid": True}))
 
 
 class Evaluated(NamedTuple):
@@ -123,14 +124,18 @@ def evaluated(engine: EngineClient, tiny_base: Path, tmp_path_factory: pytest.Te
 def test_eval_job_measures_every_retriever_and_reuses_its_work(engine: EngineClient, evaluated: Evaluated, tmp_path: Path) -> None:
     report = evaluated.report
     assert (report.images, report.queries, report.index) == (5, 4, evaluated.options.index)
-    assert [result.name for result in report.results] == ["bm25", "dense-minilm", "ssi", "numeric-ids"]
+    assert [result.name for result in report.results] == ["bm25", "dense-minilm", "dense-engine", "ssi", "numeric-ids", "ssi+dense"]
     for result in report.results:
         assert result.metrics.queries == 4
         assert 0 <= result.metrics.recall[1] <= result.metrics.recall[5] <= result.metrics.recall[10] <= 1
         assert all(set(o.ranked) <= {r.id for r in RECORDS} and len(o.ranked) <= 10 for o in result.outcomes)
         assert [o.relevant for o in result.outcomes] == ["dog", "cat", "boat", "bike"]
     assert report.result("dense-minilm").metrics.recall[1] == 1.0
-    assert set(report.models) == {"ssi", "numeric-ids"}
+    # the engine's kNN over the vectors ingest wrote ranks as the exact in-process search does
+    assert [o.ranked for o in report.result("dense-engine").outcomes] == [o.ranked for o in report.result("dense-minilm").outcomes]
+    assert report.result("ssi+dense").metrics.recall[1] >= report.result("ssi").metrics.recall[1]
+    assert set(report.models) == {"ssi", "numeric-ids", "ssi+dense"}
+    assert report.models["ssi+dense"] == report.models["ssi"]  # searched differently, trained once
     assert report.result("ssi").family == "ssi" and report.seed_means == []  # a family of one seed has no mean to give
     assert any("5 indexed, 0 already there, 0 failed" in line for line in evaluated.log)
 
