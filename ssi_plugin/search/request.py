@@ -21,9 +21,9 @@ is refused with a 400 that names it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ssi_plugin.errors import InputError, describe_validation_error
 from ssi_plugin.search.options import SSIQuery
@@ -34,10 +34,11 @@ PASSED_TO_LISTS = ("_source", "fields", "docvalue_fields", "stored_fields", "ver
 PARTS: dict[str, str] = {
     "query": "an `ssi` clause, alone or as the scoring clause of `bool` (`must`/`should`) beside `filter`/`must_not`",
     "size, from": "the page of the fused ranking",
-    "_source, fields, docvalue_fields, stored_fields, version, seq_no_primary_term": "asked of every list; hits carry them",
+    "_source, fields, docvalue_fields, stored_fields, version, seq_no_primary_term":
+        "asked of every list; hits carry them (`stored_fields: _none_` is refused: fusion needs each hit's `_id`)",
     "timeout": "each list's timeout; `timed_out` when one timed out",
     "track_total_hits": "`hits.total` counts the documents the lists found (`gte` when a list was cut at its window); "
-                        "`false` leaves it out",
+                        "`false` (or `-1`) leaves it out",
     "min_score": "on the fused score",
     "sort": "`_score` (descending) only",
     "explain": "each hit's `_explanation`: every list's rank and share of the fused score",
@@ -52,6 +53,9 @@ PARTS: dict[str, str] = {
 _HONOURED = frozenset({"query", "size", "from", *PASSED_TO_LISTS, "track_total_hits", "min_score", "sort", "explain",
                        "post_filter", "aggs", "aggregations", "highlight"})
 _BOOL_SCORING = ("must", "should")
+MAX_DEPTH = 100
+"""Deepest nesting of objects and arrays an ``ssi`` search body may have: far more than any real query, and far less
+than what overflows the engines' parsers (OpenSearch drops the connection at about 350 ``bool`` queries one inside another)."""
 
 
 class SSISearchRequest(BaseModel):
@@ -65,8 +69,8 @@ class SSISearchRequest(BaseModel):
     size: int = Field(default=10, ge=0)
     offset: int = Field(default=0, ge=0)
     list_options: dict[str, Any] = Field(default_factory=dict, description="Body parts every list carries (PASSED_TO_LISTS).")
-    track_total_hits: bool | int = True
-    min_score: float | None = None
+    track_total_hits: bool | Annotated[int, Field(ge=0)] = Field(default=True, description="-1 is false, as on the engine.")
+    min_score: float | None = Field(default=None, allow_inf_nan=False)
     explain: bool = False
     post_filter: dict[str, Any] | None = None
     aggs: dict[str, Any] | None = None
@@ -76,6 +80,11 @@ class SSISearchRequest(BaseModel):
     def list_filters(self) -> tuple[dict[str, Any], ...]:
         """What every list must match: the body's filters and the clause's own."""
         return (*self.filters, *_clauses(self.clause.filter, "ssi.filter"))
+
+    @field_validator("track_total_hits", mode="before")
+    @classmethod
+    def _minus_one_is_false(cls, value: Any) -> Any:
+        return False if type(value) is int and value == -1 else value
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> SSISearchRequest | None:
@@ -92,6 +101,8 @@ class SSISearchRequest(BaseModel):
         if unsupported:
             raise InputError(f"[ssi] searches do not support [{'], ['.join(unsupported)}]")
         _check_sort(body.get("sort"))
+        _check_depth(body)
+        _check_read_parts(body)
         try:
             return cls(
                 clause=clause,
@@ -159,6 +170,37 @@ def _check_sort(sort: Any) -> None:
         if key == "_score" or (isinstance(key, dict) and list(key) == ["_score"] and key["_score"] in ("desc", {"order": "desc"})):
             continue
         raise InputError(f"[ssi] searches sort by [_score] (descending) only, not by {key!r}")
+
+
+def _check_depth(body: Mapping[str, Any]) -> None:
+    """Refuse a body nested deeper than ``MAX_DEPTH``: its clauses go on to the engine inside the lists' queries."""
+    pending: list[tuple[Any, int]] = [(body, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if not isinstance(value, Mapping | list):
+            continue
+        if depth > MAX_DEPTH:
+            raise InputError(f"[ssi] search body is nested deeper than {MAX_DEPTH} levels")
+        pending.extend((child, depth + 1) for child in (value.values() if isinstance(value, Mapping) else value))
+
+
+def _check_read_parts(body: Mapping[str, Any]) -> None:
+    """The parts the searcher reads itself, not only passes on to the engine, must have the shapes the engine accepts."""
+    for name in ("fields", "docvalue_fields"):
+        entries = body.get(name, [])
+        if not isinstance(entries, list) or not all(_is_field_entry(entry) for entry in entries):
+            raise InputError(f'[{name}] must be a list of field names or of {{"field": ...}} objects')
+    stored = body.get("stored_fields")
+    if stored == "_none_" or (isinstance(stored, list) and "_none_" in stored):
+        raise InputError("[stored_fields] cannot be [_none_] in [ssi] searches: fusing the lists needs each hit's _id")
+    highlighted = body.get("highlight")
+    fields = highlighted.get("fields", {}) if isinstance(highlighted, dict) else {}
+    if not isinstance(fields, dict) and not (isinstance(fields, list) and all(isinstance(f, dict) and len(f) == 1 for f in fields)):
+        raise InputError("[highlight.fields] must be an object of fields, or a list of objects with a single field each")
+
+
+def _is_field_entry(entry: Any) -> bool:
+    return isinstance(entry, str) or (isinstance(entry, dict) and isinstance(entry.get("field"), str))
 
 
 def _describe(exc: ValidationError) -> str:

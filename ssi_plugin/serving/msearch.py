@@ -7,13 +7,13 @@ one ``_msearch``; the others are answered by the searcher. Nothing here does I/O
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ssi_plugin.search.request import SSISearchRequest
 from ssi_plugin.serving.engine_errors import SearchRequestError
+from ssi_plugin.serving.json_body import parse_json
 from ssi_plugin.serving.ssi_clause import find_ssi_search
 
 
@@ -58,7 +58,7 @@ def parse_msearch(payload: bytes, *, default_index: str) -> list[MsearchItem]:
                 header_line=header_line,
                 body_line=body_line,
                 body=body,
-                index=_index_of(header, default_index),
+                index=_index_of(header, default_index, number - 1),
                 clause=_clause_at(body, number),
             )
         )
@@ -89,10 +89,7 @@ def merge_responses(
 
 
 def _json_object(line: bytes, number: int) -> dict[str, Any]:
-    try:
-        value = json.loads(line)
-    except ValueError as exc:
-        raise SearchRequestError(f"msearch line {number}: malformed JSON: {exc}") from None
+    value = parse_json(line, where=f"msearch line {number}")
     if not isinstance(value, dict):
         raise SearchRequestError(f"msearch line {number}: expected a JSON object, found {type(value).__name__}")
     return value
@@ -109,8 +106,13 @@ def _clause_at(body: dict[str, Any], number: int) -> SSISearchRequest | None:
         ) from None
 
 
-def _index_of(header: dict[str, Any], default_index: str) -> str:
+def _index_of(header: dict[str, Any], default_index: str, number: int) -> str:
     index = header.get("index", default_index)
     if isinstance(index, list):
-        return ",".join(map(str, index)) or default_index
-    return str(index) if index else default_index
+        index = ",".join(map(str, index))
+    index = str(index) if index else default_index
+    try:
+        index.encode()
+    except UnicodeEncodeError:  # half of a surrogate pair (JSON text may hold one): no URL can name that index
+        raise SearchRequestError(f"msearch line {number}: [index] is not Unicode text: {index!r}") from None
+    return index

@@ -43,6 +43,7 @@ from ssi_plugin.engine import caller_headers
 from ssi_plugin.errors import SSIError
 from ssi_plugin.serving.engine_errors import SearchRequestError, error_body, error_for, refusal_body
 from ssi_plugin.serving.filter_path import filter_response
+from ssi_plugin.serving.json_body import parse_json
 from ssi_plugin.serving.msearch import (
     MsearchItem,
     merge_responses,
@@ -107,6 +108,14 @@ class ProxySettings(BaseModel):
         return url
 
 
+class _EngineJSON(JSONResponse):
+    """JSON as the engine writes it: UTF-8, with a lone surrogate (half of a pair: JSON text may hold one, and a refusal
+    may quote it back) written as its ``\\uXXXX`` escape instead of failing to encode."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
+
+
 class SearchProxy:
     """The endpoint; ``app`` is the ASGI application to serve.
 
@@ -169,7 +178,7 @@ class SearchProxy:
             if readable and readable.strip():
                 index = unquote(match["index"].decode()) if match["index"] else "_all"
                 if match["kind"] == b"search":
-                    parsed = _parse_json(readable)
+                    parsed = parse_json(readable, where="request body")
                     clause = find_ssi_search(parsed)
                     if clause is not None:
                         return await self._search(request, index, _with_url_options(parsed, request))
@@ -320,10 +329,10 @@ class SearchProxy:
         as the answer's content type.
         """
         if self.settings.engine != "elasticsearch":
-            return JSONResponse(dict(answer), status_code=status)
+            return _EngineJSON(dict(answer), status_code=status)
         compatible = _COMPATIBLE_WITH.search(request.headers.get("accept", ""))
         media_type = f"application/vnd.elasticsearch+json;compatible-with={compatible[1]}" if compatible else "application/json"
-        return JSONResponse(dict(answer), status_code=status, media_type=media_type, headers={"X-Elastic-Product": "Elasticsearch"})
+        return _EngineJSON(dict(answer), status_code=status, media_type=media_type, headers={"X-Elastic-Product": "Elasticsearch"})
 
     async def _upstream_json(self, request: Request, payload: bytes, *, drop_params: tuple[str, ...] = ()) -> dict[str, Any]:
         try:
@@ -371,13 +380,6 @@ class SearchProxy:
 
 def _is_timeout(exc: httpx.TransportError) -> bool:
     return isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout)
-
-
-def _parse_json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise SearchRequestError(f"request body is not valid JSON: {exc}") from None
 
 
 def _with_url_options(body: Any, request: Request) -> dict[str, Any]:

@@ -137,6 +137,8 @@ def test_msearch_keeps_other_searches_byte_for_byte_and_merges_in_order() -> Non
         (b'{}\n{"query": {}}', "terminated by a newline"),
         (b"{}\n", "a header without a search body"),
         (b'{}\n{"query": \n', "line 2: malformed JSON"),
+        (b"{}\n" + b"[" * 5000 + b"]" * 5000 + b"\n", "line 2: JSON nested too deeply to read"),
+        (b'{"index": "\\udfff"}\n{"query": {"ssi": {"query": "x"}}}\n', "line 1: [index] is not Unicode text"),
         (b"[]\n{}\n", "line 1: expected a JSON object"),
         (b"\n\n", "no searches"),
         (
