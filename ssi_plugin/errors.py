@@ -6,6 +6,7 @@ class's ``exit_code``. Subclasses carry the data a caller needs to react.
 
     SSIError                      exit 1
     ├── ConfigError               exit 2  bad flag, setting or file
+    │   └── ExtraMissing                  a feature whose pip extra is not installed (extra + missing module)
     ├── InputError                exit 2  a dataset, image, caption or request that cannot be used
     │   ├── InvalidIdentifier             a string that is not a canonical SSI (text + reason)
     │   └── AnnotationError               one item could not be annotated (record id + named reason)
@@ -37,6 +38,17 @@ class SSIError(Exception):
 
 class ConfigError(SSIError):
     exit_code = 2
+
+
+class ExtraMissing(ConfigError):
+    """An optional feature was asked for, but the pip extra that installs its packages was not."""
+
+    def __init__(self, feature: str, *, extra: str, missing: str) -> None:
+        super().__init__(f"{feature} needs the [{extra}] extra ({missing} is not installed): "
+                         f"python -m pip install 'ssi-plugin[{extra}]'")
+        self.feature = feature
+        self.extra = extra
+        self.missing = missing
 
 
 class InputError(SSIError):

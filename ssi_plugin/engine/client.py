@@ -13,6 +13,7 @@ whatever the server itself may read.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
@@ -74,7 +75,7 @@ class EngineClient:
         """Send one REST call; the decoded JSON answer, or an ``EngineRequestError``."""
         try:
             return self._transport.perform(method, path, params, body)
-        except _CLIENT_ERRORS as exc:
+        except _client_errors() as exc:
             raise _translate(exc, method, path, self.url) from None
 
     def exists(self, path: str) -> bool:
@@ -100,7 +101,7 @@ class EngineClient:
         transport = self._for_callers() if for_caller else self._transport
         try:
             return transport.msearch(index, lines, caller_headers(headers or {}))["responses"]
-        except _CLIENT_ERRORS as exc:
+        except _client_errors() as exc:
             raise _translate(exc, "POST", f"/{index}/_msearch", self.url, for_caller=for_caller) from None
 
     def count(self, index: str, query: Mapping[str, Any] | None = None) -> int:
@@ -151,7 +152,7 @@ class EngineClient:
                     status=int(detail.get("status", 0)),
                     error=detail.get("error"),
                 )
-        except _CLIENT_ERRORS as exc:
+        except _client_errors() as exc:
             raise _translate(exc, "POST", "/_bulk", self.url) from None
 
     def close(self) -> None:
@@ -257,15 +258,14 @@ class _ElasticsearchTransport:
         self._client.close()
 
 
+@functools.cache
 def _client_errors() -> tuple[type[Exception], ...]:
+    """Both clients' base errors; imported on the first failure, so that importing this module loads neither client."""
     import elastic_transport
     import elasticsearch
     import opensearchpy
 
     return (opensearchpy.exceptions.OpenSearchException, elasticsearch.ApiError, elastic_transport.TransportError)
-
-
-_CLIENT_ERRORS = _client_errors()
 
 
 _CALLER_REFUSED = {401: "the caller's credentials were rejected", 403: "the caller's credentials lack permission"}

@@ -7,7 +7,8 @@ connect timeout, and a wrong URL or bad credentials surface in seconds.
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel
 
 from ssi_plugin.config import EngineKind, EngineSettings
@@ -17,6 +18,9 @@ from ssi_plugin.errors import (
     EngineUnreachable,
     UnsupportedEngine,
 )
+
+if TYPE_CHECKING:
+    import httpx  # imported where a request is made: the local node's commands never load it
 
 SUPPORTED_MAJORS: dict[str, tuple[int, ...]] = {"opensearch": (2, 3), "elasticsearch": (9,)}
 
@@ -36,6 +40,8 @@ def auth_headers(settings: EngineSettings) -> dict[str, str]:
 
 
 def _http_client(settings: EngineSettings) -> httpx.Client:
+    import httpx
+
     verify: bool | str = str(settings.ca_certs) if settings.ca_certs and settings.verify_certs else settings.verify_certs
     auth = (settings.username, settings.password or "") if settings.username else None
     timeout = httpx.Timeout(settings.request_timeout, connect=settings.connect_timeout)
@@ -44,6 +50,8 @@ def _http_client(settings: EngineSettings) -> httpx.Client:
 
 def probe(settings: EngineSettings) -> ClusterInfo:
     """Identify the cluster at ``settings.url``; raise a clear error for anything unusable."""
+    import httpx
+
     url = settings.url
     if url is None:
         raise ConfigError("no cluster URL to probe")
@@ -93,6 +101,8 @@ def _identify(root: httpx.Response) -> tuple[EngineKind, str | None]:
 
 
 def _transport_reason(exc: httpx.TransportError) -> str:
+    import httpx
+
     cause = exc.__cause__ or exc.__context__
     text = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.ConnectError) and "Connection refused" in f"{text} {cause}":

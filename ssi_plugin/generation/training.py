@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from ssi_plugin.errors import ConfigError, InputError
+from ssi_plugin.extras import requires_extra
 from ssi_plugin.generation.examples import (
     TrainingExample,
     numeric_identifiers,
@@ -136,6 +137,8 @@ def _train(examples: list[TrainingExample], out: Path, config: TrainingConfig, *
 
     if not examples:
         raise InputError("no training examples")
+    if config.lora is not None:
+        _peft()  # a missing extra is named before the output folder is touched
     if config.identifier_kind == "numeric":
         examples = numeric_identifiers(examples, seed=config.seed)
     start_step = _prepare_out(out, config, resume=resume, overwrite=overwrite)
@@ -240,12 +243,19 @@ def load_for_training(config: TrainingConfig) -> tuple[Any, Any, GeneratorSpec]:
         library_versions=library_versions(),
     )
     if config.lora is not None:
-        from peft import LoraConfig, TaskType, get_peft_model
-
-        task = TaskType.SEQ_2_SEQ_LM if spec.architecture == "seq2seq" else TaskType.CAUSAL_LM
-        model = get_peft_model(model, LoraConfig(task_type=task, r=config.lora.r, lora_alpha=config.lora.alpha,
-                                                 lora_dropout=config.lora.dropout, target_modules=config.lora.target_modules))
+        peft = _peft()
+        task = peft.TaskType.SEQ_2_SEQ_LM if spec.architecture == "seq2seq" else peft.TaskType.CAUSAL_LM
+        model = peft.get_peft_model(model, peft.LoraConfig(task_type=task, r=config.lora.r, lora_alpha=config.lora.alpha,
+                                                           lora_dropout=config.lora.dropout,
+                                                           target_modules=config.lora.target_modules))
     return model, tokenizer, spec
+
+
+def _peft() -> Any:
+    """The peft library, which LoRA training needs and the ``[lora]`` extra installs."""
+    with requires_extra("lora", "LoRA fine-tuning (--lora)"):
+        import peft
+    return peft
 
 
 def _parameter_groups(model: Any, architecture: str, config: TrainingConfig) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ssi_plugin.annotation.chat_model import LocalChatModel
 from ssi_plugin.errors import InputError
+from ssi_plugin.extras import requires_extra
 
 DEFAULT_MAX_TOKENS = 256
 MAX_TOKENS_LIMIT = 4096
@@ -63,9 +64,10 @@ class APIError(Exception):
 
 def create_app(chat: LocalChatModel, *, served_name: str | None = None, api_key: str | None = None) -> Any:
     """The ASGI app (FastAPI). ``served_name``: the model id clients name (default: the model's short name)."""
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
+    with requires_extra("serve-model", "ssi-plugin serve-model"):
+        from fastapi import FastAPI, Request
+        from fastapi.exceptions import RequestValidationError
+        from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
 
     name = served_name or chat.name
@@ -147,5 +149,6 @@ def serve(
     """Load the model, then serve until interrupted."""
     import uvicorn
 
+    app = create_app(chat, served_name=served_name, api_key=api_key)  # a missing extra is named before the model loads
     chat.load()
-    uvicorn.run(create_app(chat, served_name=served_name, api_key=api_key), host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info")
