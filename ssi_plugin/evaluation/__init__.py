@@ -2,6 +2,7 @@
 
     evaluate(engine, records, annotator, EvalOptions(...), dataset=...) -> EvalReport
     write_report(report, "eval.json") -> ReportFiles           JSON + markdown table + PNG
+    compare_retrievers(results) -> list[PairedComparison]      paired sign-flip tests: which differences hold at p < 0.05
     summarize(outcomes) -> RetrievalMetrics                    Recall@1/5/10, MRR, latency p50/p95
     Retriever: .name, .retrieve(query, k) -> list[str]         BM25Retriever, DenseRetriever, SSIRetriever, GenerativeRetriever
 
@@ -29,6 +30,7 @@ from ssi_plugin.evaluation.report import (
     EvalReport,
     ReportFiles,
     RetrieverResult,
+    compare_retrievers,
     markdown_table,
     plot_report,
     write_report,
@@ -40,6 +42,7 @@ from ssi_plugin.evaluation.retrievers import (
     SSIRetriever,
 )
 from ssi_plugin.evaluation.run import BASELINES, EvalOptions, evaluate, run_queries
+from ssi_plugin.evaluation.significance import PairedComparison, sign_flip_p_values
 
 __all__ = [
     "BASELINES",
@@ -52,12 +55,14 @@ __all__ = [
     "EvalSplit",
     "GenerativeRetriever",
     "ModelVariant",
+    "PairedComparison",
     "QueryOutcome",
     "ReportFiles",
     "RetrievalMetrics",
     "Retriever",
     "RetrieverResult",
     "SSIRetriever",
+    "compare_retrievers",
     "default_variants",
     "evaluate",
     "markdown_table",
@@ -68,6 +73,7 @@ __all__ = [
     "rank_of",
     "recall_at",
     "run_queries",
+    "sign_flip_p_values",
     "split_for_evaluation",
     "summarize",
     "write_report",

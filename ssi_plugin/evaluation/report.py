@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, computed_field
 
 from ssi_plugin import __version__
 from ssi_plugin.evaluation.metrics import QueryOutcome, RetrievalMetrics
+from ssi_plugin.evaluation.significance import ALPHA, ROUNDS, PairedComparison, paired_comparisons
 
 
 class RetrieverResult(BaseModel):
@@ -65,6 +66,10 @@ class EvalReport(BaseModel):
     protocol: str = "first caption ingested as metadata; other captions are queries; correct when the own image is ranked"
     models: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Generator folders used, by retriever name.")
     results: list[RetrieverResult]
+    comparisons: list[PairedComparison] = Field(default_factory=list, description="Paired tests between retrievers "
+                                                "(see `compare_retrievers`); empty when none was run.")
+    significance: str = (f"two-sided paired sign-flip test over queries ({ROUNDS:,} seeded rounds, exact when few queries "
+                         f"differ); a seed family's per-query outcome is its mean over seeds; significant: p < {ALPHA}")
     created: datetime = Field(default_factory=lambda: datetime.now().astimezone())
     ssi_plugin_version: str = __version__
 
@@ -94,6 +99,14 @@ class EvalReport(BaseModel):
             if result.name == name:
                 return result
         raise KeyError(name)
+
+
+def compare_retrievers(results: list[RetrieverResult]) -> list[PairedComparison]:
+    """Paired tests between the report's retrievers, a family of seeds counting as one (by its family name)."""
+    units: dict[str, list[list[QueryOutcome]]] = {}
+    for result in results:
+        units.setdefault(result.family or result.name, []).append(result.outcomes)
+    return paired_comparisons(units)
 
 
 class ReportFiles(BaseModel):
@@ -128,6 +141,8 @@ def markdown_table(report: EvalReport) -> str:
             lines.append(_row(cells))
     if report.unseen_images:
         lines += ["", *_seen_unseen_table(report, cutoffs)]
+    if report.comparisons:
+        lines += ["", *_comparisons_table(report.comparisons)]
     described: dict[str, list[str]] = {}  # one line per description: the seeds of a family share theirs
     for result in report.results:
         if result.description:
@@ -152,6 +167,25 @@ def _seen_unseen_table(report: EvalReport, cutoffs: list[int]) -> list[str]:
     return [
         f"Seen images ({report.images - len(report.unseen_images)}, {seen_queries} queries) were trained on; unseen images "
         f"({len(report.unseen_images)}, {unseen_queries} queries) were ingested after training, without retraining:",
+        "",
+        _row(header),
+        _separator(len(header)),
+        *map(_row, rows),
+    ]
+
+
+def _comparisons_table(comparisons: list[PairedComparison]) -> list[str]:
+    """A minus B in points, with the p-value of a paired test and whether the difference holds."""
+    def p_value(p: float, significant: bool) -> str:
+        return f"{'<0.001' if p < 0.001 else f'{p:.3f}'} {'✓' if significant else '–'}"
+
+    header = ["A vs B", "ΔR@1", "p", "ΔMRR", "p"]
+    rows = [[f"{c.a} vs {c.b}", f"{100 * c.recall_at_1.difference:+.1f}", p_value(c.recall_at_1.p_value, c.recall_at_1.significant),
+             f"{100 * c.mrr.difference:+.1f}", p_value(c.mrr.p_value, c.mrr.significant)] for c in comparisons]
+    return [
+        f"Paired differences on the same {comparisons[0].queries} queries (A minus B, in points; a family of seeds by its "
+        f"per-query mean over seeds). ✓: the difference holds at p < {ALPHA} (two-sided paired sign-flip test, "
+        f"{ROUNDS:,} seeded rounds); –: it could be chance:",
         "",
         _row(header),
         _separator(len(header)),

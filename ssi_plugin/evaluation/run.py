@@ -12,7 +12,8 @@ Steps, each reusing what an earlier run left when its inputs are unchanged:
    are rebuilt from the index, as after any ingest);
 5. ask every query of every retriever (one warm-up query first, not timed),
    one retriever loaded at a time;
-6. summarize into an ``EvalReport``, for seen and unseen images apart.
+6. summarize into an ``EvalReport``, for seen and unseen images apart, with paired
+   significance tests between the retrievers that the project's claims compare.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ssi_plugin.errors import InputError, PartialFailure
 from ssi_plugin.evaluation.metrics import RECALL_CUTOFFS, QueryOutcome, RetrievalMetrics, summarize
 from ssi_plugin.evaluation.models import HYBRID_FAMILY, ModelVariant, ensure_trained
 from ssi_plugin.evaluation.protocol import EvalQuery, split_for_evaluation
-from ssi_plugin.evaluation.report import EvalReport, RetrieverResult
+from ssi_plugin.evaluation.report import EvalReport, RetrieverResult, compare_retrievers
 from ssi_plugin.evaluation.retrievers import Retriever
 from ssi_plugin.generation.examples import TrainingExample
 from ssi_plugin.identifiers import SSIRecord
@@ -127,6 +128,7 @@ def evaluate(
         queries=len(queries), skipped_images=[*split.skipped, *(d.id for d in split.documents if d.id not in indexed)],
         unseen_images=sorted(split.unseen & set(indexed)), k=options.k,
         models={name: {"folder": str(folder)} for name, folder in folders.items()}, results=results,
+        comparisons=compare_retrievers(results),
     )
 
 

@@ -138,10 +138,15 @@ def test_eval_job_measures_every_retriever_and_reuses_its_work(engine: EngineCli
     assert report.models["ssi+dense"] == report.models["ssi"]  # searched differently, trained once
     assert report.result("ssi").family == "ssi" and report.seed_means == []  # a family of one seed has no mean to give
     assert any("5 indexed, 0 already there, 0 failed" in line for line in evaluated.log)
+    pairs = {(c.a, c.b): c for c in report.comparisons}
+    assert {("ssi", "dense-minilm"), ("ssi+dense", "dense-minilm"), ("ssi+dense", "ssi"), ("ssi", "numeric-ids")} <= set(pairs)
+    assert pairs["dense-engine", "dense-minilm"].mrr.p_value == 1.0  # the same rankings
+    assert not any(c.recall_at_1.significant or c.mrr.significant for c in report.comparisons)  # 4 queries prove nothing
 
     files = write_report(report, tmp_path / "eval.json")
     assert json.loads(files.json_path.read_text())["queries"] == 4
     assert "| dense-minilm | 100.0 |" in files.markdown.read_text()
+    assert "| ssi+dense vs ssi |" in files.markdown.read_text()
 
     lines: list[str] = []
     with create_annotator("caption") as annotator:
