@@ -23,8 +23,10 @@ demo: install
 test: install
 	@$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests ran"; exit 0; fi; exit $$rc
 
+# ruff, then mypy on the files [tool.mypy] in pyproject.toml names.
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python -m benchmarks

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
+    from ssi_plugin.annotation.base import FailureReason
+
 
 class SSIError(Exception):
     """Base of every error ssi-plugin raises on purpose."""
@@ -65,7 +67,7 @@ class InvalidIdentifier(InputError):
 class AnnotationError(InputError):
     """One record that could not be annotated; ``reason`` is a stable name (``caption_missing``, ...)."""
 
-    def __init__(self, reason: str, detail: str, *, record_id: str | None = None) -> None:
+    def __init__(self, reason: FailureReason, detail: str, *, record_id: str | None = None) -> None:
         where = f"{record_id}: " if record_id else ""
         super().__init__(f"{where}{reason}: {detail}")
         self.reason = reason

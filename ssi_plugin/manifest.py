@@ -8,19 +8,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from ssi_plugin.errors import ModelError
 
 
 class Versioned(Protocol):
-    format: str
-    format_version: int
+    """A pydantic model with the ``format`` and ``format_version`` fields of a manifest."""
+
+    @property
+    def format(self) -> str: ...
+
+    @property
+    def format_version(self) -> int: ...
+
+    @classmethod
+    def model_validate(cls, obj: Any) -> Self: ...
 
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=Versioned)
 
 
 def load_manifest(model: type[M], path: Path, *, what: str, missing: str, format_name: str, version: int) -> M:
@@ -35,7 +43,6 @@ def load_manifest(model: type[M], path: Path, *, what: str, missing: str, format
         manifest = model.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, ValidationError) as exc:
         raise ModelError(f"{path} is not a valid {what}: {exc}") from None
-    found: Versioned = manifest  # type: ignore[assignment]
-    if found.format != format_name or found.format_version > version:
-        raise ModelError(f"{path} is {found.format} v{found.format_version}; this version reads {format_name} v{version}")
+    if manifest.format != format_name or manifest.format_version > version:
+        raise ModelError(f"{path} is {manifest.format} v{manifest.format_version}; this version reads {format_name} v{version}")
     return manifest

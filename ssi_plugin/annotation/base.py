@@ -57,7 +57,7 @@ class AnnotationFailure(BaseModel):
     @classmethod
     def from_error(cls, record: ImageRecord, error: AnnotationError) -> AnnotationFailure:
         caption = record.captions[0] if record.captions else None
-        return cls(id=record.id, reason=error.reason, detail=error.detail, image=record.image, caption=caption)  # type: ignore[arg-type]
+        return cls(id=record.id, reason=error.reason, detail=error.detail, image=record.image, caption=caption)
 
 
 AnnotationResult = Annotation | AnnotationFailure

@@ -250,12 +250,14 @@ class CaptionAnnotator(Annotator):
         results: list[AnnotationResult] = []
         for record, caption, image_tags in zip(records, captions, tags, strict=True):
             doc = next(docs) if isinstance(caption, str) else None
-            problem = caption if isinstance(caption, AnnotationError) else image_tags if isinstance(image_tags, AnnotationError) else None
-            if problem is not None:
-                results.append(AnnotationFailure.from_error(record, problem))
+            if isinstance(caption, AnnotationError):
+                results.append(AnnotationFailure.from_error(record, caption))
+                continue
+            if isinstance(image_tags, AnnotationError):
+                results.append(AnnotationFailure.from_error(record, image_tags))
                 continue
             try:
-                results.append(self._annotation(record, caption, doc, image_tags or []))  # type: ignore[arg-type]
+                results.append(self._annotation(record, caption, doc, image_tags or []))
             except AnnotationError as exc:
                 results.append(AnnotationFailure.from_error(record, exc))
         return results

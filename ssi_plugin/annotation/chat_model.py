@@ -89,7 +89,7 @@ class LocalChatModel:
             tokenizer.pad_token = tokenizer.eos_token
         if getattr(tokenizer, "chat_template", None) is None and getattr(processor, "chat_template", None) is None:
             raise ModelError(f"model {self.model_name!r} has no chat template")
-        return model.to(self.device).eval(), processor, vision
+        return model.to(self.device).eval(), processor, vision  # type: ignore[arg-type]  # transformers types .to unbound
 
     @property
     def sees_images(self) -> bool:

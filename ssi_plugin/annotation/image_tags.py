@@ -193,9 +193,11 @@ def _fold_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
             if isinstance(child, torch.nn.Conv2d):
                 conv = child
             elif isinstance(child, torch.nn.BatchNorm2d) and conv is not None and conv.out_channels == child.num_features:
+                mean, var = child.running_mean, child.running_var
+                assert mean is not None and var is not None, "an EfficientNet batch norm tracks running statistics"
                 with torch.no_grad():
-                    scale = child.weight / torch.sqrt(child.running_var + child.eps)
-                    bias = child.bias - child.running_mean * scale
+                    scale = child.weight / torch.sqrt(var + child.eps)
+                    bias = child.bias - mean * scale
                     if conv.bias is not None:
                         bias = bias + conv.bias * scale
                     conv.weight.mul_(scale.view(-1, 1, 1, 1))

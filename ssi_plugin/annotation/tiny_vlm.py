@@ -71,8 +71,9 @@ def build_tiny_vlm(folder: str | os.PathLike[str], *, seed: int = 0, image_size:
                        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
                        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                        eos_token_id=tokenizer.eos_token_id)
+    # image_token_id: the config's alias of image_token_index (its attribute_map), missing from its typed signature
     config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-                         vision_feature_select_strategy="default", vision_feature_layer=-1)
+                         vision_feature_select_strategy="default", vision_feature_layer=-1)  # type: ignore[call-arg]
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id

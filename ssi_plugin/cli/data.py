@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from ssi_plugin.datasets import DatasetFormat
 
 _OUT = click.argument("out", type=click.Path(path_type=Path, file_okay=False))
 
@@ -60,13 +64,13 @@ def synthetic(out: Path, n: int, seed: int, captions_per_image: int, with_images
 @click.option("--split", help="Only this split (Karpathy: train, val, test, restval).")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "karpathy", "coco"]), help="Detected when unset.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
-def check(dataset: Path, images_dir: Path | None, split: str | None, fmt: str | None, as_json: bool) -> None:
+def check(dataset: Path, images_dir: Path | None, split: str | None, fmt: DatasetFormat | None, as_json: bool) -> None:
     """Read DATASET fully and count records, captions and missing images."""
     from ssi_plugin.datasets import detect_format, read_dataset
     from ssi_plugin.datasets.summary import summarize
 
     kind = fmt or detect_format(dataset)
-    summary = summarize(read_dataset(dataset, images_dir=images_dir, split=split, format=kind))  # type: ignore[arg-type]
+    summary = summarize(read_dataset(dataset, images_dir=images_dir, split=split, format=kind))
     if as_json:
         click.echo(summary.model_dump_json(indent=2))
         return

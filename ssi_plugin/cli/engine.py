@@ -11,6 +11,7 @@ import click
 from ssi_plugin.cli._context import engine_options, engine_settings
 
 if TYPE_CHECKING:
+    from ssi_plugin.config import EngineKind
     from ssi_plugin.engine.local_node import LocalNode
 
 
@@ -33,10 +34,10 @@ def local_node_options(command: Callable[..., Any]) -> Any:
     @engine_options(client_choice=False)
     @click.pass_context
     @functools.wraps(command)
-    def wrapper(ctx: click.Context, kind: str, **kwargs: Any) -> Any:
+    def wrapper(ctx: click.Context, kind: EngineKind, **kwargs: Any) -> Any:
         from ssi_plugin.engine.local_node import LocalNode
 
-        return command(ctx, LocalNode(engine_settings(ctx).cache_dir, kind=kind), **kwargs)  # type: ignore[arg-type]
+        return command(ctx, LocalNode(engine_settings(ctx).cache_dir, kind=kind), **kwargs)
 
     return wrapper
 

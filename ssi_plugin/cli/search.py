@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -38,8 +39,8 @@ def search_command(
     from ssi_plugin.indexing.trie import default_model_dir
     from ssi_plugin.search import SSIQuery, SSISearcher
 
-    chosen = {"fusion": fusion} if fusion else {}
-    query = SSIQuery(query=text, k=k, bm25_field=bm25_field, hybrid=hybrid, vector_field=vector_field,  # type: ignore[arg-type]
+    chosen: dict[str, Any] = {"fusion": fusion} if fusion else {}
+    query = SSIQuery(query=text, k=k, bm25_field=bm25_field, hybrid=hybrid, vector_field=vector_field,
                      explain=explain or as_json, **chosen)
     cache_dir = engine_settings(ctx).cache_dir
     folder = model_dir or default_model_dir(cache_dir, index)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -53,7 +54,7 @@ def train_command(ctx: click.Context, index: str | None, data: tuple[Path, ...],
     from ssi_plugin.generation.training import LoraSettings, TrainingConfig, train
 
     try:
-        chosen = {"decoder_layers": decoder_layers, "rationale_weight": rationale_weight, "batch_size": batch_size,
+        chosen: dict[str, Any] = {"decoder_layers": decoder_layers, "rationale_weight": rationale_weight, "batch_size": batch_size,
                   "learning_rate": learning_rate, "encoder_learning_rate": encoder_learning_rate, "word_dropout": word_dropout}
         config = TrainingConfig(
             base=base, identifier_kind="numeric" if numeric_ids else "ssi", epochs=epochs,
@@ -77,6 +78,7 @@ def train_command(ctx: click.Context, index: str | None, data: tuple[Path, ...],
         raise ConfigError("--out is needed when training from --data alone")
     click.echo(f"Training {base} on {len(examples)} examples -> {out}", err=True)
     report = train(examples, out, config, resume=resume, overwrite=overwrite)
+    assert report is not None  # train returns None only when told to stop early (stop_after)
     click.echo(f"Trained {report.steps} steps in {report.seconds:.0f} s ({report.examples_per_second:.1f} examples/s); "
                f"identifier loss {report.final_identifier_loss:.3f}; {report.images} images in the trie.")
     click.echo(f"Loss curves: {out / report.curves}")

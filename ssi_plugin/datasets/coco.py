@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,7 +34,7 @@ class CocoCaption(BaseModel):
     caption: str
 
 
-def is_coco(data: object) -> bool:
+def is_coco(data: object) -> TypeGuard[dict[str, Any]]:
     return isinstance(data, dict) and isinstance(data.get("images"), list) and isinstance(data.get("annotations"), list)
 
 
@@ -43,7 +44,7 @@ def iter_coco(data: object, path: Path, *, images_dir: Path | None = None) -> It
         raise InputError(f'{path}: not a COCO captions file (expected "images" and "annotations" lists)')
     base = images_dir if images_dir is not None else path.parent
     images: dict[str, tuple[int, CocoImage]] = {}
-    for index, raw in enumerate(data["images"]):  # type: ignore[index]
+    for index, raw in enumerate(data["images"]):
         try:
             image = CocoImage.model_validate(raw)
         except ValidationError as exc:
@@ -53,7 +54,7 @@ def iter_coco(data: object, path: Path, *, images_dir: Path | None = None) -> It
             raise InputError(f"{path} images[{index}]: image id {key} already given at images[{images[key][0]}]")
         images[key] = (index, image)
     captions: dict[str, list[str]] = {key: [] for key in images}
-    for index, raw in enumerate(data["annotations"]):  # type: ignore[index]
+    for index, raw in enumerate(data["annotations"]):
         try:
             annotation = CocoCaption.model_validate(raw)
         except ValidationError as exc:

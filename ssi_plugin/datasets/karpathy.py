@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -45,7 +46,7 @@ class KarpathyImage(BaseModel):
         return self.cocoid if self.cocoid is not None else Path(self.filename).stem
 
 
-def is_karpathy(data: object) -> bool:
+def is_karpathy(data: object) -> TypeGuard[dict[str, Any]]:
     return isinstance(data, dict) and isinstance(data.get("images"), list) and "annotations" not in data
 
 
@@ -55,7 +56,7 @@ def iter_karpathy(data: object, path: Path, *, images_dir: Path | None = None) -
         raise InputError(f'{path}: not a Karpathy-split file (expected an object with an "images" list)')
     base = images_dir if images_dir is not None else path.parent
     folders: dict[str, Path] = {}
-    for index, raw in enumerate(data["images"]):  # type: ignore[index]
+    for index, raw in enumerate(data["images"]):
         where = f"images[{index}]"
         try:
             entry = KarpathyImage.model_validate(raw)

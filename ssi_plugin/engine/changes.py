@@ -31,7 +31,7 @@ IDENTIFIED = {"exists": {"field": "ssi.id"}}
 
 
 class Shard(NamedTuple):
-    index: str
+    index: str  # type: ignore[assignment]  # the index name; shadows tuple.index, which nothing here calls
     uuid: str
     number: int
 

@@ -227,6 +227,7 @@ _JSON_HEADERS = {"accept": "application/json", "content-type": "application/json
 class _ElasticsearchTransport:
 
     def __init__(self, settings: EngineSettings) -> None:
+        from elastic_transport.client_utils import DEFAULT
         from elasticsearch import Elasticsearch
 
         assert settings.url is not None
@@ -236,7 +237,7 @@ class _ElasticsearchTransport:
             basic_auth=(settings.username, settings.password or "") if settings.username else None,
             verify_certs=settings.verify_certs,
             ssl_show_warn=settings.verify_certs,
-            ca_certs=str(settings.ca_certs) if settings.ca_certs else None,
+            ca_certs=str(settings.ca_certs) if settings.ca_certs else DEFAULT,
             request_timeout=settings.request_timeout,
         )
 
@@ -248,7 +249,7 @@ class _ElasticsearchTransport:
     def streaming_bulk(self, actions: Iterable[dict[str, Any]], **options: Any) -> Iterator[tuple[bool, dict[str, Any]]]:
         from elasticsearch.helpers import streaming_bulk
 
-        return streaming_bulk(self._client, actions, **options)
+        yield from streaming_bulk(self._client, actions, **options)
 
     def msearch(self, index: str, lines: list[Mapping[str, Any]], headers: Mapping[str, str]) -> Any:
         client = self._client.options(headers=dict(headers)) if headers else self._client

@@ -26,6 +26,7 @@ from ssi_plugin.errors import ConfigError, EngineRequestError
 from ssi_plugin.resources import project_dir
 
 ResourceKind = Literal["pipeline", "component-template", "index-template"]
+ActionName = Literal["created", "updated", "unchanged", "would create", "would update", "skipped"]
 _INSTALL_ORDER: tuple[ResourceKind, ...] = ("pipeline", "component-template", "index-template")
 _PATHS: dict[ResourceKind, str] = {
     "pipeline": "/_ingest/pipeline/{}",
@@ -55,7 +56,7 @@ class LayoutResource(BaseModel):
 class SetupAction(BaseModel):
     kind: ResourceKind
     name: str
-    action: Literal["created", "updated", "unchanged", "would create", "would update", "skipped"]
+    action: ActionName
     installed_version: int | None
     version: int | None
     note: str | None = None
@@ -133,7 +134,8 @@ def _without_pipelines(settings: dict[str, Any], pipelines: set[str]) -> dict[st
 def _setting(settings: dict[str, Any], key: str) -> str | None:
     """One index setting, written flat (``index.default_pipeline``) or nested, as engines answer it; as a string
     (engines answer ``true`` as ``"true"``)."""
-    nested = settings.get("index") if isinstance(settings.get("index"), dict) else {}
+    index = settings.get("index")
+    nested = index if isinstance(index, dict) else {}
     value = settings.get(f"index.{key}", settings.get(key, nested.get(key)))
     return None if value is None else str(value).lower()
 
@@ -185,6 +187,7 @@ def install_layout(
         resource = fitted[(original.kind, original.name)]
         held = installed(engine, resource)
         request = None
+        action: ActionName
         if held is not None and _up_to_date(resource, held):
             action = "unchanged"
         else:

@@ -64,7 +64,7 @@ def probe(settings: EngineSettings) -> ClusterInfo:
                 # A core Elasticsearch node without the module that serves GET /.
                 nodes = http.get(url + "/_nodes/_local", params={"filter_path": "nodes.*.version"})
                 _raise_for_auth(url, nodes)
-                version = next(iter(nodes.json().get("nodes", {}).values()), {}).get("version")
+                version = next((node.get("version") for node in nodes.json().get("nodes", {}).values()), None)
     except httpx.TimeoutException:
         raise EngineUnreachable(url, f"no answer within {settings.connect_timeout:g} s") from None
     except httpx.TransportError as exc:

@@ -73,7 +73,7 @@ class EvalReport(BaseModel):
     created: datetime = Field(default_factory=lambda: datetime.now().astimezone())
     ssi_plugin_version: str = __version__
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def seed_means(self) -> list[SeedMean]:
         """Means over the members of each family with more than one (``eval --seeds N``)."""

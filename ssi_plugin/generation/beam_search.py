@@ -27,12 +27,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
 from ssi_plugin.generation.constraint import AllowedColumns, log_softmax_over
 from ssi_plugin.trie import TrieView, encode_tokens
+
+if TYPE_CHECKING:
+    from transformers import Cache
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class _CachedDecoder:
         self._model = model
         self._project = project
         self._seq2seq = seq2seq
-        self._cache = None
+        self._cache: Cache | None = None
         if seq2seq:
             mask = torch.ones_like(prompt)
             self._memory = model.get_encoder()(input_ids=prompt, attention_mask=mask).last_hidden_state
@@ -94,7 +97,8 @@ class _CachedDecoder:
 
     def next(self, origins: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Scores after appending the row ``tokens[i]`` to the beam that was row ``origins[i]``."""
-        self._cache.reorder_cache(origins)
+        assert self._cache is not None, "next() follows first()"
+        self._cache.reorder_cache(cast(torch.LongTensor, origins))  # any integer tensor indexes the beams
         return self._run(tokens)
 
     def _run(self, input_ids: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -122,11 +122,13 @@ class TrieConstraint(LogitsProcessor):
         if rows:
             row_of, column_of = torch.cat(rows), torch.cat(columns)
             constrained[row_of, column_of] = log_softmax_over(scores, row_of, column_of).to(scores.dtype)
-        return constrained
+        return cast(torch.FloatTensor, constrained)  # LogitsProcessor's signature; full_like keeps the dtype of scores
 
 
 class HiddenStatesHead(torch.nn.Module):
     """In place of a model's output layer: the model returns its last hidden states (see ``TokenProjection``)."""
+
+    original: torch.nn.Linear
 
     def __init__(self, head: torch.nn.Linear) -> None:
         super().__init__()
@@ -162,6 +164,9 @@ class TargetVocabularyHead(torch.nn.Module):
     among them), and it spares the full-vocabulary projection and softmax that
     otherwise dominate a training step of a small decoder.
     """
+
+    original: torch.nn.Linear
+    token_ids: torch.Tensor
 
     def __init__(self, head: torch.nn.Linear, token_ids: torch.Tensor) -> None:
         super().__init__()

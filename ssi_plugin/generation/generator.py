@@ -123,6 +123,8 @@ class Generator:
 
     def __init__(self, model: Any, tokenizer: Any, spec: GeneratorSpec, trie: IdentifierTrie | TrieView, *,
                  threads: int | None = 1, copy_weight: float = COPY_WEIGHT) -> None:
+        import torch
+
         from ssi_plugin.generation.constraint import HiddenStatesHead, output_layer_path, set_output_layer
 
         if threads is not None and threads < 1:
@@ -136,7 +138,9 @@ class Generator:
         self.spec = spec
         self._head_path = output_layer_path(model)
         layer = model.get_submodule(self._head_path)
-        self._head = layer.original if isinstance(layer, HiddenStatesHead) else layer
+        head = layer.original if isinstance(layer, HiddenStatesHead) else layer
+        assert isinstance(head, torch.nn.Linear), "output_layer_path finds a Linear layer or a HiddenStatesHead"
+        self._head = head
         set_output_layer(model, HiddenStatesHead(self._head), path=self._head_path)
         self._structure_tokens = np.unique(encode_identifiers(tokenizer, [" ".join([*SLOTS, ":", ",", "|", "#"])])[0])
         """The identifier grammar's own tokens (slot names, separators): never copied from a query."""

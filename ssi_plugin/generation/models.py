@@ -123,17 +123,20 @@ def tiny_model(texts: list[str], *, architecture: str = "seq2seq", seed: int = 0
         tokenizer_object=raw, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]"
     )
     torch.manual_seed(seed)
-    size = {"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
-    no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    hidden, heads, intermediate = 32, 2, 64
     vocab = len(tokenizer)
     if architecture == "causal":
         config = LlamaConfig(vocab_size=vocab, num_hidden_layers=2, num_key_value_heads=2, max_position_embeddings=256,
                              pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
-                             eos_token_id=tokenizer.sep_token_id, **size)
+                             eos_token_id=tokenizer.sep_token_id,
+                             hidden_size=hidden, num_attention_heads=heads, intermediate_size=intermediate)
         return LlamaForCausalLM(config), tokenizer
-    encoder = BertConfig(vocab_size=vocab, num_hidden_layers=2, max_position_embeddings=256, **size, **no_dropout)
+    encoder = BertConfig(vocab_size=vocab, num_hidden_layers=2, max_position_embeddings=256,
+                         hidden_size=hidden, num_attention_heads=heads, intermediate_size=intermediate,
+                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     decoder = BertConfig(vocab_size=vocab, num_hidden_layers=1, max_position_embeddings=256, is_decoder=True,
-                         add_cross_attention=True, **size, **no_dropout)
+                         add_cross_attention=True, hidden_size=hidden, num_attention_heads=heads, intermediate_size=intermediate,
+                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     model = EncoderDecoderModel(EncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder))
     configure_seq2seq(model, tokenizer)
     return model, tokenizer

@@ -124,7 +124,7 @@ def splits_at_spaces(tokenizer: Any) -> bool:
         or (first.get("type") == "ByteLevel" and first.get("use_regex", True))
         or (first.get("type") == "Metaspace" and first.get("split", True))
     )
-    normalizer = json.loads(backend.normalizer.__getstate__()) if backend.normalizer is not None else {"type": "Sequence"}
+    normalizer: dict[str, Any] = json.loads(backend.normalizer.__getstate__()) if backend.normalizer is not None else {"type": "Sequence"}
     parts = normalizer.get("normalizers", []) if normalizer.get("type") == "Sequence" else [normalizer]
     local = all(part.get("type") in _LOCAL_NORMALIZERS for part in parts)
     return splits and local and not any(_OTHER_SPACE.search(token) for token in tokenizer.get_added_vocab())
@@ -146,8 +146,8 @@ def _encode_by_words(tokenizer: Any, identifiers: list[str]) -> TokenBatch | Non
         return None
     # Piece 2w is word w opening an identifier, 2w + 1 the same word after a space.
     used = np.zeros(2 * len(vocabulary), dtype=bool)
-    for words, counts in blocks:
-        used[_pieces(words, counts)] = True
+    for word_ids, counts in blocks:
+        used[_pieces(word_ids, counts)] = True
     pieces = np.flatnonzero(used)
     texts = [vocabulary[piece >> 1] if piece % 2 == 0 else " " + vocabulary[piece >> 1] for piece in pieces.tolist()]
     piece_tokens = TokenBatch.of(encode_identifiers(tokenizer, texts))
@@ -155,8 +155,8 @@ def _encode_by_words(tokenizer: Any, identifiers: list[str]) -> TokenBatch | Non
     slot[pieces] = np.arange(len(pieces))
     piece_starts = np.cumsum(piece_tokens.lengths) - piece_tokens.lengths
     flats, lengths = [], []
-    for words, counts in blocks:
-        occurrences = slot[_pieces(words, counts)]
+    for word_ids, counts in blocks:
+        occurrences = slot[_pieces(word_ids, counts)]
         sizes = piece_tokens.lengths[occurrences]
         ends = np.cumsum(sizes)
         flats.append(piece_tokens.flat[np.repeat(piece_starts[occurrences] - (ends - sizes), sizes) + np.arange(int(ends[-1]))])

@@ -117,7 +117,7 @@ class CollisionResolver:
             if slot not in SLOTS or concept in getattr(base, slot):
                 continue
             try:
-                candidate = base.with_concept(slot, concept)  # type: ignore[arg-type]
+                candidate = base.with_concept(slot, concept)
             except ValueError:  # a full slot or an invalid concept: try the next one
                 continue
             if candidate.id not in self._owner:

@@ -120,7 +120,9 @@ def query_concepts(text: str) -> list[str]:
     return sorted(forms | pairs)
 
 
-def build_ssi(slots: Mapping[str, Iterable[str]], *, lemmatize: bool = True, max_per_slot: int = MAX_CONCEPTS_PER_SLOT) -> SSI:
+def build_ssi(
+    slots: Mapping[Slot, Iterable[str]] | Mapping[str, Iterable[str]], *, lemmatize: bool = True, max_per_slot: int = MAX_CONCEPTS_PER_SLOT
+) -> SSI:
     """An identifier from an annotator's concept lists, most salient first.
 
     Each concept is cleaned (and lemmatized unless ``lemmatize=False``, for
@@ -131,14 +133,16 @@ def build_ssi(slots: Mapping[str, Iterable[str]], *, lemmatize: bool = True, max
     unknown = set(slots) - set(SLOTS)
     if unknown:
         raise ValueError(f"unknown slot(s) {', '.join(sorted(unknown))}; slots are {', '.join(SLOTS)}")
-    kept: dict[str, tuple[str, ...]] = {}
-    for slot, words in slots.items():
+    kept: dict[Slot, tuple[str, ...]] = {}
+    for slot in SLOTS:
+        if slot not in slots:
+            continue
         normalize = functools.partial(lemmatize_concept, slot=slot) if lemmatize else clean_concept
-        concepts = dict.fromkeys(c for c in map(normalize, words) if c)
+        concepts = dict.fromkeys(c for c in map(normalize, slots[slot]) if c)
         kept[slot] = tuple(concepts)[:max_per_slot]
     if not any(kept.values()):
         raise ValueError("no usable concept")
-    return SSI(**kept)
+    return SSI(**kept, disambiguator=None)
 
 
 def normalize_rationale(text: str) -> str | None:

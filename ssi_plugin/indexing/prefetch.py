@@ -15,15 +15,20 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-_DONE = object()
+
+class _Done:
+    """What the producer puts in the channel after the last item."""
+
+
+_DONE = _Done()
 
 
 def prefetched(items: Iterable[T], *, buffer: int = 1000) -> Iterator[T]:
     """Yield ``items`` in order, produced ``buffer`` ahead by a background thread."""
-    channel: queue.Queue[object] = queue.Queue(maxsize=buffer)
+    channel: queue.Queue[T | _Done | BaseException] = queue.Queue(maxsize=buffer)
     stop = threading.Event()
 
-    def put(item: object) -> bool:
+    def put(item: T | _Done | BaseException) -> bool:
         while not stop.is_set():
             try:
                 channel.put(item, timeout=0.1)
@@ -47,11 +52,11 @@ def prefetched(items: Iterable[T], *, buffer: int = 1000) -> Iterator[T]:
     try:
         while True:
             item = channel.get()
-            if item is _DONE:
+            if isinstance(item, _Done):
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield item  # type: ignore[misc]
+            yield item
     finally:
         stop.set()
         producer.join()

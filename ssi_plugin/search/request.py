@@ -106,7 +106,7 @@ class SSISearchRequest(BaseModel):
         try:
             return cls(
                 clause=clause,
-                filters=filters,
+                filters=tuple(filters),
                 must_not=must_not,
                 size=body.get("size", 10),
                 offset=body.get("from", 0),

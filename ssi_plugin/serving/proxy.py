@@ -358,10 +358,13 @@ class SearchProxy:
     async def _answer(self, index: str, body: dict[str, Any], headers: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
         """Status and body for one ``ssi`` search; failures become engine-shaped errors, never exceptions."""
         assert self._limiter is not None, "the app's lifespan has not started"
+        result: Mapping[str, Any] | Awaitable[Mapping[str, Any]]
         try:
             if self._ssi_is_async:
                 async with self._limiter:
-                    result = await self._ssi_search(index, body, headers)  # type: ignore[misc]
+                    pending = self._ssi_search(index, body, headers)
+                    assert isinstance(pending, Awaitable)
+                    result = await pending
             else:
                 result = await anyio.to_thread.run_sync(self._ssi_search, index, body, headers, limiter=self._limiter)
         except SSIError as exc:

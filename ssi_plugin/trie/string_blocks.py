@@ -62,7 +62,7 @@ class StringBlocks:
 
     def _block(self, block: int) -> list[str]:
         compressed = self._data[self._offsets[block] : self._offsets[block + 1]]
-        return zlib.decompress(compressed).decode("utf-8").split(SEPARATOR)
+        return zlib.decompress(compressed.data).decode("utf-8").split(SEPARATOR)
 
     def save(self, path: Path) -> None:
         np.savez(path, data=self._data, offsets=self._offsets, count=np.int64(self._count))
