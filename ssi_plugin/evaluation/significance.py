@@ -83,8 +83,8 @@ def sign_flip_p_values(differences: np.ndarray, *, rounds: int = ROUNDS, seed: i
     total = differences.sum(axis=0)  # flipping a set of queries' signs subtracts twice their sum from this
     observed = np.abs(total) - _TOLERANCE
     if 2**discordant <= rounds:  # every assignment of signs: the exact p-value
-        flips = (np.arange(2**discordant)[:, None] >> np.arange(discordant)) & 1
-        return (np.abs(total - 2 * (flips @ differences)) >= observed).mean(axis=0)
+        every = (np.arange(2**discordant)[:, None] >> np.arange(discordant)) & 1
+        return (np.abs(total - 2 * (every @ differences)) >= observed).mean(axis=0)
     rng = np.random.default_rng(seed)
     reached = np.zeros(differences.shape[1])
     for start in range(0, rounds, 1000):  # batches of 1,000 flips: memory stays near 8 kB a query
