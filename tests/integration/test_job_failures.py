@@ -182,3 +182,14 @@ def test_annotate_that_cannot_write_its_output_says_so_in_one_line_and_a_rerun_r
     _command(*annotate)
     ids = [json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(ids) == len(set(ids)) == 300
+
+
+def test_train_that_cannot_write_its_checkpoint_says_so_in_one_line_and_a_rerun_finishes(dataset: Path, tmp_path: Path) -> None:
+    examples, out = tmp_path / "examples.jsonl", tmp_path / "generator"
+    _command("annotate", str(dataset), "--limit", "40", "--out", str(examples))
+    train = ("train", "--data", str(examples), "--out", str(out), "--epochs", "1", "--batch-size", "8", "--checkpoint-every", "2")
+    result = _command(*train, check=False, preexec_fn=_file_size_limit(1_000_000))  # the first checkpoint is larger
+    _assert_one_line(result.stderr, result.returncode, 2, f"OutputUnwritable: cannot write {out / 'checkpoint.partial'}: File too large")
+
+    _command(*train)
+    assert json.loads((out / "training_report.json").read_text(encoding="utf-8"))["steps"] == 5
