@@ -6,7 +6,8 @@ class's ``exit_code``. Subclasses carry the data a caller needs to react.
 
     SSIError                      exit 1
     ├── ConfigError               exit 2  bad flag, setting or file
-    │   └── ExtraMissing                  a feature whose pip extra is not installed (extra + missing module)
+    │   ├── ExtraMissing                  a feature whose pip extra is not installed (extra + missing module)
+    │   └── OutputUnwritable              a file a job writes cannot be written: disk full, read-only (path + reason)
     ├── InputError                exit 2  a dataset, image, caption or request that cannot be used
     │   ├── InvalidIdentifier             a string that is not a canonical SSI (text + reason)
     │   └── AnnotationError               one item could not be annotated (record id + named reason)
@@ -24,6 +25,10 @@ class's ``exit_code``. Subclasses carry the data a caller needs to react.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -51,6 +56,25 @@ class ExtraMissing(ConfigError):
         self.feature = feature
         self.extra = extra
         self.missing = missing
+
+
+class OutputUnwritable(ConfigError):
+    """A file or folder a job writes (output, failure file, checkpoint) could not be written; ``reason`` is the system's."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"cannot write {path}: {reason} (free some space, or write elsewhere)")
+        self.path = str(path)
+        self.reason = reason
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Raise ``OutputUnwritable`` naming ``path`` (or the file the system names) for an ``OSError`` inside the block."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or (errno.errorcode.get(exc.errno, "") if exc.errno else "") or str(exc)
+        raise OutputUnwritable(exc.filename or path, reason) from None
 
 
 class InputError(SSIError):

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from ssi_plugin.annotation.base import Annotation, AnnotationFailure, Annotator
 from ssi_plugin.datasets import ImageRecord
-from ssi_plugin.errors import ConfigError, InputError
+from ssi_plugin.errors import ConfigError, InputError, writing
 from ssi_plugin.identifiers import CollisionReport, CollisionResolver, SSIRecord
 from ssi_plugin.progress import progress_bar
 
@@ -93,12 +94,15 @@ def annotate_dataset(
 
     Raises:
         ConfigError: ``out`` was written by another annotator or version.
+        OutputUnwritable: ``out`` or its failure file cannot be written (disk full, read-only); what was
+            written before stays, and a rerun resumes from it.
         InputError: ``out`` holds a line that is not an annotation.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if overwrite:
-        out.unlink(missing_ok=True)
+    with writing(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if overwrite:
+            out.unlink(missing_ok=True)
     existing = read_annotations(out)
     _check_provenance(existing, annotator, out)
     resolver = CollisionResolver()
@@ -121,17 +125,17 @@ def annotate_dataset(
     reasons: dict[str, int] = {}
     failure_file = failures_path(out)
     with (
-        out.open("a", encoding="utf-8") as sink,
-        failure_file.open("w", encoding="utf-8") as failures,
+        _opened(out, "a") as sink,
+        _opened(failure_file, "w") as failures,
         progress_bar("annotating", total=total, enabled=progress) as advance,
     ):
         for result in annotator.annotate(pending()):
             if isinstance(result, AnnotationFailure):
-                _write(failures, result.model_dump(mode="json"))
+                _write(failures, result.model_dump(mode="json"), failure_file)
                 failed += 1
                 reasons[result.reason] = reasons.get(result.reason, 0) + 1
             else:
-                _write(sink, ssi_record(result, annotator, resolver).to_line())
+                _write(sink, ssi_record(result, annotator, resolver).to_line(), out)
                 annotated += 1
             advance(1)
     return AnnotateSummary(
@@ -173,6 +177,22 @@ def _check_provenance(existing: list[SSIRecord], annotator: Annotator, out: Path
         )
 
 
-def _write(handle: IO[str], line: dict[str, object]) -> None:
-    handle.write(json.dumps(line, ensure_ascii=False) + "\n")
-    handle.flush()
+@contextlib.contextmanager
+def _opened(path: Path, mode: str) -> Iterator[IO[str]]:
+    """``path`` open for writing; a close that fails after the job already failed does not hide why it failed."""
+    with writing(path):
+        handle = path.open(mode, encoding="utf-8")
+    try:
+        yield handle
+    except BaseException:
+        with contextlib.suppress(OSError):  # a disk that just filled up fails this flush again
+            handle.close()
+        raise
+    with writing(path):
+        handle.close()
+
+
+def _write(handle: IO[str], line: dict[str, object], path: Path) -> None:
+    with writing(path):
+        handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        handle.flush()

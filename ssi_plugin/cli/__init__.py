@@ -59,8 +59,8 @@ def main() -> None:
         code = cli.main(standalone_mode=False)
         if isinstance(code, int):  # ctx.exit(n) is returned, not raised, when standalone_mode is off
             sys.exit(code)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort; the job's workers have stopped
+        click.echo("Interrupted: stopped by Ctrl-C.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
@@ -70,6 +70,3 @@ def main() -> None:
     except SSIError as exc:
         click.echo(f"{type(exc).__name__}: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)

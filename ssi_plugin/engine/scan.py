@@ -1,7 +1,8 @@
 """Read every document of an index, in a stable order, with a scroll.
 
 Scroll is the one paging API both engines serve alike on any number of
-shards; the scroll context is always cleared, even when the reader stops early.
+shards; the scroll context is cleared even when the reader stops early (when
+the engine is down, it ends with its keep-alive: that is not a second error).
 A page that some shard failed to fill raises ``ShardsFailed`` before its hits
 are yielded: a partial read must not pass for the whole index. (The clients'
 own ``helpers.scan`` checks the same, after yielding, and without the reasons.)
@@ -15,7 +16,7 @@ from typing import Any
 
 from ssi_plugin.engine.client import EngineClient
 from ssi_plugin.engine.shards import require_all_shards
-from ssi_plugin.errors import EngineRequestError
+from ssi_plugin.errors import EngineError
 
 KEEP_ALIVE = "2m"
 
@@ -47,5 +48,5 @@ def scan(
             scroll_id = page.get("_scroll_id", scroll_id)
     finally:
         if scroll_id:
-            with contextlib.suppress(EngineRequestError):  # already expired: nothing left to free
+            with contextlib.suppress(EngineError):  # expired, or the engine is down: the scroll ends with its keep-alive
                 engine.request("DELETE", "/_search/scroll", body={"scroll_id": [scroll_id]})

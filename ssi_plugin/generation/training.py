@@ -13,6 +13,7 @@ epoch, so a resumed run sees the same batches as an uninterrupted one.
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import shutil
@@ -23,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ssi_plugin.errors import ConfigError, InputError
+from ssi_plugin.errors import ConfigError, InputError, OutputUnwritable, writing
 from ssi_plugin.extras import requires_extra
 from ssi_plugin.generation.examples import (
     TrainingExample,
@@ -190,19 +191,33 @@ def _train(examples: list[TrainingExample], out: Path, config: TrainingConfig, *
     model.eval()
     if config.lora is not None:
         model = model.merge_and_unload()
-    from ssi_plugin.generation.generator import build_trie, save_folder
+    from ssi_plugin.generation.generator import build_trie
 
     trie = build_trie(tokenizer, trie_pairs(examples))
-    save_folder(out, model=model, tokenizer=tokenizer, spec=spec, trie=trie)
+    _save_generator(out, model=model, tokenizer=tokenizer, spec=spec, trie=trie)
     report = TrainingReport(
         out=str(out), examples=len(examples), images=trie.index.image_count, steps=total_steps, epochs=epochs,
         seconds=round(seconds, 2), examples_per_second=round(seen / seconds, 2) if seconds else 0.0,
         resumed_from_step=start_step, final_identifier_loss=_tail_mean(history), history=history, curves=CURVES,
     )
-    plot_losses(history, out / CURVES, title=f"{config.base} ({config.identifier_kind}, lambda={config.rationale_weight})")
-    (out / REPORT).write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    with writing(out):
+        plot_losses(history, out / CURVES, title=f"{config.base} ({config.identifier_kind}, lambda={config.rationale_weight})")
+        (out / REPORT).write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
     shutil.rmtree(out / CHECKPOINT, ignore_errors=True)
     return report
+
+
+def _save_generator(out: Path, **parts: Any) -> None:
+    """``save_folder``, with a disk that is full or read-only named as such (safetensors reports it as its own error)."""
+    from safetensors import SafetensorError
+
+    from ssi_plugin.generation.generator import save_folder
+
+    with writing(out):
+        try:
+            save_folder(out, **parts)
+        except SafetensorError as exc:
+            raise OutputUnwritable(out, str(exc)) from None
 
 
 def _prepare_out(out: Path, config: TrainingConfig, *, resume: bool, overwrite: bool) -> int:
@@ -219,7 +234,8 @@ def _prepare_out(out: Path, config: TrainingConfig, *, resume: bool, overwrite: 
         if TrainingConfig.model_validate(state["config"]) != config:
             raise ConfigError(f"the checkpoint in {out} was made with other settings; use them or pass --overwrite")
         return int(state["step"])
-    out.mkdir(parents=True, exist_ok=True)
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
     return 0
 
 
@@ -371,20 +387,23 @@ def _losses(model: Any, batch: dict[str, Any], architecture: str, *, vocabulary:
 
 def _save_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, history: list[LossPoint], config: TrainingConfig) -> None:
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
     trainable = {name: p.detach().contiguous().clone() for name, p in model.named_parameters() if p.requires_grad}
-    save_file(trainable, str(partial / "weights.safetensors"))
+    optimizer_state = io.BytesIO()  # serialized in memory, so a full disk is a plain OSError of the write below
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state()},
-               partial / "optimizer.pt")
+               optimizer_state)
     state = {"step": history[-1].step, "config": config.model_dump(mode="json"),
              "history": [point.model_dump() for point in history]}
-    (partial / "state.json").write_text(json.dumps(state), encoding="utf-8")
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
+    with writing(partial):
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        (partial / "weights.safetensors").write_bytes(save(trainable))
+        (partial / "optimizer.pt").write_bytes(optimizer_state.getbuffer())
+        (partial / "state.json").write_text(json.dumps(state), encoding="utf-8")
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
 
 
 def _load_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any) -> list[LossPoint]:

@@ -121,14 +121,15 @@ def ingest(
                 for image_id, document in backfill.items():
                     yield {"_op_type": "update", "_index": index, "_id": image_id, "doc": {VECTOR_FIELD: document.get(VECTOR_FIELD)}}
 
-        for outcome in engine.bulk(prefetched(actions(), buffer=2 * chunk_size), chunk_size=chunk_size):
-            if not outcome.ok:
-                failure_log.add(outcome.id or "?", "index", f"status {outcome.status}", outcome.error)
-            elif outcome.id in unembedded:
-                counts["skipped"] += 1
-            else:
-                counts["indexed"] += 1
-            advance(1)
+        with prefetched(actions(), buffer=2 * chunk_size) as stream:
+            for outcome in engine.bulk(stream, chunk_size=chunk_size):
+                if not outcome.ok:
+                    failure_log.add(outcome.id or "?", "index", f"status {outcome.status}", outcome.error)
+                elif outcome.id in unembedded:
+                    counts["skipped"] += 1
+                else:
+                    counts["indexed"] += 1
+                advance(1)
     engine.refresh(index)
     return IngestSummary(
         index=index, failures=failures, failed=failure_log.count, collisions=resolver.report(),

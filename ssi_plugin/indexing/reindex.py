@@ -111,11 +111,11 @@ def reindex(
                     counts["annotated"] += 1
                 yield {"_op_type": "index", "_index": dest, "_id": hit["_id"], "_source": {**document, "ssi": record.index_fields()}}
 
-        stream = embedder.embedded(actions()) if embedder else actions()
-        for outcome in engine.bulk(prefetched(stream, buffer=2 * chunk_size), chunk_size=chunk_size):
-            if not outcome.ok:
-                failure_log.add(outcome.id or "?", "index", f"status {outcome.status}", outcome.error)
-            advance(1)
+        with prefetched(embedder.embedded(actions()) if embedder else actions(), buffer=2 * chunk_size) as stream:
+            for outcome in engine.bulk(stream, chunk_size=chunk_size):
+                if not outcome.ok:
+                    failure_log.add(outcome.id or "?", "index", f"status {outcome.status}", outcome.error)
+                advance(1)
     engine.refresh(dest)
     dest_count = engine.count(dest)
     complete = dest_count == source_count
