@@ -3,6 +3,7 @@
 "use strict";
 
 const SLOT_NAMES = ["objects", "actions", "attributes", "scene"];
+const SHOWN_PROBABILITY = 0.005;  // candidates below it are folded away; concepts with less support are not highlighted
 const $ = (id) => document.getElementById(id);
 
 const state = { index: "", image: null };  // image: {dataUrl, name, preview} while an image is the query
@@ -26,14 +27,16 @@ function parseIdentifier(identifier) {
   });
 }
 
-// The identifier as concept chips, one group per slot; concepts in `matched` ("objects:dog") are highlighted.
-function conceptChips(identifier, matched = new Set()) {
+// The identifier as concept chips; those of `matched` ("objects:dog") that the query's candidates support are highlighted.
+function conceptChips(identifier, matched = new Set(), support = new Map()) {
   const chips = element("ul", { class: "chips", "aria-label": "identifier" });
   for (const [slot, concepts] of parseIdentifier(identifier)) {
     for (const concept of concepts) {
-      const hit = matched.has(`${slot}:${concept}`);
+      const key = `${slot}:${concept}`;
+      const hit = matched.has(key) && (support.get(key) || 0) >= SHOWN_PROBABILITY;
+      const title = hit ? `${slot}: matched the query (${percent(support.get(key))} of the candidates' probability)` : slot;
       const chip = element("li", { class: `chip slot-${SLOT_NAMES.includes(slot) ? slot : "other"}${hit ? " matched" : ""}`,
-                                   title: hit ? `${slot}: matched the query` : slot, "data-concept": `${slot}:${concept}` });
+                                   title, "data-concept": key });
       chip.append(element("span", { class: "slot", text: slot === "#" ? "#" : slot.slice(0, 3) }), " ", concept);
       if (hit) chip.append(element("span", { class: "visually-hidden", text: " (matched)" }));
       chips.append(chip);
@@ -50,6 +53,17 @@ function probabilities(candidates) {
   return weights.map((w) => w / total);
 }
 
+// Each concept's share of the candidates' probability ("objects:dog" -> 0.93), as the searcher weighs its concept list.
+function conceptSupport(candidates) {
+  const support = new Map();
+  probabilities(candidates).forEach((probability, i) => {
+    for (const [slot, concepts] of parseIdentifier(candidates[i].identifier)) {
+      for (const concept of concepts) support.set(`${slot}:${concept}`, (support.get(`${slot}:${concept}`) || 0) + probability);
+    }
+  });
+  return support;
+}
+
 function percent(share) {
   return `${(100 * share).toFixed(share < 0.1 ? 1 : 0)}%`;
 }
@@ -60,15 +74,17 @@ function thumbnailUrl(index, id) {
 
 function drawCandidates(ssi) {
   const list = $("candidate-list");
-  list.replaceChildren();
   const candidates = ssi.candidates || [];
-  probabilities(candidates).forEach((probability, i) => {
-    const item = element("li", { class: "candidate" },
-      element("span", { class: "probability", text: percent(probability),
-                        title: `log-probability ${candidates[i].score.toFixed(3)}` }),
-      conceptChips(candidates[i].identifier));
-    list.append(item);
-  });
+  const items = probabilities(candidates).map((probability, i) => [probability, element("li", { class: "candidate" },
+    element("span", { class: "probability", text: percent(probability), title: `log-probability ${candidates[i].score.toFixed(3)}` }),
+    conceptChips(candidates[i].identifier))]);
+  const folded = items.filter(([probability]) => probability < SHOWN_PROBABILITY).map(([, item]) => item);
+  list.replaceChildren(...items.filter(([probability]) => probability >= SHOWN_PROBABILITY).map(([, item]) => item));
+  if (folded.length) {
+    list.append(element("li", { class: "more" }, element("details", {},
+      element("summary", { text: `${folded.length} more, each under ${percent(SHOWN_PROBABILITY)}` }),
+      element("ol", {}, ...folded))));
+  }
   const empty = (ssi.empty_lists || []).length ? `Lists that found nothing: ${ssi.empty_lists.join(", ")}.` : "";
   $("candidates").hidden = !candidates.length && !empty;
   const note = $("candidates").querySelector(".note") || $("candidates").appendChild(element("p", { class: "note" }));
@@ -78,7 +94,7 @@ function drawCandidates(ssi) {
   $("query-image-reading").textContent = reading ? `Read from the image: ${reading.identifier}. ${reading.rationale}` : "";
 }
 
-function drawHit(index, hit, rank) {
+function drawHit(index, hit, rank, support) {
   const source = hit._source || {};
   const explained = hit._ssi || {};
   const matched = new Set(explained.matched_concepts || []);
@@ -103,7 +119,7 @@ function drawHit(index, hit, rank) {
   return element("li", { class: "hit", "data-id": hit._id },
     element("figure", {}, image, element("figcaption", {},
       element("span", { class: "rank", text: `${rank}.` }), " ", caption || hit._id)),
-    conceptChips(explained.identifier || (source.ssi && source.ssi.id), matched),
+    conceptChips(explained.identifier || (source.ssi && source.ssi.id), matched, support),
     rationale ? element("p", { class: "rationale", text: rationale }) : null,
     why);
 }
@@ -159,9 +175,11 @@ async function search() {
     showError(engineError(response.status, body));
     return;
   }
-  drawCandidates(body._ssi || {});
+  const ssi = body._ssi || {};
+  drawCandidates(ssi);
+  const support = conceptSupport(ssi.candidates || []);
   const hits = body.hits.hits;
-  $("hits").replaceChildren(...hits.map((hit, i) => drawHit(state.index, hit, i + 1)));
+  $("hits").replaceChildren(...hits.map((hit, i) => drawHit(state.index, hit, i + 1, support)));
   const total = body.hits.total ? body.hits.total.value : hits.length;
   $("status").textContent = `${hits.length} of ${total} images for ${what} in ${Math.round(answered - started)} ms `
     + `(search took ${body.took} ms).`;
