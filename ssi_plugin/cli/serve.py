@@ -13,6 +13,8 @@ from ssi_plugin.cli._image_query_options import image_annotator_options
 if TYPE_CHECKING:
     from ssi_plugin.search.image_query import QueryImageReader
 
+DEFAULT_PORT = 8080
+
 
 @click.command("serve")
 @click.option(
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
     show_default=True,
     help="Address to listen on (0.0.0.0 for all).",
 )
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True)
 @click.option(
     "--max-body-size",
     default="10MiB",
