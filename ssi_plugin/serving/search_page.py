@@ -49,10 +49,14 @@ class SearchPage:
     def routes(self) -> list[BaseRoute]:
         return [
             Route(PAGE_PATH, self._page, methods=["GET", "HEAD"]),
-            Route(PAGE_PATH.rstrip("/"), lambda request: RedirectResponse(PAGE_PATH), methods=["GET", "HEAD"]),
+            Route(PAGE_PATH.rstrip("/"), self._to_page, methods=["GET", "HEAD"]),
             Mount(f"{PAGE_PATH}assets", StaticFiles(directory=ASSETS)),
             Route(PAGE_PATH + "thumb/{index}/{doc_id:path}", self._thumbnail, methods=["GET", "HEAD"]),
         ]
+
+    async def _to_page(self, request: Request) -> Response:
+        """``/_ssi?q=...`` is the page too: relative asset paths need the trailing slash."""
+        return RedirectResponse(PAGE_PATH + (f"?{request.url.query}" if request.url.query else ""))
 
     async def _page(self, request: Request) -> Response:
         index = await anyio.to_thread.run_sync(self._default_index)

@@ -11,6 +11,7 @@ skipped, unless ``SSI_REQUIRE_BROWSER=1`` (CI) makes that a failure.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import math
@@ -97,13 +98,14 @@ def browser() -> Iterator[Any]:
         session.quit()
 
 
-def settled(browser: Any) -> str:
-    """The status line once the search has answered (hits drawn, or the error shown)."""
+def settled(browser: Any, *, mentioning: str = "") -> str:
+    """The status line once the search (the one ``mentioning`` this) has answered: hits drawn, or the error shown."""
     from selenium.webdriver.support.wait import WebDriverWait
 
     def done(driver: Any) -> str | bool:
         status = driver.find_element("id", "status").text
-        return status if "images for" in status or "failed" in status else False
+        finished = ("images for" in status and mentioning in status) or "failed" in status
+        return status if finished else False
 
     return WebDriverWait(browser, TIMEOUT_S).until(done)
 
@@ -234,6 +236,18 @@ def test_an_uploaded_image_is_the_query(site: Site, browser: Any, tmp_path: Path
     assert shown_ids(browser)[0] == "img-3"  # the cat on the sofa
     assert "Read from the image: objects: cat" in browser.find_element("id", "query-image-reading").text
     browser.save_screenshot(str(tmp_path / "image-query.png"))
+
+    browser.get(f"{site.url}/_ssi?q=a+cat")  # the same photograph dropped on the page, with a caption typed before
+    settled(browser)
+    browser.execute_script("""
+        const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+        const dropped = new DataTransfer();
+        dropped.items.add(new File([bytes], "dropped.png", {type: "image/png"}));
+        document.dispatchEvent(new DragEvent("drop", {dataTransfer: dropped, bubbles: true, cancelable: true}));
+    """, base64.b64encode(photo.read_bytes()).decode())
+    assert "the image dropped.png and “a cat”" in settled(browser, mentioning="dropped.png")
+    captioned = site.api({"image": image_data_url(str(photo)), "query": "a cat"}).json()
+    assert shown_ids(browser) == [hit["_id"] for hit in captioned["hits"]["hits"]]
 
 
 def test_a_bad_query_shows_the_engines_error(site: Site, browser: Any, tmp_path: Path) -> None:
