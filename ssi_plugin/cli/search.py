@@ -50,6 +50,8 @@ def search_command(
     from ssi_plugin.indexing.trie import default_model_dir
     from ssi_plugin.search import SSIQuery, SSISearcher
 
+    if text is None and image_file is None:
+        raise click.UsageError("give TEXT, --image FILE, or both")
     chosen = {"fusion": fusion} if fusion else {}
     try:
         image = image_data_url(str(image_file)) if image_file else None
