@@ -56,7 +56,7 @@ class SSIQuery(BaseModel):
     def _something_to_search(self) -> SSIQuery:
         if self.query is None:
             if self.image is None:
-                raise ValueError("needs [query] (text), [image], or both")
+                raise ValueError("requires [query] (text), [image], or both")
             if self.bm25_field is not None:
                 raise ValueError("[bm25_field] searches the query text: give [query] too")
             if self.dense_field is not None and self.query_vector is None:
