@@ -85,8 +85,10 @@ class Thumbnails:
                 return Thumbnail(cached, "image/jpeg")
         try:
             content = self._resized(ref)
-        except (AnnotationError, InputError) as exc:
-            return _placeholder(f"the image of [{doc_id}] cannot be shown: {getattr(exc, 'detail', exc)}")
+        except AnnotationError as exc:  # unreadable: missing, corrupt, not an image
+            return _placeholder(f"the image of [{doc_id}] cannot be shown: {exc.detail}")
+        except InputError as exc:  # refused: a non-public address, too large, a scheme that is not read
+            return _placeholder(f"the image of [{doc_id}] cannot be shown: {exc}")
         self._keep(key, content)
         return Thumbnail(content, "image/jpeg")
 

@@ -39,6 +39,8 @@ REQUIRE_BROWSER_ENV = "SSI_REQUIRE_BROWSER"
 COLOURS = {"img-1": (220, 40, 40), "img-2": (40, 170, 60), "img-3": (40, 80, 220)}
 """Each picture is one colour, so a thumbnail shows whose it is; img-4's file is gone."""
 GONE = "img-4"
+REMOTE = "remote"
+"""A document (without identifier) whose image is a URL on this machine: serve must not fetch it for anyone."""
 PLACEHOLDER_GREY = (217, 220, 225)
 TIMEOUT_S = 90
 
@@ -68,6 +70,7 @@ def site(engine: EngineClient, engine_url: str, tmp_path_factory: pytest.TempPat
         if doc_id in COLOURS:
             Image.new("RGB", (640, 480), COLOURS[doc_id]).save(path)
         updates.append({"_op_type": "update", "_index": index, "_id": doc_id, "doc": {"image": str(path)}})
+    updates.append({"_index": index, "_id": REMOTE, "_source": {"image": "http://127.0.0.1:9/photo.jpg"}})
     assert all(item.ok for item in engine.bulk(updates, refresh=True))
     try:
         with serve_process("--upstream", engine_url, "--index", index, "--cache-dir", str(folder / "cache")) as (url, _):
@@ -216,6 +219,8 @@ def test_a_picture_whose_file_is_gone_shows_the_placeholder_and_the_hit_stays(si
     assert shown.headers["content-type"] == "image/jpeg" and max(Image.open(io.BytesIO(shown.content)).size) == 256
     other = httpx.get(f"{site.url}/_ssi/thumb/{site.index}-other/img-1")  # only the served index's documents
     assert other.status_code == 400 and site.index in other.json()["error"]["reason"]
+    remote = httpx.get(f"{site.url}/_ssi/thumb/{site.index}/{REMOTE}")
+    assert remote.headers["x-ssi-placeholder"].endswith("refused: 127.0.0.1 is not a public address")
     missing = httpx.get(f"{site.url}/_ssi/thumb/{site.index}/no-such-doc")
     assert missing.status_code == 404 and missing.json()["error"]["type"] == "resource_not_found_exception"
 
