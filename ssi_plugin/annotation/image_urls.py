@@ -11,7 +11,7 @@ localhost, the internal network). So by default:
   public, and the connection goes to an address that was checked (a second DNS
   answer cannot swap in another); redirects are followed by hand, at most
   ``max_redirects``, each target checked the same way;
-- a download stops at ``max_bytes`` and at ``timeout_s`` (per connect and read,
+- a ``data:`` image may hold at most ``max_bytes``; a download stops at ``max_bytes`` and at ``timeout_s`` (per connect and read,
   and for the whole download).
 
 ``allow_local=True`` (``serve-model --allow-local-images``) lifts the first two
@@ -65,7 +65,8 @@ class ImageURLReader:
 
     ``address_allowed`` decides which resolved addresses may be fetched when
     ``allow_local`` is off (default: public ones only); tests pass a rule that
-    also admits their loopback server.
+    also admits their loopback server. ``local_hint`` ends a refusal of a local
+    address: how this server's operator allows them (None: it cannot).
     """
 
     def __init__(
@@ -76,18 +77,23 @@ class ImageURLReader:
         timeout_s: float = TIMEOUT_S,
         max_redirects: int = MAX_REDIRECTS,
         address_allowed: Callable[[IPAddress], bool] = is_public_address,
+        local_hint: str | None = "start the server with --allow-local-images to allow it",
     ) -> None:
         self.allow_local = allow_local
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
         self.max_redirects = max_redirects
         self.address_allowed = address_allowed
+        self.local_hint = local_hint
 
     def read(self, url: str) -> Image.Image:
         """The RGB image at ``url``; ``InputError`` naming the URL when it is refused or unusable."""
         try:
             if url.startswith("data:"):
-                return decode_image(_data_url_bytes(url), "the data URL image")
+                data = _data_url_bytes(url)
+                if len(data) > self.max_bytes:
+                    raise InputError(f"the data URL image is larger than {self.max_bytes / 2**20:g} MiB")
+                return decode_image(data, "the data URL image")
             if url.startswith(("http://", "https://")):
                 return decode_image(self._download(url), url)
             if not self.allow_local:
@@ -150,9 +156,8 @@ class ImageURLReader:
             for address in addresses:
                 if not self.address_allowed(address):
                     which = str(address) if host.strip("[]") == str(address) else f"{host} resolves to {address}, which"
-                    raise _refused(
-                        url, f"{which} is not a public address (start the server with --allow-local-images to allow it)"
-                    )
+                    hint = f" ({self.local_hint})" if self.local_hint else ""
+                    raise _refused(url, f"{which} is not a public address{hint}")
         return addresses
 
     def _body(self, response: httpx.Response, url: str, deadline: float) -> bytes:

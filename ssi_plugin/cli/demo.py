@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+from urllib.parse import urlencode
+
 import click
 
 from ssi_plugin.cli._context import connect_engine, engine_options, engine_settings
+from ssi_plugin.cli.serve import DEFAULT_PORT
 
 
 @click.command("demo")
@@ -14,8 +19,9 @@ from ssi_plugin.cli._context import connect_engine, engine_options, engine_setti
 @click.pass_context
 def demo_command(ctx: click.Context, epochs: int | None, full: bool) -> None:
     """Ingest the bundled photographs, train, search, and print the evaluation table."""
-    from ssi_plugin.demo import run_demo
+    from ssi_plugin.demo import DEMO_INDEX, run_demo
     from ssi_plugin.evaluation import markdown_table
+    from ssi_plugin.serving.search_page import PAGE_PATH
 
     def log(line: str) -> None:
         click.echo(line, err=True)
@@ -33,3 +39,14 @@ def demo_command(ctx: click.Context, epochs: int | None, full: bool) -> None:
             click.echo(f"       matched: {', '.join(hit.matched_concepts) or '-'}")
     click.echo("\n" + markdown_table(result.report))
     click.echo(f"Report: {result.files.json_path}, {result.files.markdown}, {result.files.plot}")
+    click.echo("\nSee the pictures: serve the demo index with its search page, then open the address below.")
+    click.echo(f"  {_serve_command(ctx, DEMO_INDEX, Path(result.report.models['ssi']['folder']))}")
+    click.echo(f"  http://127.0.0.1:{DEFAULT_PORT}{PAGE_PATH}?{urlencode({'q': result.examples[0].query.query})}")
+
+
+def _serve_command(ctx: click.Context, index: str, model_dir: Path) -> str:
+    """``ssi-plugin serve`` on ``index``, on the cluster and cache this run used (credentials are not repeated)."""
+    flags = ctx.find_root().obj.get("engine_flags", {}) if ctx.find_root().obj else {}
+    where = [part for name in ("url", "cache_dir") if name in flags
+             for part in (f"--{name.replace('_', '-')}", str(flags[name]))]
+    return shlex.join(["ssi-plugin", *where, "serve", "--index", index, "--model", str(model_dir)])

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ssi_plugin.cli._context import connect_engine, engine_options, engine_settings
+from ssi_plugin.cli._image_query_options import image_annotator_options
+
+if TYPE_CHECKING:
+    from ssi_plugin.search.image_query import QueryImageReader
 
 
 @click.command("search")
-@click.argument("text")
+@click.argument("text", required=False)
+@click.option("--image", "image_file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Search with this image (TEXT, if given, is its caption): the annotator's identifier of it is searched.")
 @click.option("--index", required=True, help="Index (or alias) to search.")
 @click.option(
     "--model",
@@ -29,23 +35,37 @@ from ssi_plugin.cli._context import connect_engine, engine_options, engine_setti
 @click.option("--vector-field", help="The dense leg searches this vector field instead (implies --hybrid).")
 @click.option("--explain", is_flag=True, help="Show the matched concepts and list ranks of each hit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the engine's own search response format.")
+@image_annotator_options
 @engine_options
 @click.pass_context
 def search_command(
-    ctx: click.Context, text: str, index: str, model_dir: Path | None, size: int, k: int, fusion: str | None,
-    bm25_field: str | None, hybrid: bool, vector_field: str | None, explain: bool, as_json: bool,
+    ctx: click.Context, text: str | None, image_file: Path | None, images: QueryImageReader, index: str, model_dir: Path | None,
+    size: int, k: int, fusion: str | None, bm25_field: str | None, hybrid: bool, vector_field: str | None, explain: bool, as_json: bool,
 ) -> None:
-    """Search INDEX for images matching TEXT."""
+    """Search INDEX for images matching TEXT, or like the image of --image."""
+    from pydantic import ValidationError
+
+    from ssi_plugin.annotation.images import image_data_url
+    from ssi_plugin.errors import AnnotationError, InputError, describe_validation_error
     from ssi_plugin.indexing.trie import default_model_dir
     from ssi_plugin.search import SSIQuery, SSISearcher
 
+    if text is None and image_file is None:
+        raise click.UsageError("give TEXT, --image FILE, or both")
     chosen: dict[str, Any] = {"fusion": fusion} if fusion else {}
-    query = SSIQuery(query=text, k=k, bm25_field=bm25_field, hybrid=hybrid, vector_field=vector_field,
-                     explain=explain or as_json, **chosen)
+    try:
+        image = image_data_url(str(image_file)) if image_file else None
+    except AnnotationError as exc:
+        raise InputError(exc.detail) from None
+    try:
+        query = SSIQuery(query=text, image=image, k=k, bm25_field=bm25_field, hybrid=hybrid, vector_field=vector_field,
+                         explain=explain or as_json, **chosen)
+    except ValidationError as exc:
+        raise InputError(describe_validation_error(exc)) from None
     cache_dir = engine_settings(ctx).cache_dir
     folder = model_dir or default_model_dir(cache_dir, index)
     with connect_engine(ctx) as engine:
-        result = SSISearcher.open(engine, index, model_dir=folder, cache_dir=cache_dir).search(query, size=size)
+        result = SSISearcher.open(engine, index, model_dir=folder, cache_dir=cache_dir, images=images).search(query, size=size)
     if as_json:
         click.echo(json.dumps(result.as_engine_response(), indent=2))
         return

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ssi_plugin.cli._context import engine_options, engine_settings
+from ssi_plugin.cli._image_query_options import image_annotator_options
+
+if TYPE_CHECKING:
+    from ssi_plugin.search.image_query import QueryImageReader
+
+DEFAULT_PORT = 8080
 
 
 @click.command("serve")
@@ -30,7 +37,7 @@ from ssi_plugin.cli._context import engine_options, engine_settings
     show_default=True,
     help="Address to listen on (0.0.0.0 for all).",
 )
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True)
 @click.option(
     "--max-body-size",
     default="10MiB",
@@ -58,6 +65,7 @@ from ssi_plugin.cli._context import engine_options, engine_settings
     show_default=True,
     help="Log every request.",
 )
+@image_annotator_options
 @engine_options
 @click.pass_context
 def serve_command(
@@ -71,21 +79,24 @@ def serve_command(
     request_timeout: float,
     ssi_concurrency: int,
     access_log: bool,
+    images: QueryImageReader,
 ) -> None:
     """Serve the standard search API: requests pass through to the cluster, ssi queries are answered here.
 
     Existing clients point at this endpoint instead of the cluster. A _search or
     _msearch body whose query is {"ssi": {"query": "a dog catching a frisbee"}}
     is answered by the index's generator; everything else reaches the cluster
-    unchanged, credentials included.
+    unchanged, credentials included. The search page is at /_ssi/.
     """
     from pydantic import ValidationError
 
     from ssi_plugin.engine import connect
     from ssi_plugin.errors import ConfigError, describe_validation_error
     from ssi_plugin.serving.proxy import ProxySettings, SearchProxy
+    from ssi_plugin.serving.search_page import PAGE_PATH, SearchPage
     from ssi_plugin.serving.searchers import IndexSearchers
     from ssi_plugin.serving.server import serve_forever
+    from ssi_plugin.serving.thumbnails import Thumbnails
 
     if upstream is not None:  # --upstream is --url under the name a proxy's users look for
         ctx.find_root().ensure_object(dict)
@@ -105,16 +116,18 @@ def serve_command(
         )
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
-    searchers = IndexSearchers(engine, cache_dir=settings.cache_dir, index=index, model_dir=model_dir)
+    searchers = IndexSearchers(engine, cache_dir=settings.cache_dir, index=index, model_dir=model_dir, images=images)
     if index is not None:
         click.echo(f"Loading the generator of {index} ...", err=True)
         searchers.preload()
-    proxy = SearchProxy(proxy_settings, searchers, health=searchers.health)
+    page = SearchPage(Thumbnails(engine, index=index), default_index=lambda: searchers.default_index)
+    proxy = SearchProxy(proxy_settings, searchers, health=searchers.health, page=page)
     served = f"ssi queries on {index}" if index else "ssi queries on any index with a trained generator"
     click.echo(
         f"Serving the search API of {engine.kind} {engine.info.version} at {engine.url} on http://{host}:{port} ({served})",
         err=True,
     )
+    click.echo(f"Search page: http://{host}:{port}{PAGE_PATH}", err=True)
     try:
         serve_forever(proxy.app, host=host, port=port, access_log=access_log)
     finally:

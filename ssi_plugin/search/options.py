@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ssi_plugin.engine.vectors import VECTOR_FIELD
 
@@ -16,7 +16,10 @@ class SSIQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    query: str = Field(min_length=1, description="The text to search for.")
+    query: str | None = Field(default=None, min_length=1, description="The text to search for (optional with image: "
+                              "then the image's caption).")
+    image: str | None = Field(default=None, min_length=1, description="An image to search with: a data: URL, or an "
+                              "http(s) URL of a public address. The annotator's identifier of it is what is searched.")
     k: int = Field(default=10, ge=1, le=100, description="Identifiers to generate.")
     fusion: Fusion = Field(
         default="linear",
@@ -44,7 +47,18 @@ class SSIQuery(BaseModel):
 
     @field_validator("query")
     @classmethod
-    def _not_blank(cls, text: str) -> str:
-        if not text.strip():
+    def _not_blank(cls, text: str | None) -> str | None:
+        if text is not None and not text.strip():
             raise ValueError("query is blank")
         return text
+
+    @model_validator(mode="after")
+    def _something_to_search(self) -> SSIQuery:
+        if self.query is None:
+            if self.image is None:
+                raise ValueError("requires [query] (text), [image], or both")
+            if self.bm25_field is not None:
+                raise ValueError("[bm25_field] searches the query text: give [query] too")
+            if self.dense_field is not None and self.query_vector is None:
+                raise ValueError("the dense leg embeds the query text: give [query] (or [query_vector]) too")
+        return self

@@ -61,7 +61,7 @@ def candidate_probabilities(result: GenerationResult) -> dict[str, float]:
 
 def planned_lists(options: SSIQuery) -> list[str]:
     """Every list a search with ``options`` may ask, in fusion order (``plan_queries`` leaves out those with nothing to ask)."""
-    lexical = ["dense"] if options.dense_field else ["terms"]
+    lexical = ["dense"] if options.dense_field else ["terms"] if options.query else []
     return ["exact", "concepts", *lexical, *(["bm25"] if options.bm25_field else [])]
 
 
@@ -84,10 +84,10 @@ def plan_queries(result: GenerationResult, options: SSIQuery, *, window: int, fi
     ]
     if concepts:
         bodies["concepts"] = _list(concepts, window, filters, must_not)
-    terms = [{"term": {f"ssi.{slot}": concept}} for concept in query_concepts(options.query) for slot in SLOTS]
+    terms = [{"term": {f"ssi.{slot}": concept}} for concept in query_concepts(options.query or "") for slot in SLOTS]
     if terms and dense is None:
         bodies["terms"] = _list(terms, window, filters, must_not)
-    if options.bm25_field:
+    if options.bm25_field and options.query:
         bodies["bm25"] = _list([{"match": {options.bm25_field: options.query}}], window, filters, must_not)
     if dense is not None:
         bodies["dense"] = knn_search(dense.engine_kind, dense.field, dense.vector, k=window, filters=filters, must_not=must_not)

@@ -211,6 +211,8 @@ def _describe(exc: ValidationError) -> str:
             problems.append(f"[ssi] query does not support [{field}]")
         elif error["type"] == "missing":
             problems.append(f"[ssi] requires [{field}]")
+        elif not error["loc"] and error["type"] == "value_error":  # a rule over several fields names them itself
+            problems.append(f"[ssi] {error['ctx']['error']}")
         else:
             problems.append(f"[ssi] [{field}] {error['msg'].lower()}")
     return "; ".join(problems)

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ssi_plugin.annotation.base import Annotation
 from ssi_plugin.embedding import shared_encoder
 from ssi_plugin.engine import EngineClient
 from ssi_plugin.engine.vectors import cosine_of
 from ssi_plugin.errors import EngineRequestError, InputError
 from ssi_plugin.generation.generator import GenerationResult, Generator
 from ssi_plugin.search.fusion import fused_shares, ranked
+from ssi_plugin.search.image_query import QueryImageReader, image_generation
 from ssi_plugin.search.options import SSIQuery
 from ssi_plugin.search.plan import LIST_WEIGHTS, DenseLeg, plan_queries, planned_lists
 from ssi_plugin.search.request import SSISearchRequest
@@ -90,6 +92,7 @@ class SearchResult(BaseModel):
     explanation: bool = Field(default=False, description="Each hit carries the engine's `_explanation` (body-level explain).")
     aggregations: dict[str, Any] | None = None
     generation: GenerationResult
+    query_image: Annotation | None = Field(default=None, description="The annotator's reading of the query image.")
     lists: dict[str, int] = Field(default_factory=dict, description="Documents each list found (0: the list was empty "
                                   "or had nothing to ask, e.g. no identifier was generated for an unplaceable query).")
     generate_ms: float
@@ -126,6 +129,9 @@ class SearchResult(BaseModel):
                 "candidates": [{"identifier": c.identifier, "score": c.score} for c in self.generation.candidates],
                 "lists": self.lists, "empty_lists": self.empty_lists, "warnings": self.generation.warnings,
             }
+            if self.query_image is not None:
+                response["_ssi"]["query_image"] = {"identifier": self.query_image.ssi.id,
+                                                   "rationale": self.query_image.rationale}
         return response
 
 
@@ -134,18 +140,21 @@ class SSISearcher:
 
     Opened with ``open``, the trie is the index's own (``IndexTrie``): read from the index (or resumed
     from the trie cache), and with ``poll`` kept in step by a background thread until ``close``.
+    ``images`` reads the query images (default: the offline annotator, loaded on the first one).
     """
 
-    def __init__(self, engine: EngineClient, generator: Generator, *, index: str, trie: IndexTrie | None = None) -> None:
+    def __init__(self, engine: EngineClient, generator: Generator, *, index: str, trie: IndexTrie | None = None,
+                 images: QueryImageReader | None = None) -> None:
         self.engine = engine
         self.generator = generator
         self.index = index
         self.trie = trie
+        self.images = images or QueryImageReader()
         self._embedder: ThreadPoolExecutor | None = None
 
     @classmethod
     def open(cls, engine: EngineClient, index: str, *, model_dir: Path, cache_dir: Path | None = None,
-             poll: float | None = None) -> SSISearcher:
+             poll: float | None = None, images: QueryImageReader | None = None) -> SSISearcher:
         """The generator of ``model_dir`` over the identifiers ``index`` holds now.
 
         ``engine``'s own credentials read the index for the trie, the searcher's own view (also in the background,
@@ -169,7 +178,7 @@ class SSISearcher:
             generator.use_trie(trie.view)
         if poll is not None:
             trie.start(poll)
-        return cls(engine, generator, index=index, trie=trie)
+        return cls(engine, generator, index=index, trie=trie, images=images)
 
     def close(self) -> None:
         """Stop keeping the trie in step (a no-op for a searcher over a fixed trie) and the embedding thread."""
@@ -187,7 +196,7 @@ class SSISearcher:
         source: bool | list[str] | dict[str, Any] = True,
         headers: Mapping[str, str] | None = None,
     ) -> SearchResult:
-        options = query if isinstance(query, SSIQuery) else SSIQuery(query=query)
+        options = query if isinstance(query, SSIQuery) else SSIQuery(query=query)  # an image query is an SSIQuery
         if size < 0 or offset < 0:
             raise InputError(f"size and from must be >= 0, got size={size}, from={offset}")
         request = SSISearchRequest(clause=options, size=size, offset=offset, list_options={"_source": source})
@@ -211,7 +220,9 @@ class SSISearcher:
         options = request.clause
         started = time.perf_counter()
         embedding = self._embed(options)
-        generation = self.generator.generate(options.query, k=options.k)
+        query_image = self.images.annotate(options.image, caption=options.query) if options.image is not None else None
+        generation = (image_generation(query_image, caption=options.query) if query_image is not None
+                      else self.generator.generate(options.query, k=options.k))  # type: ignore[arg-type]  # text, when no image
         dense = embedding.result() if embedding is not None else None
         generated = time.perf_counter()
 
@@ -261,6 +272,7 @@ class SSISearcher:
             explanation=request.explain,
             aggregations=aggregations,
             generation=generation,
+            query_image=query_image,
             lists={name: len(rankings.get(name, [])) for name in planned_lists(options)},
             generate_ms=(generated - started) * 1000,
             engine_ms=(searched - generated) * 1000,
@@ -291,9 +303,11 @@ class SSISearcher:
             done: Future[DenseLeg] = Future()
             done.set_result(DenseLeg(self.engine.kind, field, options.query_vector))
             return done
+        text = options.query
+        assert text is not None, "SSIQuery asks for text or a query vector for a dense leg"
         if self._embedder is None:
             self._embedder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssi-embed")
-        return self._embedder.submit(lambda: DenseLeg(self.engine.kind, field, shared_encoder().encode([options.query])[0].tolist()))
+        return self._embedder.submit(lambda: DenseLeg(self.engine.kind, field, shared_encoder().encode([text])[0].tolist()))
 
     def _require_vectors(self, field: str, headers: Mapping[str, str] | None) -> None:
         """An empty dense list over an index that holds no vector is a mistake to report, not an SSI-only answer."""
@@ -327,7 +341,10 @@ class SSISearcher:
         highlight = dict(request.highlight)
         fields = highlight.get("fields", {})
         names = list(fields) if isinstance(fields, dict) else [name for entry in fields for name in entry]
-        highlight.setdefault("highlight_query", {"multi_match": {"query": request.clause.query, "fields": names or ["*"]}})
+        if "highlight_query" not in highlight:
+            if request.clause.query is None:
+                raise InputError("[highlight] of an image search needs a [highlight_query]: there is no query text")
+            highlight["highlight_query"] = {"multi_match": {"query": request.clause.query, "fields": names or ["*"]}}
         body = {"size": len(ids), "_source": False, "track_total_hits": False, "query": {"ids": {"values": ids}},
                 "highlight": highlight}
         answer = self._msearch({"highlight": body}, headers)["highlight"]

@@ -51,6 +51,7 @@ from ssi_plugin.serving.msearch import (
     passthrough_payload,
 )
 from ssi_plugin.serving.passthrough import end_to_end, relayed, request_content
+from ssi_plugin.serving.search_page import SearchPage
 from ssi_plugin.serving.ssi_clause import find_ssi_search
 
 SSISearch = Callable[
@@ -119,10 +120,12 @@ class _EngineJSON(JSONResponse):
 class SearchProxy:
     """The endpoint; ``app`` is the ASGI application to serve.
 
-    ``health`` answers ``GET /_ssi/health``: the state of the searchers' tries (what they hold, how current).
+    ``health`` answers ``GET /_ssi/health``: the state of the searchers' tries (what they hold, how current);
+    ``page`` adds the search page's routes under ``/_ssi/`` (``search_page``).
     """
 
-    def __init__(self, settings: ProxySettings, ssi_search: SSISearch, *, health: Callable[[], Mapping[str, Any]] | None = None) -> None:
+    def __init__(self, settings: ProxySettings, ssi_search: SSISearch, *, health: Callable[[], Mapping[str, Any]] | None = None,
+                 page: SearchPage | None = None) -> None:
         self.settings = settings
         self._ssi_search = ssi_search
         self._health = health
@@ -133,7 +136,8 @@ class SearchProxy:
         self._timeouts = httpx.Timeout(settings.request_timeout, connect=settings.connect_timeout).as_dict()
         self._limiter: anyio.CapacityLimiter | None = None
         self.app = Starlette(
-            routes=[Route(HEALTH_PATH, self._health_answer, methods=["GET"]), Route("/{path:path}", self._handle, methods=_METHODS)],
+            routes=[Route(HEALTH_PATH, self._health_answer, methods=["GET"]), *(page.routes if page else []),
+                    Route("/{path:path}", self._handle, methods=_METHODS)],
             lifespan=self._lifespan,
         )
 

@@ -26,6 +26,7 @@ from ssi_plugin.errors import EngineRequestError, InputError
 from ssi_plugin.generation.spec import SPEC_FILE
 from ssi_plugin.indexing.trie import POLL_SECONDS, default_model_dir
 from ssi_plugin.search import SSISearcher
+from ssi_plugin.search.image_query import QueryImageReader
 
 _NO_INDEX = ("", "_all")
 
@@ -37,7 +38,8 @@ class IndexSearchers:
     when given, and a query that names no index (``/_search``) searches it.
     ``engine``'s own credentials serve the server's own work (reading each
     index's identifiers for its trie, in the background); a query's ``headers``
-    are the only credentials its searches carry.
+    are the only credentials its searches carry. ``images`` reads query images for every index (default: the
+    offline annotator).
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class IndexSearchers:
         index: str | None = None,
         model_dir: Path | None = None,
         poll: float = POLL_SECONDS,
+        images: QueryImageReader | None = None,
     ) -> None:
         if model_dir is not None and index is None:
             raise InputError("a generator folder serves one index: give the index too")
@@ -56,6 +59,7 @@ class IndexSearchers:
         self._cache_dir = cache_dir
         self._index = index
         self._model_dir = model_dir
+        self._images = images or QueryImageReader()
         self._open: dict[str, SSISearcher] = {}
         self._lock = threading.Lock()
 
@@ -64,6 +68,15 @@ class IndexSearchers:
             self._check_searchable(index, headers)
         name = self._resolve(index)
         return self._searcher(name).search_request(name, body, headers)
+
+    @property
+    def default_index(self) -> str | None:
+        """The index a client that names none searches: the served one, else the first with a trained generator."""
+        if self._index is not None:
+            return self._index
+        models = self._cache_dir / "models"
+        trained = sorted(spec.parent.name for spec in models.glob(f"*/{SPEC_FILE}")) if models.is_dir() else []
+        return trained[0] if trained else None
 
     def health(self) -> dict[str, Any]:
         """Each open index's trie: how many identifiers, how current (``GET /_ssi/health``)."""
@@ -78,6 +91,7 @@ class IndexSearchers:
         with self._lock:
             for searcher in self._open.values():
                 searcher.close()
+        self._images.close()
 
     def preload(self) -> None:
         """Open the served index's generator now, so the first query does not wait (and a bad folder fails early)."""
@@ -112,5 +126,5 @@ class IndexSearchers:
                         f"no generator for index {index!r} in {folder}: run `ssi-plugin train --index {index}` first"
                     )
                 searcher = self._open[index] = SSISearcher.open(self._engine, index, model_dir=folder, cache_dir=self._cache_dir,
-                                                                poll=self._poll)
+                                                                poll=self._poll, images=self._images)
         return searcher

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from click.testing import CliRunner
@@ -50,6 +51,10 @@ def test_demo_shows_searches_and_the_table_then_reuses_its_model(engine_url: str
         # and a row of seen and unseen figures: four of each
         assert re.search(rf"^\| {retriever}( \| \d+\.\d){{8}} \|$", first.output, flags=re.MULTILINE), retriever
     assert "unseen images (7, 28 queries) were ingested after training" in first.output
+    folder = json.loads((tmp_path / "demo" / "report.json").read_text())["models"]["ssi"]["folder"]
+    serve = f"ssi-plugin --url {engine_url} --cache-dir {tmp_path} serve --index {demo_index} --model {folder}"
+    page = f"http://127.0.0.1:8080/_ssi/?{urlencode({'q': searches[0]})}"
+    assert first.output.rstrip().endswith(f"{serve}\n  {page}")  # how to see the results as pictures
 
     report_path = tmp_path / "demo" / "report.json"
     report = json.loads(report_path.read_text())

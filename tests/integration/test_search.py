@@ -79,3 +79,31 @@ def test_a_query_nothing_can_place_still_answers_and_names_the_empty_lists(engin
 
     done = _search(engine, tmp_path, "狗在公园里", "--index", index_name)
     assert done.returncode == 0 and "these lists found nothing: exact, concepts, terms" in done.stderr
+
+
+def test_an_image_is_the_query_of_the_command(engine: EngineClient, index_name: str, tmp_path: Path) -> None:
+    from PIL import Image
+    from skimage import data
+
+    index_with_generator(engine, index_name, tmp_path)
+    photo = tmp_path / "cat.png"
+    Image.fromarray(data.chelsea()).save(photo)  # a photograph of a cat
+    done = _search(engine, tmp_path, "--image", str(photo), "--index", index_name, "--json")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["_ssi"]["query_image"]["identifier"] == "objects: cat"
+    assert answer["_ssi"]["candidates"] == [{"identifier": "objects: cat", "score": 0.0}]
+    assert [hit["_id"] for hit in answer["hits"]["hits"]] == ["img-3"]  # the one cat
+
+    captioned = _search(engine, tmp_path, "a dog on the beach", "--image", str(photo), "--index", index_name, "--json")
+    assert captioned.returncode == 0, captioned.stderr
+    found = json.loads(captioned.stdout)
+    assert found["_ssi"]["query_image"]["identifier"] == "objects: cat, dog | scene: beach"  # the text is its caption
+    ids = [hit["_id"] for hit in found["hits"]["hits"]]
+    assert ids[0] == "img-2" and "img-3" in ids  # the dog on the beach first; the cat too
+
+    words = tmp_path / "notes.png"
+    words.write_text("words, not pixels")
+    refused = _search(engine, tmp_path, "--image", str(words), "--index", index_name)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == f"InputError: {words} is not an image in a known format"

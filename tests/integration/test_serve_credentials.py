@@ -90,9 +90,15 @@ def test_serve_with_its_own_credentials_passes_on_only_each_clients(secured: Sec
         counts = {who: httpx.get(f"{url}/{index}/_count", auth=auth)
                   for who, auth in {"none": None, "wrong": WRONG, "alice": secured.auth("alice")}.items()}
         statuses = _ssi_statuses(url, index)
+        thumbnails = {who: httpx.get(f"{url}/_ssi/thumb/{index}/img-1", auth=auth) for who, auth in
+                      {"none": None, "wrong": WRONG, "alice": secured.auth("alice"), "visitor": secured.auth("visitor")}.items()}
     assert {who: answer.status_code for who, answer in counts.items()} == {"none": 401, "wrong": 401, "alice": 200}
     assert counts["alice"].json()["count"] == len(IMAGES)
     assert statuses == {"none": 401, "wrong": 401, "alice": 200, "visitor": 403}
+    # the search page's thumbnails read each document as the client, too
+    assert {who: answer.status_code for who, answer in thumbnails.items()} == statuses
+    assert thumbnails["none"].json()["error"]["type"] == "security_exception"
+    assert thumbnails["alice"].headers["x-ssi-placeholder"] == "document [img-1] names no image"
 
 
 def test_serve_refused_the_index_at_start_says_so_rather_than_that_it_does_not_exist(

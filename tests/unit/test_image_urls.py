@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import ipaddress
 import threading
@@ -164,3 +165,16 @@ def test_a_missing_image_and_a_non_image_name_the_url(site: str) -> None:
         reader.read(f"{site}/gone.png")
     with pytest.raises(InputError, match=rf"{site}/big is not an image"):
         reader.read(f"{site}/big")
+
+
+def test_a_data_url_image_over_the_limit_is_refused() -> None:
+    reader = ImageURLReader(max_bytes=100)
+    data_url = "data:image/png;base64," + base64.b64encode(_png() + bytes(200)).decode()
+    with pytest.raises(InputError, match=r"the data URL image is larger than"):
+        reader.read(data_url)
+
+
+def test_a_server_without_local_images_gives_no_hint_to_allow_them(site: str) -> None:
+    with pytest.raises(InputError) as refused:
+        ImageURLReader(local_hint=None).read(f"{site}/photo.png")
+    assert str(refused.value).endswith("is not a public address")

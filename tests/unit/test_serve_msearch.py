@@ -143,7 +143,7 @@ def test_msearch_keeps_other_searches_byte_for_byte_and_merges_in_order() -> Non
         (b"\n\n", "no searches"),
         (
             b'{}\n{"query": {"ssi": {"q": "x"}}}\n',
-            "line 2: [ssi] requires [query]; [ssi] query does not support [q]",
+            "line 2: [ssi] query does not support [q]",
         ),
     ],
 )
