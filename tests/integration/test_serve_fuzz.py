@@ -228,7 +228,7 @@ def endpoint(engine: EngineClient, engine_url: str, engine_kind: str, tmp_path_f
     index = f"test-fuzz-{uuid.uuid4().hex[:8]}"
     cache_dir = Path(tmp_path_factory.mktemp("fuzz-cache"))
     index_with_generator(engine, index, cache_dir)
-    searchers = IndexSearchers(engine.without_credentials(), cache_dir=cache_dir, index=index)
+    searchers = IndexSearchers(engine, cache_dir=cache_dir, index=index)
     try:
         with serve_in_thread(SearchProxy(ProxySettings(upstream=engine_url, engine=engine_kind), searchers).app) as url:
             yield f"{url}/{index}"
