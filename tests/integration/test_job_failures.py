@@ -60,9 +60,15 @@ def _command(*args: str, check: bool = True, **popen: object) -> subprocess.Comp
     return result
 
 
+def _as_in_a_terminal() -> None:
+    """Ctrl-C reaches a job run in a terminal; a test run started in the background (``cmd &``) would pass its
+    ignored SIGINT on to the job, and Python leaves an ignored SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(*args: str, **popen: object) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "ssi_plugin", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **popen)
+                            text=True, preexec_fn=_as_in_a_terminal, **popen)
 
 
 def _count(url: str, index: str) -> int:
