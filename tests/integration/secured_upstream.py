@@ -15,15 +15,13 @@ import os
 import secrets
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
-from serve_support import free_port
+from serve_support import answers_within, free_port
 
 REQUIRE_NGINX_ENV = "SSI_REQUIRE_NGINX"
 NGINX_MISSING = "nginx is not installed (apt-get install -y nginx): it stands in for a secured cluster"
@@ -104,13 +102,8 @@ def _ssha(password: str) -> str:
 
 
 def _wait_until_listening(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.05)
+    if answers_within(url, process, 30, interval=0.05):
+        return
     process.kill()
     process.wait()
     raise AssertionError(f"nginx did not start:\n{log.read_text() if log.exists() else '(no log)'}")

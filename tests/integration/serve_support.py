@@ -69,6 +69,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def answers_within(url: str, process: subprocess.Popen[Any], seconds: float, *, interval: float) -> bool:
+    """Whether ``url`` answers an HTTP request within ``seconds`` while ``process``, which serves it, still runs."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            httpx.get(url, timeout=1)
+            return True
+        except httpx.TransportError:
+            time.sleep(interval)
+    return False
+
+
 def serve_command(*options: str) -> list[str]:
     """``ssi-plugin serve OPTIONS`` as a command line for this interpreter."""
     return [sys.executable, "-m", "ssi_plugin", "serve", *options]
@@ -81,15 +93,8 @@ def serve_process(*options: str, startup_timeout: float = 120) -> Iterator[tuple
     process = subprocess.Popen(serve_command(*options, "--port", str(port)), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + startup_timeout
     try:
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                httpx.get(url, timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        if process.poll() is not None or time.monotonic() >= deadline:
+        if not answers_within(url, process, startup_timeout, interval=0.2):
             process.kill()
             raise AssertionError(f"ssi-plugin serve did not start:\n{process.communicate()[0]}")
         yield url, process
