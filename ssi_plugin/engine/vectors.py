@@ -18,7 +18,7 @@ from typing import Any
 
 from ssi_plugin.embedding import DIMS
 from ssi_plugin.engine.client import EngineClient
-from ssi_plugin.errors import EngineRequestError, InputError
+from ssi_plugin.errors import InputError
 
 VECTOR_FIELD = "caption_vector"
 """The field ``ingest --vectors`` writes: the all-MiniLM-L6-v2 embedding of the caption."""
@@ -64,38 +64,26 @@ def cosine_of(score: float) -> float:
     return 2.0 * score - 1.0
 
 
-def vector_dims(engine: EngineClient, index: str, field: str) -> int:
-    """The dimension of ``field`` in every index ``index`` names; a clear error when one lacks it or they differ."""
-    try:
-        answer = engine.request("GET", f"/{index}/_mapping/field/{field}")
-    except EngineRequestError as exc:
-        if exc.status == 404:
-            raise InputError(f"index [{index}] does not exist") from None
-        raise
+def vector_dims(engine: EngineClient, index: str, field: str) -> int | None:
+    """The dimension of ``field`` in every index ``index`` names; None when one of them lacks it."""
+    answer = engine.request("GET", f"/{index}/_mapping/field/{field}") or {}
     found: dict[str, int] = {}
-    for name, held in (answer or {}).items():
+    for name, held in answer.items():
         leaf = next(iter(held.get("mappings", {}).get(field, {}).get("mapping", {}).values()), None)
         if leaf is None:
-            continue
+            return None
         if leaf.get("type") not in _TYPES.values():
             raise InputError(f"field [{field}] of index [{name}] is of type [{leaf.get('type')}], not a vector field")
         found[name] = int(leaf.get("dims") or leaf.get("dimension") or 0)
-    missing = sorted(set(answer or {}) - set(found))
-    if missing or not found:
-        raise InputError(f"index [{', '.join(missing) or index}] has no vector field [{field}]: ingest or reindex it "
-                         f"with --vectors (or name a vector field it has) to search it with a dense leg")
     if len(set(found.values())) > 1:
         raise InputError(f"field [{field}] has different dimensions across [{index}]: {found}")
-    return next(iter(found.values()))
+    return next(iter(found.values()), None)
 
 
 def ensure_vector_field(engine: EngineClient, index: str, *, field: str = VECTOR_FIELD, dims: int = DIMS) -> None:
     """Map ``field`` on ``index`` when it lacks it (an index created before the cluster had vectors); refuse one of
     another dimension."""
-    try:
-        held = vector_dims(engine, index, field)
-    except InputError:
-        held = None
+    held = vector_dims(engine, index, field)
     if held == dims:
         return
     if held is not None:
