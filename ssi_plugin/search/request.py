@@ -191,6 +191,8 @@ def _check_read_parts(body: Mapping[str, Any]) -> None:
         if not isinstance(entries, list) or not all(_is_field_entry(entry) for entry in entries):
             raise InputError(f'[{name}] must be a list of field names or of {{"field": ...}} objects')
     stored = body.get("stored_fields")
+    if stored is not None and not (isinstance(stored, str) or (isinstance(stored, list) and all(isinstance(n, str) for n in stored))):
+        raise InputError("[stored_fields] must be a field name or a list of field names")
     if stored == "_none_" or (isinstance(stored, list) and "_none_" in stored):
         raise InputError("[stored_fields] cannot be [_none_] in [ssi] searches: fusing the lists needs each hit's _id")
     highlighted = body.get("highlight")
