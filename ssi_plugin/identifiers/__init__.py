@@ -14,7 +14,7 @@ from ssi_plugin.identifiers.normalize import (
     word_forms,
 )
 from ssi_plugin.identifiers.record import SSIRecord
-from ssi_plugin.identifiers.ssi import SLOTS, SSI, Slot, parse_ssi
+from ssi_plugin.identifiers.ssi import SLOTS, SSI, Slot, identifier_words, parse_ssi
 
 __all__ = [
     "SLOTS",
@@ -26,6 +26,7 @@ __all__ = [
     "Slot",
     "build_ssi",
     "clean_concept",
+    "identifier_words",
     "lemmatize_concept",
     "normalize_rationale",
     "parse_ssi",

@@ -155,6 +155,13 @@ class SSI(BaseModel):
         return parse_ssi(text)
 
 
+def identifier_words(identifier: str) -> list[str]:
+    """The concepts of a canonical identifier, slots and disambiguator dropped: a split, no validation (for
+    identifiers a trie already holds, where ``parse_ssi`` over a million of them would cost seconds)."""
+    return [concept for segment in identifier.split(SEGMENT_SEPARATOR) if SLOT_SEPARATOR in segment
+            for concept in segment.partition(SLOT_SEPARATOR)[2].split(CONCEPT_SEPARATOR)]
+
+
 def parse_ssi(text: str) -> SSI:
     """Inverse of ``SSI.id``: ``parse_ssi(x.id) == x``. Strict: non-canonical input is an error."""
     if not isinstance(text, str) or not text:

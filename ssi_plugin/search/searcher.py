@@ -23,14 +23,17 @@ from ssi_plugin.engine import EngineClient
 from ssi_plugin.engine.vectors import cosine_of
 from ssi_plugin.errors import EngineRequestError, InputError
 from ssi_plugin.generation.generator import GenerationResult, Generator
+from ssi_plugin.identifiers import query_concepts
 from ssi_plugin.search.fusion import fused_shares, ranked
 from ssi_plugin.search.image_query import QueryImageReader, image_generation
 from ssi_plugin.search.options import SSIQuery
 from ssi_plugin.search.plan import LIST_WEIGHTS, DenseLeg, plan_queries, planned_lists
+from ssi_plugin.search.related import ConceptVocabulary
 from ssi_plugin.search.request import SSISearchRequest
 
 if TYPE_CHECKING:
     from ssi_plugin.indexing.trie import IndexTrie
+    from ssi_plugin.trie import TrieView
 
 _MIN_WINDOW = 50
 _EXPLAIN_FIELDS = ("ssi.id", "ssi.concepts")
@@ -141,15 +144,18 @@ class SSISearcher:
     Opened with ``open``, the trie is the index's own (``IndexTrie``): read from the index (or resumed
     from the trie cache), and with ``poll`` kept in step by a background thread until ``close``.
     ``images`` reads the query images (default: the offline annotator, loaded on the first one).
+    ``vocabulary`` holds the vectors of the trie's concepts for the related-concepts list (default: embedded
+    on the first text query).
     """
 
     def __init__(self, engine: EngineClient, generator: Generator, *, index: str, trie: IndexTrie | None = None,
-                 images: QueryImageReader | None = None) -> None:
+                 images: QueryImageReader | None = None, vocabulary: ConceptVocabulary | None = None) -> None:
         self.engine = engine
         self.generator = generator
         self.index = index
         self.trie = trie
         self.images = images or QueryImageReader()
+        self.vocabulary = vocabulary or ConceptVocabulary()
         self._embedder: ThreadPoolExecutor | None = None
 
     @classmethod
@@ -173,12 +179,19 @@ class SSISearcher:
         trie = IndexTrie(engine, index, build=lambda pairs: build_trie(tokenizer, pairs),
                          tokenizer_fingerprint=spec.tokenizer_fingerprint, cache_dir=cache_dir)
         generator = Generator.load(model_dir, trie=trie.view)
-        trie.on_swap = generator.use_trie
+        vocabulary = ConceptVocabulary()
+
+        def swapped(view: TrieView) -> None:  # in the trie's own threads: queries find the new concepts embedded
+            generator.use_trie(view)
+            vocabulary.follow(view)
+
+        trie.on_swap = swapped
         if generator.trie is not trie.view:  # a merge finished in between
             generator.use_trie(trie.view)
+        vocabulary.follow(generator.trie)
         if poll is not None:
             trie.start(poll)
-        return cls(engine, generator, index=index, trie=trie, images=images)
+        return cls(engine, generator, index=index, trie=trie, images=images, vocabulary=vocabulary)
 
     def close(self) -> None:
         """Stop keeping the trie in step (a no-op for a searcher over a fixed trie) and the embedding thread."""
@@ -220,15 +233,17 @@ class SSISearcher:
         options = request.clause
         started = time.perf_counter()
         embedding = self._embed(options)
+        related = self._related(options)
         query_image = self.images.annotate(options.image, caption=options.query) if options.image is not None else None
         generation = (image_generation(query_image, caption=options.query) if query_image is not None
                       else self.generator.generate(options.query, k=options.k))  # type: ignore[arg-type]  # text, when no image
         dense = embedding.result() if embedding is not None else None
+        near = related.result() if related is not None else None
         generated = time.perf_counter()
 
         window = max(_MIN_WINDOW, request.offset + request.size)
         bodies = plan_queries(generation, options, window=window, filters=request.list_filters, must_not=request.must_not,
-                              dense=dense)
+                              dense=dense, related=near)
         asked = request.list_options
         for body in bodies.values():
             body.update(asked)
@@ -305,9 +320,20 @@ class SSISearcher:
             return done
         text = options.query
         assert text is not None, "SSIQuery asks for text or a query vector for a dense leg"
+        return self._background().submit(lambda: DenseLeg(self.engine.kind, field, shared_encoder().encode([text])[0].tolist()))
+
+    def _related(self, options: SSIQuery) -> Future[dict[str, float]] | None:
+        """The concepts near the query's words, found on another thread while the generator runs; none with a dense leg."""
+        text = options.query
+        if text is None or options.dense_field is not None:
+            return None
+        view = self.generator.trie
+        return self._background().submit(lambda: self.vocabulary.related(view, query_concepts(text)))
+
+    def _background(self) -> ThreadPoolExecutor:
         if self._embedder is None:
             self._embedder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssi-embed")
-        return self._embedder.submit(lambda: DenseLeg(self.engine.kind, field, shared_encoder().encode([text])[0].tolist()))
+        return self._embedder
 
     def _require_vectors(self, field: str, headers: Mapping[str, str] | None) -> None:
         """An empty dense list over an index that holds no vector is a mistake to report, not an SSI-only answer."""

@@ -67,6 +67,17 @@ def test_an_image_written_by_another_client_is_found_and_a_deleted_one_is_not(
     assert (health.images, health.error, health.rejected) == (len(IMAGES), None, 0) and health.stale_seconds < 5
 
 
+def test_a_new_image_is_found_by_a_paraphrase_through_its_related_concepts(
+        engine: EngineClient, index_name: str, live: tuple[SSISearcher, Path]) -> None:
+    searcher, _ = live
+    paraphrase = "a stallion feeding on a meadow"  # none of these words is a concept of any image
+    _write(engine, index_name, "img-horse", "objects: horse | actions: graze | scene: pasture", "a horse in a pasture")
+    _eventually(lambda: searcher.trie.view.identifier_of("img-horse") is not None)
+    result = searcher.search(SSIQuery(query=paraphrase, explain=True), size=3)
+    assert result.hits[0].id == "img-horse" and "related" in result.hits[0].ranks
+    assert result.lists["terms"] == 0 and result.lists["related"] >= 1
+
+
 def test_replicas_from_one_folder_answer_alike_after_a_third_client_writes(
         engine: EngineClient, index_name: str, live: tuple[SSISearcher, Path], tmp_path: Path) -> None:
     first, folder = live

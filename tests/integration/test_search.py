@@ -67,9 +67,9 @@ def test_a_query_nothing_can_place_still_answers_and_names_the_empty_lists(engin
     folder = index_with_generator(engine, index_name, tmp_path)
     searcher = SSISearcher.open(engine, index_name, model_dir=folder)
     foreign = searcher.search(SSIQuery(query="狗在公园里", explain=True), size=5)
-    assert foreign.hits == [] and foreign.empty_lists == ["exact", "concepts", "terms"]
+    assert foreign.hits == [] and foreign.empty_lists == ["exact", "concepts", "terms", "related"]
     explained = foreign.as_engine_response()["_ssi"]
-    assert explained["empty_lists"] == ["exact", "concepts", "terms"] and "vocabulary" in explained["warnings"][0]
+    assert explained["empty_lists"] == ["exact", "concepts", "terms", "related"] and "vocabulary" in explained["warnings"][0]
 
     mixed = searcher.search(SSIQuery(query="狗 and a frisbee", bm25_field="caption", explain=True), size=5)
     assert mixed.hits[0].id == "img-1" and mixed.lists["terms"] >= 1 and mixed.lists["bm25"] >= 1
@@ -78,7 +78,7 @@ def test_a_query_nothing_can_place_still_answers_and_names_the_empty_lists(engin
     assert "terms" in only_function_words.empty_lists and only_function_words.lists["exact"] >= 1  # the generator still answers
 
     done = _search(engine, tmp_path, "狗在公园里", "--index", index_name)
-    assert done.returncode == 0 and "these lists found nothing: exact, concepts, terms" in done.stderr
+    assert done.returncode == 0 and "these lists found nothing: exact, concepts, terms, related" in done.stderr
 
 
 def test_an_image_is_the_query_of_the_command(engine: EngineClient, index_name: str, tmp_path: Path) -> None:

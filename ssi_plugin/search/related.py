@@ -1,0 +1,121 @@
+"""Concepts the index holds that mean what the query's words mean: how a paraphrase finds an image the generator
+was never trained on.
+
+The generator names identifiers it learned; the query-terms list finds an image ingested after training only
+through the query's own words. A query that says "stallion" for an image annotated ``horse``, or "pebbles" for
+``gravel``, needs meaning, not spelling. Every concept of the trie's identifiers is embedded once with
+all-MiniLM-L6-v2 (the model the dense leg uses; a concept is a short phrase, which it embeds well), and so is each
+query word that no identifier holds (cached). The concepts within ``MIN_COSINE`` of such a word, at most
+``PER_WORD`` of them, are asked as concept terms of any slot, each boosted by its cosine to the power
+``BOOST_POWER``, so a near-synonym counts for much more than a loose association.
+
+Only words the index does not know are expanded: a word it holds is what the user meant (the terms list finds it),
+and word vectors do not tell a synonym from a sibling ("dog" is as close to "cat", 0.66, as "stallion" to "horse",
+0.71), so expanding it would bring in the sibling.
+
+Vectors are kept per trie part (the base, the small delta beside it): taking in new images embeds only the
+concepts no part had, and a merged base re-embeds nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from ssi_plugin.embedding import MiniLMEncoder, shared_encoder
+from ssi_plugin.identifiers import identifier_words
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ssi_plugin.trie import IdentifierTrie, TrieView
+
+MIN_COSINE = 0.5
+PER_WORD = 3
+BOOST_POWER = 3
+"""Chosen with ``eval --unseen 0.3`` (three trained models on the demo set, one on the synthetic corpus); the grid
+is in the README's section on images ingested after training."""
+WORD_CACHE = 65536
+"""Query words whose vectors are kept (all of them are dropped when it is full: a rare event, and a cheap one)."""
+
+
+class _Part:
+    """One trie part's distinct concepts and their vectors (rows in the same order)."""
+
+    def __init__(self, concepts: list[str], vectors: np.ndarray) -> None:
+        self.concepts = concepts
+        self.vectors = vectors
+        self.known = frozenset(concepts)
+
+
+class ConceptVocabulary:
+    """The concepts of a trie view's identifiers with their vectors; ``related`` finds those nearest a query's words.
+
+    Safe to share between threads: ``follow`` may run in a trie's background thread (``SSISearcher.open`` warms it
+    there on every swap) while queries read the parts they took.
+    """
+
+    def __init__(self, encoder: Callable[[], MiniLMEncoder] = shared_encoder) -> None:
+        self._encoder = encoder
+        self._lock = threading.Lock()
+        self._view: TrieView | None = None
+        self._parts: dict[int, tuple[IdentifierTrie, _Part]] = {}
+        self._words: dict[str, np.ndarray] = {}
+
+    def follow(self, view: TrieView) -> list[_Part]:
+        """The vectors of ``view``'s concepts, embedding only the concepts of parts not seen before."""
+        with self._lock:
+            if view is not self._view:
+                kept = {}
+                for part in (view.base, view.delta):
+                    if part is None:
+                        continue
+                    cached = self._parts.get(id(part))
+                    kept[id(part)] = cached if cached is not None and cached[0] is part else (part, self._embed_part(part))
+                self._parts, self._view = kept, view
+            return [part for _, part in self._parts.values()]
+
+    def related(self, view: TrieView, words: Sequence[str]) -> dict[str, float]:
+        """``{concept: cosine}`` of the concepts nearest those of ``words`` that no identifier of ``view`` holds."""
+        import numpy as np
+
+        parts = self.follow(view)
+        unknown = [word for word in words if not any(word in part.known for part in parts)]
+        if not unknown:
+            return {}
+        queried = self._word_vectors(unknown)
+        found: dict[str, float] = {}
+        for part in parts:
+            if not part.concepts:
+                continue
+            for row in queried @ part.vectors.T:
+                for column in np.argsort(-row)[:PER_WORD]:
+                    concept, cosine = part.concepts[column], float(row[column])
+                    if cosine >= MIN_COSINE and cosine > found.get(concept, 0.0):
+                        found[concept] = cosine
+        return found
+
+    def _embed_part(self, part: IdentifierTrie) -> _Part:
+        import numpy as np
+
+        concepts = sorted({concept for identifier in part.index for concept in identifier_words(identifier)})
+        # A merged base holds the concepts of the parts before it: only what none of them had is embedded.
+        vectors = {concept: row for _, seen in self._parts.values() for concept, row in zip(seen.concepts, seen.vectors, strict=True)}
+        missing = [concept for concept in concepts if concept not in vectors]
+        if missing:
+            vectors.update(zip(missing, self._encoder().encode(missing), strict=True))
+        return _Part(concepts, np.stack([vectors[concept] for concept in concepts]) if concepts else np.zeros((0, 0), np.float32))
+
+    def _word_vectors(self, words: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
+        vectors = {word: self._words.get(word) for word in words}
+        missing = [word for word, vector in vectors.items() if vector is None]
+        if missing:
+            fresh = dict(zip(missing, self._encoder().encode(missing), strict=True))
+            vectors.update(fresh)
+            if len(self._words) + len(fresh) > WORD_CACHE:
+                self._words = {}
+            self._words.update(fresh)
+        return np.stack([vectors[word] for word in words])

@@ -1,0 +1,76 @@
+"""Related concepts: the index's concepts nearest a query's words, with the packaged MiniLM, embedded once each."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from ssi_plugin.embedding import shared_encoder
+from ssi_plugin.identifiers import query_concepts
+from ssi_plugin.search import SSIQuery
+from ssi_plugin.search.plan import planned_lists
+from ssi_plugin.search.related import MIN_COSINE, ConceptVocabulary
+from ssi_plugin.trie import IdentifierTrie, TrieView
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _trie(pairs: list[tuple[str, str]]) -> IdentifierTrie:
+    """A trie over characters: the vocabulary reads identifiers, not tokens."""
+    return IdentifierTrie.build(pairs, encode=lambda batch: [[ord(c) for c in text] for text in batch], end_token_id=0,
+                                tokenizer_fingerprint="chars")
+
+
+class CountingEncoder:
+    """The packaged encoder, recording what it is asked to embed."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.asked.extend(texts)
+        return shared_encoder().encode(texts)
+
+
+def _vocabulary() -> tuple[ConceptVocabulary, CountingEncoder]:
+    counting = CountingEncoder()
+    return ConceptVocabulary(encoder=lambda: counting), counting  # type: ignore[arg-type]  # duck-typed encoder
+
+
+BASE = [("objects: horse | scene: pasture", "a"), ("objects: brick, wall", "b"), ("objects: gravel | scene: road", "c")]
+
+
+def test_paraphrased_words_find_the_concepts_they_mean_and_only_those() -> None:
+    vocabulary, _ = _vocabulary()
+    related = vocabulary.related(TrieView(_trie(BASE)), query_concepts("a stallion on the pebbles"))
+    assert {"horse", "gravel"} <= set(related) and "wall" not in related and "pasture" not in related
+    assert all(MIN_COSINE <= cosine <= 1.0 for cosine in related.values())
+    assert vocabulary.related(TrieView(_trie(BASE)), query_concepts("a horse on the road")) == {}  # words it knows: not expanded
+
+
+def test_new_concepts_are_embedded_once_and_a_merged_base_embeds_nothing() -> None:
+    vocabulary, counting = _vocabulary()
+    base = _trie(BASE)
+    vocabulary.follow(TrieView(base))
+    assert sorted(counting.asked) == ["brick", "gravel", "horse", "pasture", "road", "wall"]
+    counting.asked.clear()
+    with_delta = TrieView(base, _trie([("objects: bicycle | scene: snow", "d"), ("objects: horse", "e")]))
+    assert "bicycle" in vocabulary.related(with_delta, ["bike"])
+    assert counting.asked == ["bicycle", "snow", "bike"]  # only what no part had, then the query word
+    counting.asked.clear()
+    merged = TrieView(_trie([*BASE, ("objects: bicycle | scene: snow", "d"), ("objects: horse", "e")]))
+    vocabulary.follow(merged)
+    assert "bike" in query_concepts("bike") and vocabulary.related(merged, ["bike"]) and counting.asked == []
+
+
+def test_no_words_and_an_empty_trie_give_nothing() -> None:
+    vocabulary, _ = _vocabulary()
+    assert vocabulary.related(TrieView(_trie(BASE)), []) == {}
+    assert vocabulary.related(TrieView(_trie([])), ["horse"]) == {}
+
+
+def test_the_dense_leg_takes_the_place_of_the_related_list() -> None:
+    assert planned_lists(SSIQuery(query="a stallion")) == ["exact", "concepts", "terms", "related"]
+    assert "related" not in planned_lists(SSIQuery(query="a stallion", hybrid=True))
