@@ -165,11 +165,25 @@ class PartialFailure(SSIError):
         self.recorded_at = recorded_at
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line for a pydantic error: ``field.path: message`` per problem, without pydantic's URLs."""
+def describe_validation_error(exc: ValidationError, *, clause: str | None = None) -> str:
+    """One line for a pydantic error, one part per problem, without pydantic's URLs.
+
+    Plain: ``field.path: message``. With ``clause``, the name of a search clause (``ssi``), phrased as the engines
+    phrase a bad clause, so a search client gets the kind of error it knows: ``[ssi] query does not support [size]``,
+    ``[ssi] requires [query]``, ``[ssi] [k] input should be ...``.
+    """
     parts = []
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"])
         message = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
-        parts.append(f"{where}: {message}" if where else message)
+        if clause is None:
+            parts.append(f"{where}: {message}" if where else message)
+        elif error["type"] == "extra_forbidden":
+            parts.append(f"[{clause}] query does not support [{where}]")
+        elif error["type"] == "missing":
+            parts.append(f"[{clause}] requires [{where or clause}]")
+        elif not where:  # a rule over several fields names them itself
+            parts.append(f"[{clause}] {message}")
+        else:
+            parts.append(f"[{clause}] [{where}] {message.lower()}")
     return "; ".join(parts)
