@@ -295,14 +295,3 @@ def build_trie(tokenizer: Any, pairs: Iterable[tuple[str, str]], *, heavy_thresh
         tokenizer_fingerprint=tokenizer_fingerprint(tokenizer),
         heavy_threshold=heavy_threshold,
     )
-
-
-def build_trie_for_folder(folder: str | Path, pairs: Iterable[tuple[str, str]], *, heavy_threshold: int = 32) -> IdentifierTrie:
-    """Rebuild and save ``folder/trie`` from pairs, loading only the tokenizer (no model)."""
-    from transformers import AutoTokenizer
-
-    folder = Path(folder)
-    GeneratorSpec.load(folder)
-    trie = build_trie(AutoTokenizer.from_pretrained(folder), pairs, heavy_threshold=heavy_threshold)
-    trie.save(folder / TRIE_FOLDER)
-    return trie
