@@ -5,6 +5,7 @@
     JsonLines    a JSON-lines file written and flushed line by line
     FailureLog   the failure file: one line per item, with its stage and reason
     prefetched   a producer in a background thread, joined when the block ends (Ctrl-C included)
+    ssi_record   an annotation as an identified record, its identifier made unique
 """
 
 from ssi_plugin.jobs.files import FailureLog, JsonLines
