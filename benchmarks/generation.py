@@ -123,7 +123,7 @@ def run(quick: bool = False) -> dict:
         base = "minilm-encoder-decoder"
         settings: dict = {"checkpoint_every": 10_000}
         if quick:
-            from ssi_plugin.generation.models import tiny_model
+            from tests.tiny_models import tiny_model
 
             model, tokenizer = tiny_model([e.text for e in examples] + [e.identifier for e in examples] + ["0 1 2 3 4 5 6 7 8 9"])
             base = str(Path(work) / "tiny")

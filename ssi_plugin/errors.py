@@ -27,13 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from pydantic import ValidationError
-
     from ssi_plugin.annotation.base import FailureReason
 
 
@@ -165,11 +163,40 @@ class PartialFailure(SSIError):
         self.recorded_at = recorded_at
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line for a pydantic error: ``field.path: message`` per problem, without pydantic's URLs."""
-    parts = []
+class ValidationProblems(Protocol):
+    """pydantic's ``ValidationError``, or FastAPI's ``RequestValidationError`` (the same problems, under ``body``)."""
+
+    def errors(self) -> Sequence[Any]: ...
+
+
+def validation_problems(exc: ValidationProblems, *, clause: str | None = None, root: str | None = None) -> list[tuple[str, str]]:
+    """``(field.path, sentence)`` of each problem, without pydantic's URLs; ``root``: a first path part to leave out.
+
+    Plain sentences read ``field.path: message``. With ``clause``, the name of a search clause (``ssi``), they are
+    phrased as the engines phrase a bad clause, so a search client gets the kind of error it knows:
+    ``[ssi] query does not support [size]``, ``[ssi] requires [query]``, ``[ssi] [k] input should be ...``.
+    """
+    problems = []
     for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"])
-        message = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)
+        path = list(error["loc"])
+        if root is not None and path[:1] == [root]:
+            path = path[1:]
+        where = ".".join(str(part) for part in path)
+        message = str(error.get("ctx", {}).get("error", error["msg"])) if error["type"] == "value_error" else error["msg"]
+        if clause is None:
+            sentence = f"{where}: {message}" if where else message
+        elif error["type"] == "extra_forbidden":
+            sentence = f"[{clause}] query does not support [{where}]"
+        elif error["type"] == "missing":
+            sentence = f"[{clause}] requires [{where or clause}]"
+        elif not where:  # a rule over several fields names them itself
+            sentence = f"[{clause}] {message}"
+        else:
+            sentence = f"[{clause}] [{where}] {message.lower()}"
+        problems.append((where, sentence))
+    return problems
+
+
+def describe_validation_error(exc: ValidationProblems, *, clause: str | None = None) -> str:
+    """One line for a validation error: each problem's sentence (``validation_problems``), joined by ``; ``."""
+    return "; ".join(sentence for _, sentence in validation_problems(exc, clause=clause))

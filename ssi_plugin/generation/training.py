@@ -33,6 +33,7 @@ from ssi_plugin.generation.examples import (
 )
 from ssi_plugin.generation.models import DEFAULT_BASE
 from ssi_plugin.generation.spec import SPEC_FILE, GeneratorSpec, prompt_ids
+from ssi_plugin.progress import progress_bar
 
 CHECKPOINT = "checkpoint"
 REPORT = "training_report.json"
@@ -165,8 +166,7 @@ def _train(examples: list[TrainingExample], out: Path, config: TrainingConfig, *
     model.train()
     started = time.perf_counter()
     seen = 0
-    with _progress(progress) as bar:
-        task = bar.add_task("training", total=total_steps, completed=start_step, loss=float("nan"))
+    with progress_bar("training", total=total_steps, enabled=progress, completed=start_step, fields={"loss": "loss {:.3f}"}) as advance:
         for step in range(start_step, total_steps):
             epoch, index = divmod(step, steps_per_epoch)
             batch = batches.batch(epoch, index)
@@ -180,7 +180,7 @@ def _train(examples: list[TrainingExample], out: Path, config: TrainingConfig, *
             seen += len(batch["texts"])
             history.append(LossPoint(step=step + 1, loss=loss.item(), identifier_loss=identifier_loss.item(),
                                      rationale_loss=None if rationale_loss is None else rationale_loss.item()))
-            bar.update(task, advance=1, loss=loss.item())
+            advance(1, loss=loss.item())
             stopping = stop_after is not None and step + 1 - start_step >= stop_after and step + 1 < total_steps
             if stopping or ((step + 1) % config.checkpoint_every == 0 and step + 1 < total_steps):
                 _save_checkpoint(out / CHECKPOINT, model, optimizer, scheduler, history, config)
@@ -426,21 +426,6 @@ def _load_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any) -
 def _tail_mean(history: list[LossPoint], window: int = 20) -> float:
     tail = history[-window:]
     return round(sum(point.identifier_loss for point in tail) / len(tail), 4) if tail else float("nan")
-
-
-def _progress(enabled: bool) -> Any:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn(),
-                    console=Console(stderr=True), disable=not enabled)
 
 
 def plot_losses(history: list[LossPoint], path: Path, *, title: str) -> None:

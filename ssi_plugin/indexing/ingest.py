@@ -11,38 +11,27 @@ assigns what an uninterrupted one would.
 
 from __future__ import annotations
 
-import itertools
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
-from ssi_plugin.annotation.base import AnnotationFailure, Annotator
-from ssi_plugin.annotation.job import ssi_record
+from ssi_plugin.annotation.base import Annotator
 from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.engine import EngineClient
 from ssi_plugin.engine.layout import cluster_layout, index_body, install_layout
 from ssi_plugin.engine.vectors import VECTOR_FIELD
 from ssi_plugin.identifiers import CollisionReport, CollisionResolver
 from ssi_plugin.indexing.documents import CAPTION_FIELD, image_document, indexed_records
-from ssi_plugin.indexing.failures import FailureLog
-from ssi_plugin.indexing.prefetch import prefetched
 from ssi_plugin.indexing.vectors import CaptionVectors
-from ssi_plugin.progress import progress_bar
+from ssi_plugin.jobs import Job, JobSummary
 
 
-class IngestSummary(BaseModel):
+class IngestSummary(JobSummary):
     index: str
     indexed: int
-    skipped: int
     vectors: int = 0
     """Documents given a caption vector (new ones, and those an earlier run indexed without one)."""
-    failed: int
-    failures: Path
     collisions: CollisionReport
-    seconds: float
 
     @property
     def docs_per_second(self) -> float:
@@ -78,60 +67,33 @@ def ingest(
     ``vectors``: also write each caption's embedding (``ssi_plugin.indexing.vectors``), and give one to the
     documents an earlier run indexed without it.
     """
-    started = time.perf_counter()
+    job = Job("ingesting", failures=failures, total=total, progress=progress, counters=("indexed", "vectors"))
     ensure_index(engine, index)
     embedder = CaptionVectors(engine, index, caption_field=CAPTION_FIELD) if vectors else None
     unembedded = embedder.lacking() if embedder else set()
     resolver = CollisionResolver()
-    done: set[str] = set()
     for record in indexed_records(engine, index):
         if (record.annotator, record.version) == (annotator.name, annotator.version):
             resolver.register(record.id, record.assignment)
-            done.add(record.id)
+            job.done.add(record.id)
+    identified = set(job.done)
 
-    counts = {"indexed": 0, "skipped": 0, "vectors": 0}
-    with FailureLog(failures) as failure_log, progress_bar("ingesting", total=total, enabled=progress) as advance:
+    def actions() -> Iterator[dict[str, Any]]:
+        for batch in job.batches(records, annotator.batch_size, redo=unembedded):
+            fresh = [image for image in batch if image.id not in identified]
+            identified.update(image.id for image in fresh)
+            documents = {image.id: image_document(image, record) for image, record in job.annotate(fresh, annotator, resolver)}
+            backfill = {image.id: {CAPTION_FIELD: image.captions[0] if image.captions else None}
+                        for image in batch if image.id in unembedded}
+            if embedder:
+                job.count("vectors", embedder.add([*documents.values(), *backfill.values()]))
+            for image_id, document in documents.items():
+                yield {"_op_type": "index", "_index": index, "_id": image_id, "_source": document}
+            for image_id, document in backfill.items():
+                yield {"_op_type": "update", "_index": index, "_id": image_id, "doc": {VECTOR_FIELD: document.get(VECTOR_FIELD)}}
 
-        def pending() -> Iterator[ImageRecord]:
-            for record in records:
-                if record.id in done and record.id not in unembedded:
-                    counts["skipped"] += 1
-                    advance(1)
-                    continue
-                yield record
-
-        def actions() -> Iterator[dict[str, Any]]:
-            stream = pending()
-            while batch := list(itertools.islice(stream, annotator.batch_size)):
-                fresh = [image for image in batch if image.id not in done]
-                done.update(image.id for image in fresh)
-                documents = {}
-                for image, result in zip(fresh, annotator.annotate_batch(fresh) if fresh else [], strict=True):
-                    if isinstance(result, AnnotationFailure):
-                        failure_log.add(image.id, "annotate", result.reason, result.detail)
-                        advance(1)
-                        continue
-                    documents[image.id] = image_document(image, ssi_record(result, annotator, resolver))
-                backfill = {image.id: {CAPTION_FIELD: image.captions[0] if image.captions else None}
-                            for image in batch if image.id in unembedded}
-                if embedder:
-                    counts["vectors"] += embedder.add([*documents.values(), *backfill.values()])
-                for image_id, document in documents.items():
-                    yield {"_op_type": "index", "_index": index, "_id": image_id, "_source": document}
-                for image_id, document in backfill.items():
-                    yield {"_op_type": "update", "_index": index, "_id": image_id, "doc": {VECTOR_FIELD: document.get(VECTOR_FIELD)}}
-
-        with prefetched(actions(), buffer=2 * chunk_size) as stream:
-            for outcome in engine.bulk(stream, chunk_size=chunk_size):
-                if not outcome.ok:
-                    failure_log.add(outcome.id or "?", "index", f"status {outcome.status}", outcome.error)
-                elif outcome.id in unembedded:
-                    counts["skipped"] += 1
-                else:
-                    counts["indexed"] += 1
-                advance(1)
+    with job:
+        job.index(engine, actions(), chunk_size=chunk_size,
+                  counter=lambda outcome: "skipped" if outcome.id in unembedded else "indexed")
     engine.refresh(index)
-    return IngestSummary(
-        index=index, failures=failures, failed=failure_log.count, collisions=resolver.report(),
-        seconds=time.perf_counter() - started, **counts,
-    )
+    return job.summary(IngestSummary, index=index, collisions=resolver.report())

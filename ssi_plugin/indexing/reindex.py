@@ -14,41 +14,31 @@ when the destination holds every source document.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
-from ssi_plugin.annotation.base import AnnotationFailure, Annotator
-from ssi_plugin.annotation.job import ssi_record
+from ssi_plugin.annotation.base import Annotator
 from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.engine import EngineClient
 from ssi_plugin.engine.scan import scan
 from ssi_plugin.errors import ConfigError, InputError, InvalidIdentifier, PartialFailure
 from ssi_plugin.identifiers import CollisionResolver, SSIRecord, parse_ssi
 from ssi_plugin.indexing.documents import CAPTION_FIELD, indexed_records
-from ssi_plugin.indexing.failures import FailureLog
 from ssi_plugin.indexing.ingest import ensure_index
-from ssi_plugin.indexing.prefetch import prefetched
 from ssi_plugin.indexing.vectors import CaptionVectors
-from ssi_plugin.progress import progress_bar
+from ssi_plugin.jobs import Job, JobSummary
 
 
-class ReindexSummary(BaseModel):
+class ReindexSummary(JobSummary):
     source: str
     dest: str
     source_count: int
     dest_count: int
     copied: int
     annotated: int
-    skipped: int
-    failed: int
-    failures: Path
     alias: str | None
     alias_moved: bool
-    seconds: float
 
 
 def reindex(
@@ -67,7 +57,6 @@ def reindex(
     progress: bool = True,
 ) -> ReindexSummary:
     """Copy ``source`` into ``dest`` (``vectors``: every copied document with its caption's embedding)."""
-    started = time.perf_counter()
     if source == dest:
         raise ConfigError("--source and --dest must be different indices")
     if not engine.exists(f"/{source}"):
@@ -76,61 +65,50 @@ def reindex(
         raise ConfigError(f"{alias!r} is an index, not an alias: choose another --alias name")
     if engine.exists(f"/{dest}") and engine.count(dest) and not resume:
         raise ConfigError(f"destination {dest!r} already holds {engine.count(dest)} documents: pass --resume to continue it")
+    source_count = engine.count(source)
+    job = Job("reindexing", failures=failures, total=source_count, progress=progress, counters=("copied", "annotated"))
     ensure_index(engine, dest)
     embedder = CaptionVectors(engine, dest, caption_field=caption_field) if vectors else None
 
     resolver = CollisionResolver()
-    done: set[str] = set()
     for record in indexed_records(engine, dest):
         resolver.register(record.id, record.assignment)
-        done.add(record.id)
+        job.done.add(record.id)
     for hit in scan(engine, source, source=["ssi"]):
         kept = _current_identifier(hit, annotator)
-        if kept is not None and hit["_id"] not in done:
+        if kept is not None and hit["_id"] not in job.done:
             resolver.register(hit["_id"], kept.assignment)
 
-    source_count = engine.count(source)
-    counts = {"copied": 0, "annotated": 0, "skipped": 0}
-    with FailureLog(failures) as failure_log, progress_bar("reindexing", total=source_count, enabled=progress) as advance:
+    def actions() -> Iterator[dict[str, Any]]:
+        hits = scan(engine, source, page_size=chunk_size)
+        for batch in job.batches(hits, annotator.batch_size, key=lambda hit: hit["_id"]):
+            documents = {hit["_id"]: {key: value for key, value in hit.get("_source", {}).items() if key != "ssi_error"}
+                         for hit in batch}
+            records = {hit["_id"]: record for hit in batch if (record := _current_identifier(hit, annotator)) is not None}
+            job.count("copied", len(records))
+            unidentified = [_image(image_id, document, caption_field, image_field)
+                            for image_id, document in documents.items() if image_id not in records]
+            annotated = {image.id: record for image, record in job.annotate(unidentified, annotator, resolver)}
+            job.count("annotated", len(annotated))
+            records |= annotated
+            for image_id, document in documents.items():
+                if (record := records.get(image_id)) is not None:
+                    yield {"_op_type": "index", "_index": dest, "_id": image_id, "_source": {**document, "ssi": record.index_fields()}}
 
-        def actions() -> Iterator[dict[str, Any]]:
-            for hit in scan(engine, source, page_size=chunk_size):
-                document = {key: value for key, value in hit.get("_source", {}).items() if key != "ssi_error"}
-                if hit["_id"] in done:
-                    counts["skipped"] += 1
-                    advance(1)
-                    continue
-                record = _current_identifier(hit, annotator)
-                if record is not None:
-                    counts["copied"] += 1
-                else:
-                    record = _annotate(hit, document, annotator, resolver, caption_field, image_field, failure_log)
-                    if record is None:
-                        advance(1)
-                        continue
-                    counts["annotated"] += 1
-                yield {"_op_type": "index", "_index": dest, "_id": hit["_id"], "_source": {**document, "ssi": record.index_fields()}}
-
-        with prefetched(embedder.embedded(actions()) if embedder else actions(), buffer=2 * chunk_size) as stream:
-            for outcome in engine.bulk(stream, chunk_size=chunk_size):
-                if not outcome.ok:
-                    failure_log.add(outcome.id or "?", "index", f"status {outcome.status}", outcome.error)
-                advance(1)
+    with job:
+        job.index(engine, embedder.embedded(actions()) if embedder else actions(), chunk_size=chunk_size)
     engine.refresh(dest)
     dest_count = engine.count(dest)
     complete = dest_count == source_count
     if alias is not None and complete:
         _move_alias(engine, alias, dest)
-    summary = ReindexSummary(
-        source=source, dest=dest, source_count=source_count, dest_count=dest_count, failed=failure_log.count,
-        failures=failures, alias=alias, alias_moved=alias is not None and complete,
-        seconds=time.perf_counter() - started, **counts,
-    )
+    summary = job.summary(ReindexSummary, source=source, dest=dest, source_count=source_count, dest_count=dest_count,
+                          alias=alias, alias_moved=alias is not None and complete)
     if not complete:
         raise PartialFailure(
-            f"{dest} holds {dest_count} of {source_count} documents ({failure_log.count} failed, see {failures})"
+            f"{dest} holds {dest_count} of {source_count} documents ({summary.failed} failed, see {failures})"
             + (f"; alias {alias!r} was not moved" if alias else ""),
-            failed=failure_log.count,
+            failed=summary.failed,
             recorded_at=str(failures),
         )
     return summary
@@ -152,21 +130,12 @@ def _current_identifier(hit: dict[str, Any], annotator: Annotator) -> SSIRecord 
         return None
 
 
-def _annotate(
-    hit: dict[str, Any], document: dict[str, Any], annotator: Annotator, resolver: CollisionResolver,
-    caption_field: str, image_field: str, failure_log: FailureLog,
-) -> SSIRecord | None:
+def _image(image_id: str, document: dict[str, Any], caption_field: str, image_field: str) -> ImageRecord:
+    """What an annotator reads of a source document: its caption and its image path or URL."""
     caption = document.get(caption_field)
-    image = ImageRecord(
-        id=hit["_id"],
-        image=document.get(image_field) if isinstance(document.get(image_field), str) else None,
-        captions=(caption,) if isinstance(caption, str) else (),
-    )
-    result = annotator.annotate_batch([image])[0]
-    if isinstance(result, AnnotationFailure):
-        failure_log.add(image.id, "annotate", result.reason, result.detail)
-        return None
-    return ssi_record(result, annotator, resolver)
+    image = document.get(image_field)
+    return ImageRecord(id=image_id, image=image if isinstance(image, str) else None,
+                       captions=(caption,) if isinstance(caption, str) else ())
 
 
 def _move_alias(engine: EngineClient, alias: str, dest: str) -> None:

@@ -18,12 +18,11 @@ Ranked lists, each one engine query:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ssi_plugin.engine.vectors import knn_search
-from ssi_plugin.generation.generator import GenerationResult
+from ssi_plugin.generation.generator import GenerationResult, candidate_probabilities
 from ssi_plugin.identifiers import SLOTS, query_concepts
 from ssi_plugin.search.options import SSIQuery
 from ssi_plugin.search.related import BOOST_POWER
@@ -53,16 +52,6 @@ class DenseLeg(NamedTuple):
     vector: Sequence[float]
 
 
-def candidate_probabilities(result: GenerationResult) -> dict[str, float]:
-    """Softmax of the candidates' sequence scores: how much of the beam's mass each identifier holds."""
-    if not result.candidates:
-        return {}
-    top = max(c.score for c in result.candidates)
-    weights = {c.identifier: math.exp(c.score - top) for c in result.candidates}
-    total = sum(weights.values())
-    return {identifier: weight / total for identifier, weight in weights.items()}
-
-
 def planned_lists(options: SSIQuery) -> list[str]:
     """Every list a search with ``options`` may ask, in fusion order (``plan_queries`` leaves out those with nothing to ask)."""
     lexical = ["dense"] if options.dense_field else ["terms", "related"] if options.query else []
@@ -81,7 +70,7 @@ def plan_queries(result: GenerationResult, options: SSIQuery, *, window: int, fi
     bodies: dict[str, dict[str, Any]] = {}
     exact = [
         {"term": {"ssi.id": {"value": identifier, "boost": max(probability, _MIN_BOOST)}}}
-        for identifier, probability in candidate_probabilities(result).items()
+        for identifier, probability in candidate_probabilities(result.candidates).items()
     ]
     if exact:
         bodies["exact"] = _list(exact, window, filters, must_not)

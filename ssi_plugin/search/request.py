@@ -150,7 +150,7 @@ def _clause(options: Any) -> SSIQuery:
     try:
         return SSIQuery.model_validate(options)
     except ValidationError as exc:
-        raise InputError(_describe(exc)) from None
+        raise InputError(describe_validation_error(exc, clause="ssi")) from None
 
 
 def _clauses(value: Any, where: str) -> list[dict[str, Any]]:
@@ -203,18 +203,3 @@ def _check_read_parts(body: Mapping[str, Any]) -> None:
 
 def _is_field_entry(entry: Any) -> bool:
     return isinstance(entry, str) or (isinstance(entry, dict) and isinstance(entry.get("field"), str))
-
-
-def _describe(exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors():
-        field = ".".join(map(str, error["loc"])) or "ssi"
-        if error["type"] == "extra_forbidden":
-            problems.append(f"[ssi] query does not support [{field}]")
-        elif error["type"] == "missing":
-            problems.append(f"[ssi] requires [{field}]")
-        elif not error["loc"] and error["type"] == "value_error":  # a rule over several fields names them itself
-            problems.append(f"[ssi] {error['ctx']['error']}")
-        else:
-            problems.append(f"[ssi] [{field}] {error['msg'].lower()}")
-    return "; ".join(problems)

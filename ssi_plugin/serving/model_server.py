@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ssi_plugin.annotation.chat_model import LocalChatModel
-from ssi_plugin.errors import InputError
+from ssi_plugin.errors import InputError, validation_problems
 from ssi_plugin.extras import requires_extra
 
 DEFAULT_MAX_TOKENS = 256
@@ -81,10 +81,10 @@ def create_app(chat: LocalChatModel, *, served_name: str | None = None, api_key:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        message = f"{where}: {first.get('msg', 'invalid request')}" if where else str(first.get("msg", "invalid request"))
-        return JSONResponse(APIError(400, message, param=where or None).body, status_code=400)
+        problems = validation_problems(exc, root="body")
+        message = "; ".join(sentence for _, sentence in problems) or "invalid request"
+        first_field = problems[0][0] if problems else ""
+        return JSONResponse(APIError(400, message, param=first_field or None).body, status_code=400)
 
     @app.middleware("http")
     async def _authorize(request: Request, call_next: Any) -> Any:

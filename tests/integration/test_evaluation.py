@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import pytest
 import torch
+from tiny_models import tiny_model
 
 from ssi_plugin.annotation.factory import create_annotator
 from ssi_plugin.datasets import ImageRecord
@@ -25,7 +26,6 @@ from ssi_plugin.evaluation import (
 )
 from ssi_plugin.evaluation.dense import DenseRetriever
 from ssi_plugin.evaluation.run import open_generator_retriever
-from ssi_plugin.generation.models import tiny_model
 from ssi_plugin.generation.training import TrainingConfig
 
 pytestmark = pytest.mark.engine

@@ -155,7 +155,7 @@ def test_ingest_stopped_by_ctrl_c_or_an_engine_outage_exits_cleanly_and_a_rerun_
     assert set(ids) == _dataset_ids(dataset)
 
 
-def test_reindex_stopped_by_an_engine_outage_exits_cleanly_and_a_resumed_run_completes_it(own_node: LocalNode) -> None:
+def test_reindex_stopped_by_an_engine_outage_exits_cleanly_and_a_resumed_run_completes_it(own_node: LocalNode, tmp_path: Path) -> None:
     url = str(own_node.status().url)
     with connect(EngineSettings(url=url)) as engine:  # documents without identifiers: reindex annotates each one
         engine.request("PUT", "/raw")
@@ -163,7 +163,7 @@ def test_reindex_stopped_by_an_engine_outage_exits_cleanly_and_a_resumed_run_com
                    for n in range(1500))
         assert all(outcome.ok for outcome in engine.bulk(actions, chunk_size=500))
         engine.refresh("raw")
-    reindex = ("reindex", "--source", "raw", "--dest", "fresh", "--chunk-size", "50")
+    reindex = ("reindex", "--source", "raw", "--dest", "fresh", "--chunk-size", "50", "--failures", str(tmp_path / "fresh.failures.jsonl"))
 
     job = _start(*reindex, "--url", url)
     code, stderr = _interrupt_mid_run(job, lambda: _count(url, "fresh") >= 50, _kill(own_node))

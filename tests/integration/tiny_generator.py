@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tiny_models import tiny_model
+
 from ssi_plugin.engine import EngineClient
 from ssi_plugin.engine.layout import cluster_layout, index_body, install_layout
 from ssi_plugin.generation.generator import build_trie, save_folder
-from ssi_plugin.generation.models import tiny_model
 from ssi_plugin.generation.spec import GeneratorSpec, end_token_of, tokenizer_fingerprint
 from ssi_plugin.identifiers import SSI, SSIRecord
 from ssi_plugin.indexing.trie import default_model_dir

@@ -76,7 +76,7 @@ def test_output_lines_failures_and_collisions(tmp_path: Path) -> None:
     assert lines[0]["ssi"]["rationale"] == "It shows dog."
     assert lines[3]["collision"] == {"kind": "suffix", "base": "objects: dog"}
     assert _lines(failures_path(out)) == [
-        {"id": "img2", "reason": "no_concept", "detail": "told to fail", "image": None, "caption": None}
+        {"id": "img2", "stage": "annotate", "reason": "no_concept", "detail": "told to fail", "image": None, "caption": None}
     ]
     assert (summary.annotated, summary.failed, summary.skipped) == (4, 1, 0)
     assert summary.failure_reasons == {"no_concept": 1}

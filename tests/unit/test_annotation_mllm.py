@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from tiny_models import build_tiny_vlm
 
 from ssi_plugin.annotation.base import Annotation, AnnotationFailure
 from ssi_plugin.annotation.mllm import MLLMAnnotator
@@ -16,7 +17,6 @@ from ssi_plugin.annotation.prompted import (
     parse_answer,
     prompt_text,
 )
-from ssi_plugin.annotation.tiny_vlm import build_tiny_vlm
 from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.errors import AnnotationError
 

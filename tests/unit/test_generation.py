@@ -10,6 +10,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiny_models import tiny_model
 
 from ssi_plugin.errors import InputError, ModelError
 from ssi_plugin.generation.constraint import TrieConstraint
@@ -19,7 +20,6 @@ from ssi_plugin.generation.generator import (
     build_trie,
     concept_weights,
 )
-from ssi_plugin.generation.models import tiny_model
 from ssi_plugin.generation.spec import (
     GeneratorSpec,
     end_token_of,

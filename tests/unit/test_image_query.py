@@ -11,9 +11,10 @@ from pydantic import ValidationError
 
 from ssi_plugin.annotation.image_urls import ImageURLReader
 from ssi_plugin.errors import InputError
+from ssi_plugin.generation.generator import candidate_probabilities
 from ssi_plugin.search import SSIQuery
 from ssi_plugin.search.image_query import QueryImageReader, image_generation
-from ssi_plugin.search.plan import candidate_probabilities, plan_queries, planned_lists
+from ssi_plugin.search.plan import plan_queries, planned_lists
 
 
 def _data_url(image: Image.Image) -> str:
@@ -38,7 +39,7 @@ def test_a_photograph_is_read_as_the_index_reads_its_images(reader: QueryImageRe
     assert {"cat", "sofa"} <= set(captioned.ssi.objects) and "sleep" in captioned.ssi.actions
 
     generation = image_generation(captioned, caption="a cat sleeping on a red sofa")
-    assert candidate_probabilities(generation) == {captioned.ssi.id: 1.0}
+    assert candidate_probabilities(generation.candidates) == {captioned.ssi.id: 1.0}
     assert generation.concepts == dict.fromkeys(captioned.ssi.concepts, 1.0)
     bodies = plan_queries(generation, SSIQuery(image=cat), window=50)
     assert set(bodies) == {"exact", "concepts"}  # no text: nothing for the query's words

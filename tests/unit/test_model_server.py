@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tiny_models import build_tiny_vlm
 
 from ssi_plugin.annotation.base import AnnotationFailure
 from ssi_plugin.annotation.chat_model import LocalChatModel
 from ssi_plugin.annotation.http import HTTPAnnotator
-from ssi_plugin.annotation.tiny_vlm import build_tiny_vlm
 from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.serving.model_server import create_app
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from ssi_plugin.indexing.prefetch import prefetched
+from ssi_plugin.jobs.prefetch import prefetched
 
 
 def _producers() -> list[threading.Thread]:

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from safetensors.torch import load_file
+from tiny_models import tiny_model
 
 from ssi_plugin.cli import cli
 from ssi_plugin.errors import ConfigError, InputError
 from ssi_plugin.generation.examples import TrainingExample, read_examples
 from ssi_plugin.generation.generator import Generator
-from ssi_plugin.generation.models import tiny_model
 from ssi_plugin.generation.training import TrainingConfig, train
 
 PAIRS = [
