@@ -78,10 +78,8 @@ class SSIIndex:
                  images: QueryImageReader | None = None, log: Log = _quiet) -> None:
         from ssi_plugin.indexing.trie import default_model_dir
 
-        if not index.strip():
-            raise ConfigError("index: the index name is empty")
         self.engine = engine
-        self.index = index
+        self.index = _index_name(index)
         self.cache_dir = cache_dir
         self.generator_dir = Path(generator_dir) if generator_dir is not None else default_model_dir(cache_dir, index)
         """Where ``train`` writes the generator and ``search`` reads it (default: the index's, as the commands use)."""
@@ -101,6 +99,7 @@ class SSIIndex:
         from ssi_plugin.engine import connect
 
         settings = resolve_settings(url=url, **connection)
+        _index_name(index)  # before a local node is started for nothing
         engine = connect(settings, progress=log)
         try:
             return cls(engine, index, cache_dir=settings.cache_dir, generator_dir=generator_dir, images=images, log=log)
@@ -271,6 +270,13 @@ def create_app(url: str | None = None, *, index: str | None = None, generator_di
     served = f"ssi queries on {index}" if index else "ssi queries on any index with a trained generator"
     log(f"Serving the search API of {engine.kind} {engine.info.version} at {engine.url} ({served})")
     return proxy.app
+
+
+def _index_name(index: str) -> str:
+    """``index``, refused when empty (the engines' own rules judge the rest, naming it)."""
+    if not isinstance(index, str) or not index.strip():
+        raise ConfigError(f"index: expected an index name, got {index!r}")
+    return index
 
 
 def _image_url(image: str | os.PathLike[str]) -> str:

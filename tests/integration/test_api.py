@@ -92,7 +92,7 @@ def test_bad_input_is_named(engine: EngineClient, engine_url: str, index_name: s
         SSIIndex.connect("ftp://x")
     with pytest.raises(ConfigError, match="verify_certs"):
         SSIIndex.connect(engine_url, verify_certs="perhaps")
-    with pytest.raises(ConfigError, match="index: the index name is empty"):
+    with pytest.raises(ConfigError, match="index: expected an index name, got ' '"):
         SSIIndex.connect(engine_url, " ")
     with SSIIndex.connect(engine_url, index_name, cache_dir=tmp_path) as images:
         with pytest.raises(InputError, match=r"requires \[query\]"):
