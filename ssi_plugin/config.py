@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_cache_path
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ssi_plugin.errors import ConfigError, describe_validation_error
 
 EngineKind = Literal["opensearch", "elasticsearch"]
 
@@ -55,3 +57,14 @@ class EngineSettings(BaseSettings):
         if path is not None and not path.is_file():
             raise ValueError(f"CA certificate file {path} does not exist")
         return path
+
+
+def resolve_settings(**given: object) -> EngineSettings:
+    """The settings of one caller: what it gives (None: not given) wins over the environment, then the defaults.
+
+    A bad value is a ``ConfigError`` naming the setting, never a pydantic traceback.
+    """
+    try:
+        return EngineSettings(**{name: value for name, value in given.items() if value is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None

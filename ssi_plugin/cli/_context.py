@@ -8,10 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from pydantic import ValidationError
 
-from ssi_plugin.config import EngineSettings
-from ssi_plugin.errors import ConfigError, describe_validation_error
+from ssi_plugin.config import EngineSettings, resolve_settings
 
 if TYPE_CHECKING:
     from ssi_plugin.engine import EngineClient
@@ -50,17 +48,24 @@ def engine_options(command: Callable[..., Any] | None = None, *, client_choice: 
     return wrapper
 
 
+def engine_flags(ctx: click.Context) -> dict[str, Any]:
+    """The connection flags given anywhere on the command line, by their ``EngineSettings`` names."""
+    root = ctx.find_root()
+    return dict(root.obj.get("engine_flags", {})) if root.obj else {}
+
+
 def engine_settings(ctx: click.Context) -> EngineSettings:
     """The settings of this invocation: flags given anywhere on the command line win over the environment."""
-    flags = ctx.find_root().obj.get("engine_flags", {}) if ctx.find_root().obj else {}
-    try:
-        return EngineSettings(**flags)
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc)) from None
+    return resolve_settings(**engine_flags(ctx))
+
+
+def log(line: str) -> None:
+    """A progress line: on stderr, so that stdout holds only the command's answer."""
+    click.echo(line, err=True)
 
 
 def connect_engine(ctx: click.Context) -> EngineClient:
     """Connect with this invocation's settings, starting the embedded node when no URL is set."""
     from ssi_plugin.engine import connect
 
-    return connect(engine_settings(ctx), progress=lambda line: click.echo(line, err=True))
+    return connect(engine_settings(ctx), progress=log)

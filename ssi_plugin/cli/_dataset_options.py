@@ -49,7 +49,7 @@ def annotator_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def dataset_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add DATASET with --images-dir, --split and --limit; the command receives them as given."""
 
-    @click.argument("dataset", type=click.Path(path_type=Path))
+    @click.argument("dataset", type=click.Path(path_type=Path, exists=True))  # checked before any cluster is contacted
     @click.option("--images-dir", type=click.Path(path_type=Path), help="Folder of the images (default: the dataset file's folder).")
     @click.option("--split", help="Only this split (Karpathy: train, val, test, restval).")
     @click.option("--limit", type=click.IntRange(min=1), help="Only the first N records.")
@@ -59,13 +59,3 @@ def dataset_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     return wrapper
 
-
-def open_dataset(dataset: Path, *, images_dir: Path | None, split: str | None, limit: int | None) -> tuple[Any, int]:
-    """(records, total) of a dataset, read once to count it and once to stream it."""
-    import itertools
-
-    from ssi_plugin.datasets import read_dataset
-
-    total = sum(1 for _ in read_dataset(dataset, images_dir=images_dir, split=split))
-    total = min(total, limit) if limit else total
-    return itertools.islice(read_dataset(dataset, images_dir=images_dir, split=split), limit), total

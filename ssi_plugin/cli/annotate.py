@@ -7,11 +7,7 @@ from typing import Any
 
 import click
 
-from ssi_plugin.cli._dataset_options import (
-    annotator_options,
-    dataset_options,
-    open_dataset,
-)
+from ssi_plugin.cli._dataset_options import annotator_options, dataset_options
 
 
 @click.command("annotate")
@@ -35,9 +31,10 @@ def annotate_command(
     """
     from ssi_plugin.annotation.factory import create_annotator
     from ssi_plugin.annotation.job import annotate_dataset
+    from ssi_plugin.datasets import counted_dataset
     from ssi_plugin.errors import PartialFailure
 
-    records, total = open_dataset(dataset, images_dir=images_dir, split=split, limit=limit)
+    records, total = counted_dataset(dataset, images_dir=images_dir, split=split, limit=limit)
     click.echo(f"Loading the {annotator_kind} annotator ...", err=True)
     with create_annotator(annotator_kind, annotator_options) as annotator:
         click.echo(f"Annotating {total} images of {dataset} with {annotator.version} into {out} ...", err=True)

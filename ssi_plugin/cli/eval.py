@@ -8,11 +8,7 @@ from typing import Any
 import click
 
 from ssi_plugin.cli._context import connect_engine, engine_options, engine_settings
-from ssi_plugin.cli._dataset_options import (
-    annotator_options,
-    dataset_options,
-    open_dataset,
-)
+from ssi_plugin.cli._dataset_options import annotator_options, dataset_options
 
 RETRIEVERS = ("bm25", "dense-minilm", "dense-engine", "ssi", "ssi-no-rgs", "numeric-ids", "ssi+dense")
 
@@ -71,6 +67,7 @@ def eval_command(
     Reruns reuse the index and the trained models while their inputs are unchanged.
     """
     from ssi_plugin.annotation.factory import create_annotator
+    from ssi_plugin.datasets import counted_dataset
     from ssi_plugin.evaluation import (
         BASELINES,
         EvalOptions,
@@ -93,7 +90,7 @@ def eval_command(
         unseen=unseen,
         split_seed=split_seed,
     )
-    records, _ = open_dataset(dataset, images_dir=images_dir, split=split, limit=limit)
+    records, _ = counted_dataset(dataset, images_dir=images_dir, split=split, limit=limit)
     def log(line: str) -> None:
         click.echo(line, err=True)
 

@@ -7,12 +7,8 @@ from typing import Any
 
 import click
 
-from ssi_plugin.cli._context import connect_engine, engine_options
-from ssi_plugin.cli._dataset_options import (
-    annotator_options,
-    dataset_options,
-    open_dataset,
-)
+from ssi_plugin.cli._context import engine_flags, engine_options, log
+from ssi_plugin.cli._dataset_options import annotator_options, dataset_options
 
 
 @click.command("ingest")
@@ -47,16 +43,12 @@ def ingest_command(
     annotator version are skipped. Exit code 6 when some images failed; each is
     listed with its stage and reason in the failure file.
     """
-    from ssi_plugin.annotation.factory import create_annotator
+    from ssi_plugin import SSIIndex
     from ssi_plugin.errors import PartialFailure
-    from ssi_plugin.indexing import ingest
 
-    records, total = open_dataset(dataset, images_dir=images_dir, split=split, limit=limit)
-    failures = failures or Path(f"{index}.failures.jsonl")
-    with connect_engine(ctx) as engine, create_annotator(annotator_kind, annotator_options) as annotator:
-        click.echo(f"Ingesting {total} images of {dataset} into {engine.kind} {engine.url}/{index} with {annotator.version} ...", err=True)
-        summary = ingest(engine, records, annotator, index=index, failures=failures, total=total, chunk_size=chunk_size,
-                         vectors=vectors)
+    with SSIIndex.connect(index=index, log=log, **engine_flags(ctx)) as target:
+        summary = target.ingest(dataset, images_dir=images_dir, split=split, limit=limit, annotator=annotator_kind,
+                                annotator_options=annotator_options, failures=failures, chunk_size=chunk_size, vectors=vectors)
     click.echo(
         f"{summary.indexed} indexed, {summary.skipped} already there, {summary.failed} failed "
         f"in {summary.seconds:.1f} s ({summary.docs_per_second:.0f} docs/s); "

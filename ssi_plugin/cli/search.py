@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
-from ssi_plugin.cli._context import connect_engine, engine_options, engine_settings
+from ssi_plugin.cli._context import engine_flags, engine_options, log
 from ssi_plugin.cli._image_query_options import image_annotator_options
 
 if TYPE_CHECKING:
     from ssi_plugin.search.image_query import QueryImageReader
+    from ssi_plugin.search.options import Fusion
 
 
 @click.command("search")
@@ -40,32 +41,16 @@ if TYPE_CHECKING:
 @click.pass_context
 def search_command(
     ctx: click.Context, text: str | None, image_file: Path | None, images: QueryImageReader, index: str, model_dir: Path | None,
-    size: int, k: int, fusion: str | None, bm25_field: str | None, hybrid: bool, vector_field: str | None, explain: bool, as_json: bool,
+    size: int, k: int, fusion: Fusion | None, bm25_field: str | None, hybrid: bool, vector_field: str | None, explain: bool, as_json: bool,
 ) -> None:
     """Search INDEX for images matching TEXT, or like the image of --image."""
-    from pydantic import ValidationError
-
-    from ssi_plugin.annotation.images import image_data_url
-    from ssi_plugin.errors import AnnotationError, InputError, describe_validation_error
-    from ssi_plugin.indexing.trie import default_model_dir
-    from ssi_plugin.search import SSIQuery, SSISearcher
+    from ssi_plugin import SSIIndex
 
     if text is None and image_file is None:
         raise click.UsageError("give TEXT, --image FILE, or both")
-    chosen: dict[str, Any] = {"fusion": fusion} if fusion else {}
-    try:
-        image = image_data_url(str(image_file)) if image_file else None
-    except AnnotationError as exc:
-        raise InputError(exc.detail) from None
-    try:
-        query = SSIQuery(query=text, image=image, k=k, bm25_field=bm25_field, hybrid=hybrid, vector_field=vector_field,
-                         explain=explain or as_json, **chosen)
-    except ValidationError as exc:
-        raise InputError(describe_validation_error(exc)) from None
-    cache_dir = engine_settings(ctx).cache_dir
-    folder = model_dir or default_model_dir(cache_dir, index)
-    with connect_engine(ctx) as engine:
-        result = SSISearcher.open(engine, index, model_dir=folder, cache_dir=cache_dir, images=images).search(query, size=size)
+    with SSIIndex.connect(index=index, generator_dir=model_dir, images=images, log=log, **engine_flags(ctx)) as searched:
+        result = searched.search(text, image=image_file, size=size, k=k, fusion=fusion, bm25_field=bm25_field,
+                                 hybrid=hybrid, vector_field=vector_field, explain=explain or as_json)
     if as_json:
         click.echo(json.dumps(result.as_engine_response(), indent=2))
         return

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ssi_plugin.cli._context import engine_options, engine_settings
+from ssi_plugin.cli._context import engine_flags, engine_options, log
 from ssi_plugin.cli._image_query_options import image_annotator_options
 
 if TYPE_CHECKING:
@@ -88,48 +88,15 @@ def serve_command(
     is answered by the index's generator; everything else reaches the cluster
     unchanged, credentials included. The search page is at /_ssi/.
     """
-    from pydantic import ValidationError
-
-    from ssi_plugin.engine import connect
-    from ssi_plugin.errors import ConfigError, describe_validation_error
-    from ssi_plugin.serving.proxy import ProxySettings, SearchProxy
-    from ssi_plugin.serving.search_page import PAGE_PATH, SearchPage
-    from ssi_plugin.serving.searchers import IndexSearchers
+    from ssi_plugin import create_app
+    from ssi_plugin.serving.search_page import PAGE_PATH
     from ssi_plugin.serving.server import serve_forever
-    from ssi_plugin.serving.thumbnails import Thumbnails
 
+    flags = engine_flags(ctx)
     if upstream is not None:  # --upstream is --url under the name a proxy's users look for
-        ctx.find_root().ensure_object(dict)
-        ctx.find_root().obj.setdefault("engine_flags", {})["url"] = upstream
-    settings = engine_settings(ctx)
-    engine = connect(settings, progress=lambda line: click.echo(line, err=True))
-    try:
-        proxy_settings = ProxySettings(
-            upstream=engine.url,
-            max_body_size=max_body_size,  # type: ignore[arg-type]  # ByteSize parses "10MiB"
-            connect_timeout=settings.connect_timeout,
-            request_timeout=request_timeout,
-            verify_certs=settings.verify_certs,
-            ca_certs=settings.ca_certs,
-            ssi_concurrency=ssi_concurrency,
-            engine=engine.info.kind,
-        )
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc)) from None
-    searchers = IndexSearchers(engine, cache_dir=settings.cache_dir, index=index, model_dir=model_dir, images=images)
-    if index is not None:
-        click.echo(f"Loading the generator of {index} ...", err=True)
-        searchers.preload()
-    page = SearchPage(Thumbnails(engine, index=index), default_index=lambda: searchers.default_index)
-    proxy = SearchProxy(proxy_settings, searchers, health=searchers.health, page=page)
-    served = f"ssi queries on {index}" if index else "ssi queries on any index with a trained generator"
-    click.echo(
-        f"Serving the search API of {engine.kind} {engine.info.version} at {engine.url} on http://{host}:{port} ({served})",
-        err=True,
-    )
-    click.echo(f"Search page: http://{host}:{port}{PAGE_PATH}", err=True)
-    try:
-        serve_forever(proxy.app, host=host, port=port, access_log=access_log)
-    finally:
-        searchers.close()
-        engine.close()
+        flags["url"] = upstream
+    app = create_app(index=index, generator_dir=model_dir, max_body_size=max_body_size, request_timeout=request_timeout,
+                     ssi_concurrency=ssi_concurrency, images=images, log=log, **flags)
+    log(f"Listening on http://{host}:{port}")
+    log(f"Search page: http://{host}:{port}{PAGE_PATH}")
+    serve_forever(app, host=host, port=port, access_log=access_log)

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ssi_plugin.cli._context import connect_engine, engine_options
+from ssi_plugin.cli._context import engine_flags, engine_options, log
 
 
 @click.command("setup")
@@ -16,11 +16,10 @@ from ssi_plugin.cli._context import connect_engine, engine_options
 @click.pass_context
 def setup(ctx: click.Context, index_patterns: tuple[str, ...], dry_run: bool) -> None:
     """Install or update the SSI templates and pipeline (idempotent, versioned)."""
-    from ssi_plugin.engine.layout import install_layout, load_layout
+    from ssi_plugin import SSIIndex
 
-    resources = load_layout(index_patterns=list(index_patterns) or None)
-    with connect_engine(ctx) as engine:
-        actions = install_layout(engine, resources, dry_run=dry_run)
+    with SSIIndex.connect(log=log, **engine_flags(ctx)) as cluster:
+        actions = cluster.setup(index_patterns=index_patterns, dry_run=dry_run)
     for action in actions:
         changed = action.request is not None and action.installed_version is not None
         versions = f"v{action.installed_version} -> v{action.version}" if changed else f"v{action.version}"

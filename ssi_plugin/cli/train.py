@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ssi_plugin.cli._context import connect_engine, engine_options, engine_settings
+from ssi_plugin.cli._context import engine_flags, engine_options, log
 
 
 @click.command("train")
@@ -49,6 +49,7 @@ def train_command(ctx: click.Context, index: str | None, data: tuple[Path, ...],
     """Fine-tune a generator; writes model, tokenizer, trie, loss curves (PNG) and a report to --out."""
     from pydantic import ValidationError
 
+    from ssi_plugin import SSIIndex
     from ssi_plugin.errors import ConfigError, describe_validation_error
     from ssi_plugin.generation.examples import read_examples
     from ssi_plugin.generation.training import LoraSettings, TrainingConfig, train
@@ -64,21 +65,21 @@ def train_command(ctx: click.Context, index: str | None, data: tuple[Path, ...],
         )
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
-    if not index and not data:
-        raise ConfigError("give --index (train on an index) or --data (training files)")
-    examples = [example for path in (*data, *queries) for example in read_examples(path)]
+    files = (*data, *queries)
     if index:
-        from ssi_plugin.indexing.documents import training_examples
-        from ssi_plugin.indexing.trie import default_model_dir
-
-        with connect_engine(ctx) as engine:
-            examples += training_examples(engine, index)
-        out = out or default_model_dir(engine_settings(ctx).cache_dir, index)
-    if out is None:
-        raise ConfigError("--out is needed when training from --data alone")
-    click.echo(f"Training {base} on {len(examples)} examples -> {out}", err=True)
-    report = train(examples, out, config, resume=resume, overwrite=overwrite)
-    assert report is not None  # train returns None only when told to stop early (stop_after)
+        with SSIIndex.connect(index=index, generator_dir=out, log=log, **engine_flags(ctx)) as source:
+            report = source.train(config=config, data=files, resume=resume, overwrite=overwrite)
+            out = source.generator_dir
+    else:
+        if not data:
+            raise ConfigError("give --index (train on an index) or --data (training files)")
+        if out is None:
+            raise ConfigError("--out is needed when training from --data alone")
+        examples = list(read_examples(*files))
+        log(f"Training {base} on {len(examples)} examples -> {out}")
+        trained = train(examples, out, config, resume=resume, overwrite=overwrite)
+        assert trained is not None  # train returns None only when told to stop early (stop_after)
+        report = trained
     click.echo(f"Trained {report.steps} steps in {report.seconds:.0f} s ({report.examples_per_second:.1f} examples/s); "
                f"identifier loss {report.final_identifier_loss:.3f}; {report.images} images in the trie.")
     click.echo(f"Loss curves: {out / report.curves}")

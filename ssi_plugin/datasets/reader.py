@@ -11,6 +11,7 @@ Identifiers must be unique within a dataset.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -80,6 +81,24 @@ def read_dataset(
         entries = reader(data, file, images_dir=folder)
     wanted = None if split is None else frozenset([split] if isinstance(split, str) else split)
     return _checked(entries, file, wanted)
+
+
+def counted_dataset(
+    path: str | os.PathLike[str],
+    *,
+    images_dir: str | os.PathLike[str] | None = None,
+    split: str | Iterable[str] | None = None,
+    limit: int | None = None,
+) -> tuple[Iterator[ImageRecord], int]:
+    """``(records, total)``: the file is read once to count it (for progress and the summary) and once to stream it.
+
+    ``limit`` keeps only the first records; the other arguments are ``read_dataset``'s.
+    """
+    if limit is not None and limit < 1:
+        raise InputError(f"limit must be at least 1, got {limit}")
+    total = sum(1 for _ in read_dataset(path, images_dir=images_dir, split=split))
+    records = itertools.islice(read_dataset(path, images_dir=images_dir, split=split), limit)
+    return records, min(total, limit) if limit else total
 
 
 def detect_format(path: str | os.PathLike[str]) -> DatasetFormat:

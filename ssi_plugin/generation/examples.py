@@ -11,6 +11,7 @@ The second form is a line of an annotation file (``ssi-plugin annotate``).
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -31,19 +32,20 @@ class TrainingExample(BaseModel):
     image_id: str | None = None
 
 
-def read_examples(path: str | Path) -> Iterator[TrainingExample]:
-    """Examples of a JSONL file; a line that cannot be used is an ``InputError`` naming file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"training file {path} does not exist")
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield from _examples_of(json.loads(line))
-            except (ValueError, TypeError, AttributeError) as exc:
-                raise InputError(f"{path}:{number}: not a training example ({exc})") from None
+def read_examples(*paths: str | os.PathLike[str]) -> Iterator[TrainingExample]:
+    """Examples of JSONL files, in order; a line that cannot be used is an ``InputError`` naming file and line."""
+    for name in paths:
+        path = Path(name)
+        if not path.is_file():
+            raise InputError(f"training file {path} does not exist")
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield from _examples_of(json.loads(line))
+                except (ValueError, TypeError, AttributeError) as exc:
+                    raise InputError(f"{path}:{number}: not a training example ({exc})") from None
 
 
 def _examples_of(line: dict) -> Iterator[TrainingExample]:

@@ -121,14 +121,16 @@ class SearchProxy:
     """The endpoint; ``app`` is the ASGI application to serve.
 
     ``health`` answers ``GET /_ssi/health``: the state of the searchers' tries (what they hold, how current);
-    ``page`` adds the search page's routes under ``/_ssi/`` (``search_page``).
+    ``page`` adds the search page's routes under ``/_ssi/`` (``search_page``); ``on_shutdown`` releases what the
+    searcher holds (its tries' threads, its client) when the server stops the app.
     """
 
     def __init__(self, settings: ProxySettings, ssi_search: SSISearch, *, health: Callable[[], Mapping[str, Any]] | None = None,
-                 page: SearchPage | None = None) -> None:
+                 page: SearchPage | None = None, on_shutdown: Callable[[], None] | None = None) -> None:
         self.settings = settings
         self._ssi_search = ssi_search
         self._health = health
+        self._on_shutdown = on_shutdown
         self._ssi_is_async = inspect.iscoroutinefunction(ssi_search) or inspect.iscoroutinefunction(
             type(ssi_search).__call__
         )
@@ -155,10 +157,14 @@ class SearchProxy:
             max_keepalive_connections=s.max_connections,
         )
         self._limiter = anyio.CapacityLimiter(s.ssi_concurrency)
-        async with httpx.AsyncHTTPTransport(verify=verify, limits=limits) as pool:
-            self._pool = pool
-            yield
-        self._pool = None
+        try:
+            async with httpx.AsyncHTTPTransport(verify=verify, limits=limits) as pool:
+                self._pool = pool
+                yield
+        finally:
+            self._pool = None
+            if self._on_shutdown is not None:
+                self._on_shutdown()
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         """One request on the pooled connections; the answer's body is left to read or stream.

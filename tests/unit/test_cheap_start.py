@@ -1,4 +1,5 @@
-"""The light commands start without the heavy libraries: no model library, no engine client, no HTTP stack."""
+"""The light commands and the public API's import start without the heavy libraries: no model library, no engine client,
+no HTTP stack."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def test_engine_status_loads_no_model_library_and_no_engine_client(tmp_path: Pat
     assert _top_level(modules) & HEAVY == set()
 
 
-@pytest.mark.parametrize("args", [["-m", "ssi_plugin", "--help"], ["-c", "import ssi_plugin"]], ids=["help", "import"])
+@pytest.mark.parametrize("args", [["-m", "ssi_plugin", "--help"], ["-c", "import ssi_plugin"],
+                                  ["-c", "from ssi_plugin import SSIIndex, create_app"]], ids=["help", "import", "api"])
 def test_help_and_import_load_no_heavy_library(args: list[str], tmp_path: Path) -> None:
     result, modules = _run_with_importtime(args, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
