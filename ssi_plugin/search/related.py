@@ -110,12 +110,10 @@ class ConceptVocabulary:
     def _word_vectors(self, words: Sequence[str]) -> np.ndarray:
         import numpy as np
 
-        vectors = {word: self._words.get(word) for word in words}
-        missing = [word for word, vector in vectors.items() if vector is None]
-        if missing:
-            fresh = dict(zip(missing, self._encoder().encode(missing), strict=True))
-            vectors.update(fresh)
-            if len(self._words) + len(fresh) > WORD_CACHE:
-                self._words = {}
-            self._words.update(fresh)
-        return np.stack([vectors[word] for word in words])
+        cached = self._words
+        missing = [word for word in dict.fromkeys(words) if word not in cached]
+        fresh = dict(zip(missing, self._encoder().encode(missing), strict=True)) if missing else {}
+        if len(cached) + len(fresh) > WORD_CACHE:
+            self._words = {}
+        self._words.update(fresh)
+        return np.stack([fresh[word] if word in fresh else cached[word] for word in words])
