@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 MIN_COSINE = 0.5
 PER_WORD = 3
 BOOST_POWER = 3
-"""Chosen with ``eval --unseen 0.3`` (three trained models on the demo set, one on the synthetic corpus); the grid
-is in the README's section on images ingested after training."""
+"""Chosen on a small grid with ``eval --unseen 0.3`` on the demo set, then checked on the synthetic corpus; the grid
+is in ``ssi_plugin.search.plan.LIST_WEIGHTS``'s notes."""
 WORD_CACHE = 65536
 """Query words whose vectors are kept (all of them are dropped when it is full: a rare event, and a cheap one)."""
 
