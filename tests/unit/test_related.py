@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from ssi_plugin.embedding import shared_encoder
-from ssi_plugin.identifiers import query_concepts
+from ssi_plugin.generation.generator import Candidate, GenerationResult
+from ssi_plugin.identifiers import SLOTS, query_concepts
 from ssi_plugin.search import SSIQuery
-from ssi_plugin.search.plan import planned_lists
+from ssi_plugin.search.plan import plan_queries, planned_lists
 from ssi_plugin.search.related import MIN_COSINE, ConceptVocabulary
 from ssi_plugin.trie import IdentifierTrie, TrieView
 
@@ -74,3 +75,19 @@ def test_no_words_and_an_empty_trie_give_nothing() -> None:
 def test_the_dense_leg_takes_the_place_of_the_related_list() -> None:
     assert planned_lists(SSIQuery(query="a stallion")) == ["exact", "concepts", "terms", "related"]
     assert "related" not in planned_lists(SSIQuery(query="a stallion", hybrid=True))
+
+
+def _generation(*scores: float) -> GenerationResult:
+    candidates = [Candidate(identifier=f"objects: thing{n}", score=score, image_ids=(f"img-{n}",))
+                  for n, score in enumerate(scores)]
+    return GenerationResult(query="a stallion", candidates=candidates, query_tokens=3)
+
+
+def test_the_related_list_is_asked_only_while_the_generator_is_unsure() -> None:
+    options, near = SSIQuery(query="a stallion"), {"horse": 0.71}
+    unsure = plan_queries(_generation(-1.0, -1.2, -1.5), options, window=10, related=near)
+    assert unsure["related"]["query"]["bool"]["should"] == [
+        {"term": {f"ssi.{slot}": {"value": "horse", "boost": pytest.approx(0.71**3)}}} for slot in SLOTS]
+    sure = plan_queries(_generation(-0.01, -6.0), options, window=10, related=near)  # 99.7 % of the beam's mass
+    assert "related" not in sure and "exact" in sure
+    assert "related" in plan_queries(_generation(), options, window=10, related=near)  # nothing generated at all
