@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from ssi_plugin.embedding import MiniLMEncoder, shared_encoder
@@ -53,8 +54,10 @@ class _Part:
 class ConceptVocabulary:
     """The concepts of a trie view's identifiers with their vectors; ``related`` finds those nearest a query's words.
 
-    Safe to share between threads: ``follow`` may run in a trie's background thread (``SSISearcher.open`` warms it
-    there on every swap) while queries read the parts they took.
+    A searcher over a fixed trie lets ``related`` follow the view it is given. A searcher whose trie changes under it
+    calls ``follow_in_background`` with every new view (``SSISearcher.open`` does, from the trie's swaps): the
+    vectors are then made on a thread of their own, never under the trie's lock or on a query, and queries use
+    those of the last view followed until the next one is ready.
     """
 
     def __init__(self, encoder: Callable[[], MiniLMEncoder] = shared_encoder) -> None:
@@ -63,6 +66,8 @@ class ConceptVocabulary:
         self._view: TrieView | None = None
         self._parts: dict[int, tuple[IdentifierTrie, _Part]] = {}
         self._words: dict[str, np.ndarray] = {}
+        self._wanted: TrieView | None = None
+        self._follower: ThreadPoolExecutor | None = None
 
     def follow(self, view: TrieView) -> list[_Part]:
         """The vectors of ``view``'s concepts, embedding only the concepts of parts not seen before."""
@@ -77,11 +82,29 @@ class ConceptVocabulary:
                 self._parts, self._view = kept, view
             return [part for _, part in self._parts.values()]
 
+    def follow_in_background(self, view: TrieView) -> Future[object]:
+        """Follow ``view`` on the vocabulary's own thread; views that arrive meanwhile are skipped but for the last."""
+        self._wanted = view
+        if self._follower is None:
+            self._follower = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssi-vocabulary")
+        return self._follower.submit(lambda: self.follow(self._wanted) if self._wanted is view else None)
+
+    def close(self) -> None:
+        if self._follower is not None:
+            self._follower.shutdown(wait=True)
+
+    def _current(self, view: TrieView) -> list[_Part]:
+        """The parts of ``view``, or of the last view followed while a background follow catches up."""
+        with self._lock:
+            if self._follower is not None and self._view is not None:
+                return [part for _, part in self._parts.values()]
+        return self.follow(view)
+
     def related(self, view: TrieView, words: Sequence[str]) -> dict[str, float]:
         """``{concept: cosine}`` of the concepts nearest those of ``words`` that no identifier of ``view`` holds."""
         import numpy as np
 
-        parts = self.follow(view)
+        parts = self._current(view)
         unknown = [word for word in words if not any(word in part.known for part in parts)]
         if not unknown:
             return {}

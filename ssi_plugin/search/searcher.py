@@ -181,22 +181,23 @@ class SSISearcher:
         generator = Generator.load(model_dir, trie=trie.view)
         vocabulary = ConceptVocabulary()
 
-        def swapped(view: TrieView) -> None:  # in the trie's own threads: queries find the new concepts embedded
+        def swapped(view: TrieView) -> None:
             generator.use_trie(view)
-            vocabulary.follow(view)
+            vocabulary.follow_in_background(view)
 
         trie.on_swap = swapped
         if generator.trie is not trie.view:  # a merge finished in between
             generator.use_trie(trie.view)
-        vocabulary.follow(generator.trie)
+        vocabulary.follow_in_background(generator.trie).result()  # the first view's concepts, before any query
         if poll is not None:
             trie.start(poll)
         return cls(engine, generator, index=index, trie=trie, images=images, vocabulary=vocabulary)
 
     def close(self) -> None:
-        """Stop keeping the trie in step (a no-op for a searcher over a fixed trie) and the embedding thread."""
+        """Stop keeping the trie in step (a no-op for a searcher over a fixed trie) and the embedding threads."""
         if self.trie is not None:
             self.trie.stop()
+        self.vocabulary.close()
         if self._embedder is not None:
             self._embedder.shutdown(wait=False)
 

@@ -91,3 +91,15 @@ def test_the_related_list_is_asked_only_while_the_generator_is_unsure() -> None:
     sure = plan_queries(_generation(-0.01, -6.0), options, window=10, related=near)  # 99.7 % of the beam's mass
     assert "related" not in sure and "exact" in sure
     assert "related" in plan_queries(_generation(), options, window=10, related=near)  # nothing generated at all
+
+
+def test_followed_in_background_a_query_never_embeds_the_trie_itself() -> None:
+    vocabulary, counting = _vocabulary()
+    vocabulary.follow_in_background(TrieView(_trie(BASE))).result()
+    counting.asked.clear()
+    newer = TrieView(_trie([*BASE, ("objects: bicycle", "d")]))  # not followed yet: the last followed view answers
+    assert "horse" in vocabulary.related(newer, ["stallion"]) and "bicycle" not in vocabulary.related(newer, ["bike"])
+    assert counting.asked == ["stallion", "bike"]
+    vocabulary.follow_in_background(newer).result()
+    assert "bicycle" in vocabulary.related(newer, ["bike"])
+    vocabulary.close()
