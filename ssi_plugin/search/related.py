@@ -70,17 +70,20 @@ class ConceptVocabulary:
         self._follower: ThreadPoolExecutor | None = None
 
     def follow(self, view: TrieView) -> list[_Part]:
-        """The vectors of ``view``'s concepts, embedding only the concepts of parts not seen before."""
+        """The vectors of ``view``'s concepts, embedding only the concepts of parts not seen before (outside the lock:
+        queries read the parts of the last view meanwhile)."""
         with self._lock:
-            if view is not self._view:
-                kept = {}
-                for part in (view.base, view.delta):
-                    if part is None:
-                        continue
-                    cached = self._parts.get(id(part))
-                    kept[id(part)] = cached if cached is not None and cached[0] is part else (part, self._embed_part(part))
-                self._parts, self._view = kept, view
-            return [part for _, part in self._parts.values()]
+            if view is self._view:
+                return [part for _, part in self._parts.values()]
+            known = dict(self._parts)
+        kept = {}
+        for part in (view.base, view.delta):
+            if part is not None:
+                cached = known.get(id(part))
+                kept[id(part)] = cached if cached is not None and cached[0] is part else (part, _embed_part(part, known, self._encoder))
+        with self._lock:
+            self._parts, self._view = kept, view
+        return [part for _, part in kept.values()]
 
     def follow_in_background(self, view: TrieView) -> Future[object]:
         """Follow ``view`` on the vocabulary's own thread; views that arrive meanwhile are skipped but for the last."""
@@ -94,9 +97,10 @@ class ConceptVocabulary:
             self._follower.shutdown(wait=True)
 
     def _current(self, view: TrieView) -> list[_Part]:
-        """The parts of ``view``, or of the last view followed while a background follow catches up."""
+        """The parts of ``view``; when followed in the background, those of the last view followed: a query never
+        waits for a trie to be embedded."""
         with self._lock:
-            if self._follower is not None and self._view is not None:
+            if self._follower is not None:
                 return [part for _, part in self._parts.values()]
         return self.follow(view)
 
@@ -120,17 +124,6 @@ class ConceptVocabulary:
                         found[concept] = cosine
         return found
 
-    def _embed_part(self, part: IdentifierTrie) -> _Part:
-        import numpy as np
-
-        concepts = sorted({concept for identifier in part.index for concept in identifier_words(identifier)})
-        # A merged base holds the concepts of the parts before it: only what none of them had is embedded.
-        vectors = {concept: row for _, seen in self._parts.values() for concept, row in zip(seen.concepts, seen.vectors, strict=True)}
-        missing = [concept for concept in concepts if concept not in vectors]
-        if missing:
-            vectors.update(zip(missing, self._encoder().encode(missing), strict=True))
-        return _Part(concepts, np.stack([vectors[concept] for concept in concepts]) if concepts else np.zeros((0, 0), np.float32))
-
     def _word_vectors(self, words: Sequence[str]) -> np.ndarray:
         import numpy as np
 
@@ -141,3 +134,17 @@ class ConceptVocabulary:
             self._words = {}
         self._words.update(fresh)
         return np.stack([fresh[word] if word in fresh else cached[word] for word in words])
+
+
+def _embed_part(part: IdentifierTrie, known: dict[int, tuple[IdentifierTrie, _Part]],
+                encoder: Callable[[], MiniLMEncoder]) -> _Part:
+    """One part's concepts and vectors; a concept ``known`` parts hold is not embedded again (a merged base holds the
+    concepts of the parts before it)."""
+    import numpy as np
+
+    concepts = sorted({concept for identifier in part.index for concept in identifier_words(identifier)})
+    vectors = {concept: row for _, seen in known.values() for concept, row in zip(seen.concepts, seen.vectors, strict=True)}
+    missing = [concept for concept in concepts if concept not in vectors]
+    if missing:
+        vectors.update(zip(missing, encoder().encode(missing), strict=True))
+    return _Part(concepts, np.stack([vectors[concept] for concept in concepts]) if concepts else np.zeros((0, 0), np.float32))

@@ -188,7 +188,8 @@ class SSISearcher:
         trie.on_swap = swapped
         if generator.trie is not trie.view:  # a merge finished in between
             generator.use_trie(trie.view)
-        vocabulary.follow_in_background(generator.trie).result()  # the first view's concepts, before any query
+        # Before any query, so that every searcher of an index answers alike from its first query on.
+        vocabulary.follow_in_background(generator.trie).result()
         if poll is not None:
             trie.start(poll)
         return cls(engine, generator, index=index, trie=trie, images=images, vocabulary=vocabulary)

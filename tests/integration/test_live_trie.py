@@ -72,7 +72,7 @@ def test_a_new_image_is_found_by_a_paraphrase_through_its_related_concepts(
     searcher, _ = live
     paraphrase = "a stallion feeding on a meadow"  # none of these words is a concept of any image
     _write(engine, index_name, "img-horse", "objects: horse | actions: graze | scene: pasture", "a horse in a pasture")
-    _eventually(lambda: searcher.trie.view.identifier_of("img-horse") is not None)
+    _eventually(lambda: "horse" in searcher.vocabulary.related(searcher.generator.trie, ["stallion"]))
     result = searcher.search(SSIQuery(query=paraphrase, explain=True), size=3)
     assert result.hits[0].id == "img-horse" and "related" in result.hits[0].ranks
     assert result.lists["terms"] == 0 and result.lists["related"] >= 1
