@@ -40,7 +40,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -232,35 +233,39 @@ def _through_serve(engine: EngineClient, index: str, folder: Path, cache_dir: Pa
     return figures
 
 
+@contextmanager
+def serve_process(engine_url: str, index: str, folder: Path, cache_dir: Path, warm_query: str, *,
+                  options: Sequence[str] = (), startup_s: float = 600) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``ssi-plugin serve --index index --model folder`` in a process of its own, yielded (base URL, process) once
+    it has answered ``warm_query``; terminated on exit."""
+    port = _free_port()
+    command = [sys.executable, "-m", "ssi_plugin", "--url", engine_url, "serve", "--index", index, "--model", str(folder),
+               "--port", str(port), *options]
+    process = subprocess.Popen(command, env={**os.environ, "SSI_CACHE_DIR": str(cache_dir)}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + startup_s
+        while True:
+            try:
+                httpx.post(f"{url}/{index}/_search", json={"query": {"ssi": {"query": warm_query}}}, timeout=60).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise AssertionError("a serve process did not start") from None
+                time.sleep(0.5)
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
 def _replica_memory(engine: EngineClient, index: str, folder: Path, cache_dir: Path, text: str) -> dict[str, Any]:
     """Two serve processes on one index and folder: the second one's resident and private memory."""
-    processes, figures = [], {}
-    env = {**os.environ, "SSI_CACHE_DIR": str(cache_dir)}
-    try:
-        for _ in range(2):
-            port = _free_port()
-            command = [sys.executable, "-m", "ssi_plugin", "--url", engine.url, "serve", "--index", index, "--model", str(folder),
-                       "--port", str(port)]
-            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            processes.append(process)
-            deadline = time.monotonic() + 600
-            while True:
-                try:
-                    httpx.post(f"http://127.0.0.1:{port}/{index}/_search", json={"query": {"ssi": {"query": text}}},
-                               timeout=60).raise_for_status()
-                    break
-                except httpx.HTTPError:
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        raise AssertionError("a serve process did not start") from None
-                    time.sleep(0.5)
-        memory = psutil.Process(processes[1].pid).memory_full_info()
-        figures["second_serve_rss_mib"] = round(memory.rss / 2**20, 1)
-        figures["second_serve_uss_mib"] = round(memory.uss / 2**20, 1)
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(30)
-    return figures
+    with (serve_process(engine.url, index, folder, cache_dir, text),
+          serve_process(engine.url, index, folder, cache_dir, text) as (_, second)):
+        memory = psutil.Process(second.pid).memory_full_info()
+    return {"second_serve_rss_mib": round(memory.rss / 2**20, 1), "second_serve_uss_mib": round(memory.uss / 2**20, 1)}
 
 
 def plot(sizes: dict[str, dict[str, Any]], path: Path) -> None:
