@@ -226,7 +226,7 @@ class SSIIndex:
 
 
 def create_app(url: str | None = None, *, index: str | None = None, generator_dir: str | os.PathLike[str] | None = None,
-               max_body_size: int | str = "10MiB", request_timeout: float = 60.0, ssi_concurrency: int = 1,
+               max_body_size: int | str = "10MiB", request_timeout: float = 60.0, ssi_concurrency: int | None = None,
                images: QueryImageReader | None = None, log: Log = _quiet, **connection: Unpack[Connection]) -> Starlette:
     """The ASGI app of ``ssi-plugin serve``: the cluster's search API, with ``ssi`` queries answered here.
 
@@ -235,7 +235,7 @@ def create_app(url: str | None = None, *, index: str | None = None, generator_di
     for its trie. With ``index`` only that index is served, its generator (``generator_dir``, default: the one
     trained for it) loaded now; else any index with a trained generator, each loaded on its first query.
     ``max_body_size`` (bytes, or e.g. ``"512KiB"``) caps the search bodies read here; ``request_timeout`` is the
-    seconds to wait for the cluster; ``ssi_concurrency`` the ssi queries answered at once. The client and the
+    seconds to wait for the cluster; ``ssi_concurrency`` the ssi queries answered at once (default: ``ProxySettings``'s). The client and the
     tries' background reads are released when the server stops the app. ``uvicorn --factory
     ssi_plugin:create_app`` serves it with the settings of the environment.
     """
@@ -255,7 +255,8 @@ def create_app(url: str | None = None, *, index: str | None = None, generator_di
             proxy_settings = ProxySettings(
                 upstream=engine.url, max_body_size=max_body_size,  # type: ignore[arg-type]  # ByteSize parses "10MiB"
                 connect_timeout=settings.connect_timeout, request_timeout=request_timeout, verify_certs=settings.verify_certs,
-                ca_certs=settings.ca_certs, ssi_concurrency=ssi_concurrency, engine=engine.info.kind,
+                ca_certs=settings.ca_certs, engine=engine.info.kind,
+                **({} if ssi_concurrency is None else {"ssi_concurrency": ssi_concurrency}),
             )
         except ValidationError as exc:
             raise ConfigError(describe_validation_error(exc)) from None

@@ -55,9 +55,7 @@ DEFAULT_PORT = 8080
 @click.option(
     "--ssi-concurrency",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="ssi queries answered at the same time (each runs the generator).",
+    help="ssi queries answered at the same time; those waiting for the generator decode together [default: 32].",
 )
 @click.option(
     "--access-log/--no-access-log",
@@ -77,7 +75,7 @@ def serve_command(
     port: int,
     max_body_size: str,
     request_timeout: float,
-    ssi_concurrency: int,
+    ssi_concurrency: int | None,
     access_log: bool,
     images: QueryImageReader,
 ) -> None:

@@ -14,7 +14,12 @@ of identifiers by log-probability within the trie, at a fraction of the steps.
 It drives any Hugging Face encoder-decoder (the encoder runs once) or causal LM
 (the prompt is encoded once) through its key/value cache.
 
-A ``CopyPrior`` lets probability reach identifiers the model never wrote in
+Queries that arrive together decode as one batch: every model call runs the
+live beams of all of them, so a second query costs little more than one more row
+of each matrix product (a small decoder's step is dominated by reading its
+weights), and each query still gets the ranking it would get alone.
+
+A copy prior lets probability reach identifiers the model never wrote in
 training: where the trie allows tokens of the query's own words, a share of each
 step's probability goes to them (a mixture, so scores stay log-probabilities).
 A model fine-tuned on a few hundred captions gives a word it never wrote as a
@@ -25,7 +30,7 @@ ingested after training is named by the words a query shares with it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -47,19 +52,36 @@ class Hypothesis:
 
 
 @dataclass(frozen=True)
-class CopyPrior:
-    """``weight`` of each step's probability shared evenly by the allowed columns that are the query's own tokens
-    (``copyable``, one flag per column); a step that allows none of them keeps the model's distribution."""
+class DecodeRequest:
+    """One query of a batch: its prompt ids, how many identifiers it wants, and the columns its copy prior may
+    favour (one flag per column; None: no prior)."""
+
+    prompt: list[int]
+    beams: int
+    copyable: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class _CopyPrior:
+    """``weight`` of each step's probability shared evenly by the allowed columns that are the row's query's own
+    tokens (``copyable``: one row of flags per query); a step that allows none of them keeps the model's distribution."""
 
     copyable: torch.Tensor
     weight: float
 
-    def mix(self, log_probs: torch.Tensor, rows: torch.Tensor, picked: torch.Tensor, *, beams: int) -> torch.Tensor:
+    @classmethod
+    def of(cls, requests: Sequence[DecodeRequest], weight: float, *, columns: int) -> _CopyPrior | None:
+        if not weight or all(request.copyable is None for request in requests):
+            return None
+        none = torch.zeros(columns, dtype=torch.bool)
+        return cls(torch.stack([none if r.copyable is None else r.copyable for r in requests]), weight)
+
+    def mix(self, log_probs: torch.Tensor, rows: torch.Tensor, picked: torch.Tensor, *, queries: torch.Tensor) -> torch.Tensor:
         """``log((1 - w) p + w q)`` of each entry, where ``q`` is uniform over the row's copyable entries."""
-        copyable = self.copyable[picked]
+        copyable = self.copyable[queries[rows], picked]
         if not bool(copyable.any()):
             return log_probs
-        counts = torch.zeros(beams).index_add_(0, rows, copyable.float())[rows]
+        counts = torch.zeros(len(queries)).index_add_(0, rows, copyable.float())[rows]
         copied = torch.where(copyable, math.log(self.weight) - counts.clamp(min=1).log(), float("-inf"))
         mixed = torch.logaddexp(log_probs + math.log1p(-self.weight), copied)
         return torch.where(counts > 0, mixed, log_probs)
@@ -67,79 +89,112 @@ class CopyPrior:
 
 @dataclass(frozen=True)
 class _Beam:
+    query: int
     tokens: tuple[int, ...]
     score: float
 
 
 class _CachedDecoder:
-    """One model step for a batch of beams, whose key/value cache follows the beams chosen at each step.
+    """One model step for the beams of a batch of queries, whose key/value cache follows the beams chosen at each step.
 
-    ``project`` turns the model's last output (hidden states, under a ``HiddenStatesHead``) into column scores.
+    Prompts of different lengths are padded (encoder-decoders on the right, under the encoder's attention mask;
+    causal models on the left, with an attention mask and positions that skip the padding). ``project`` turns the
+    model's last output (hidden states, under a ``HiddenStatesHead``) into column scores.
     """
 
-    def __init__(self, model: Any, prompt: torch.Tensor, *, seq2seq: bool, start_token_id: int | None,
-                 project: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    def __init__(self, model: Any, prompts: Sequence[list[int]], *, seq2seq: bool, start_token_id: int | None,
+                 pad_token_id: int, project: Callable[[torch.Tensor], torch.Tensor]) -> None:
         self._model = model
         self._project = project
         self._seq2seq = seq2seq
         self._cache: Cache | None = None
+        self._queries = torch.arange(len(prompts))
+        """The query of each row of the next model call."""
+        ids, mask = _padded(prompts, pad_token_id, left=not seq2seq)
         if seq2seq:
-            mask = torch.ones_like(prompt)
-            self._memory = model.get_encoder()(input_ids=prompt, attention_mask=mask).last_hidden_state
+            self._memory = model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
             self._memory_mask = mask
-            self._first = torch.tensor([[start_token_id]])
+            self._first = torch.full((len(prompts), 1), start_token_id, dtype=torch.long)
         else:
-            self._first = prompt
+            self._first = ids
+            self._mask = mask
 
     def first(self, forced: tuple[int, ...]) -> torch.Tensor:
-        """Scores of the token after the ``forced`` first tokens, shape ``(1, columns)``."""
-        return self._run(torch.cat([self._first, torch.tensor([forced], dtype=torch.long)], dim=1))
+        """Scores of the token after the ``forced`` first tokens, one row per query, shape ``(queries, columns)``."""
+        rows = self._first.shape[0]
+        return self._run(torch.cat([self._first, torch.tensor([forced] * rows, dtype=torch.long).view(rows, -1)], dim=1),
+                         grown=len(forced))
 
     def next(self, origins: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Scores after appending the row ``tokens[i]`` to the beam that was row ``origins[i]``."""
         assert self._cache is not None, "next() follows first()"
         self._cache.reorder_cache(cast(torch.LongTensor, origins))  # any integer tensor indexes the beams
-        return self._run(tokens)
+        self._queries = self._queries[origins]
+        if not self._seq2seq:
+            self._mask = self._mask[origins]
+        return self._run(tokens, grown=tokens.shape[1])
 
-    def _run(self, input_ids: torch.Tensor) -> torch.Tensor:
-        rows = input_ids.shape[0]
+    def _run(self, input_ids: torch.Tensor, *, grown: int) -> torch.Tensor:
+        """The model on ``input_ids``, whose last ``grown`` tokens are new to the causal mask."""
         if self._seq2seq:
             output = self._model(
-                encoder_outputs=(self._memory.expand(rows, -1, -1),),
-                attention_mask=self._memory_mask.expand(rows, -1),
+                encoder_outputs=(self._memory[self._queries],),
+                attention_mask=self._memory_mask[self._queries],
                 decoder_input_ids=input_ids,
                 cache=self._cache,
                 use_cache=True,
             )
         else:
-            output = self._model(input_ids=input_ids, cache=self._cache, use_cache=True)
+            rows, length = input_ids.shape
+            self._mask = torch.cat([self._mask, torch.ones(rows, grown, dtype=torch.long)], dim=1)
+            positions = (self._mask.cumsum(dim=1) - 1).clamp(min=0)[:, -length:]
+            output = self._model(input_ids=input_ids, attention_mask=self._mask, position_ids=positions,
+                                 cache=self._cache, use_cache=True)
         self._cache = output.cache
         return self._project(output.logits[:, -1, :])
 
 
+def _padded(prompts: Sequence[list[int]], pad: int, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prompts as one ``(queries, longest)`` tensor of ids and its attention mask."""
+    longest = max(map(len, prompts))
+    ids = torch.full((len(prompts), longest), pad, dtype=torch.long)
+    mask = torch.zeros((len(prompts), longest), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        span = slice(longest - len(prompt), longest) if left else slice(0, len(prompt))
+        ids[row, span] = torch.tensor(prompt, dtype=torch.long)
+        mask[row, span] = 1
+    return ids, mask
+
+
 def constrained_beam_search(
     model: Any,
-    prompt: list[int],
+    requests: Sequence[DecodeRequest],
     trie: TrieView,
     *,
     columns: AllowedColumns,
     project: Callable[[torch.Tensor], torch.Tensor],
-    beams: int,
     max_tokens: int,
     seq2seq: bool,
     start_token_id: int | None = None,
-    copy: CopyPrior | None = None,
-) -> list[Hypothesis]:
-    """Up to ``beams`` identifiers of ``trie`` for ``prompt``, best first.
+    pad_token_id: int = 0,
+    copy_weight: float = 0.0,
+) -> list[list[Hypothesis]]:
+    """For each request, up to ``beams`` identifiers of ``trie``, best first.
 
-    ``project`` maps the model's last output to the scores of the columns of
-    ``columns`` (the trie's tokens, or the full vocabulary with the identity mapping).
+    The requests decode together: each model call runs the live beams of every query still searching (queries
+    that arrive together share the model's passes; each query's ranking is the one it gets alone).
+    ``project`` maps the model's last output to the scores of the columns of ``columns`` (the trie's tokens, or
+    the full vocabulary with the identity mapping).
     """
-    decoder = _CachedDecoder(model, torch.tensor([prompt]), seq2seq=seq2seq, start_token_id=start_token_id, project=project)
+    if not requests:
+        return []
+    decoder = _CachedDecoder(model, [request.prompt for request in requests], seq2seq=seq2seq,
+                             start_token_id=start_token_id, pad_token_id=pad_token_id, project=project)
+    copy = _CopyPrior.of(requests, copy_weight, columns=columns.count)
     end = trie.end_token_id
-    finished: list[Hypothesis] = []
+    finished: list[list[Hypothesis]] = [[] for _ in requests]
     forced = _forced_tokens(trie, ())
-    live = [_Beam(tokens=forced, score=0.0)]
+    live = [_Beam(query=query, tokens=forced, score=0.0) for query in range(len(requests))]
     scores = decoder.first(forced)
     while live:
         allowed = [columns(encode_tokens(beam.tokens), first=not beam.tokens) for beam in live]
@@ -147,34 +202,55 @@ def constrained_beam_search(
         picked = torch.cat([a for a in allowed if a is not None])
         step = log_softmax_over(scores, rows, picked)
         if copy is not None:
-            step = copy.mix(step, rows, picked, beams=len(live))
+            step = copy.mix(step, rows, picked, queries=torch.tensor([beam.query for beam in live]))
         step = step + torch.tensor([beam.score for beam in live])[rows]
-        best = torch.topk(step, min(2 * beams, len(step))).indices.tolist()
-        threshold = _kth_score(finished, beams)
+        # Rows are grouped by query, so each query's entries are one slice of ``step``.
+        entries = torch.bincount(torch.tensor([beam.query for beam in live])[rows], minlength=len(requests)).tolist()
         origins: list[int] = []
         survivors: list[_Beam] = []
-        for index in best:
-            score = float(step[index])
-            if score <= threshold or len(survivors) == beams:
-                break
-            row = int(rows[index])
-            tokens = (*live[row].tokens, columns.token(int(picked[index])))
-            rest = [] if tokens[-1] == end else trie.completion(encode_tokens(tokens))
-            if rest is not None:
-                finished.append(Hypothesis(tokens=(*tokens, *rest), score=score))
-                threshold = _kth_score(finished, beams)
-            elif len(tokens) < max_tokens:
-                origins.append(row)
-                survivors.append(_Beam(tokens=tokens, score=score))
-        live = [beam for beam in survivors if beam.score > threshold]
+        low = 0
+        for query, count in enumerate(entries):
+            if count:
+                chosen = _choose(step[low : low + count], low, rows, picked, live, columns, trie, finished[query],
+                                 beams=requests[query].beams, end=end, max_tokens=max_tokens)
+                origins += [row for row, _ in chosen]
+                survivors += [beam for _, beam in chosen]
+            low += count
+        live = survivors
         if live:
             # Tokens the trie forces cost nothing: every beam takes as many of its forced tokens as the one
             # with the fewest, in the same model call (rows of one call must grow by the same length).
             chains = [_forced_tokens(trie, beam.tokens) for beam in live]
             shared = min(map(len, chains))
-            live = [_Beam(tokens=(*beam.tokens, *chain[:shared]), score=beam.score) for beam, chain in zip(live, chains, strict=True)]
-            scores = decoder.next(torch.tensor(origins[: len(live)]), torch.tensor([beam.tokens[-1 - shared :] for beam in live]))
-    return sorted(finished, key=lambda hypothesis: -hypothesis.score)[:beams]
+            live = [_Beam(query=beam.query, tokens=(*beam.tokens, *chain[:shared]), score=beam.score)
+                    for beam, chain in zip(live, chains, strict=True)]
+            scores = decoder.next(torch.tensor(origins), torch.tensor([beam.tokens[-1 - shared :] for beam in live]))
+    return [sorted(done, key=lambda hypothesis: -hypothesis.score)[: request.beams]
+            for done, request in zip(finished, requests, strict=True)]
+
+
+def _choose(step: torch.Tensor, offset: int, rows: torch.Tensor, picked: torch.Tensor, live: list[_Beam],
+            columns: AllowedColumns, trie: TrieView, finished: list[Hypothesis], *, beams: int, end: int,
+            max_tokens: int) -> list[tuple[int, _Beam]]:
+    """One query's step: its best extensions finish (added to ``finished``) or live on as ``(origin row, beam)``,
+    best first; a beam that can no longer reach the query's top ``beams`` is dropped."""
+    best = torch.topk(step, min(2 * beams, len(step))).indices.tolist()
+    threshold = _kth_score(finished, beams)
+    survivors: list[tuple[int, _Beam]] = []
+    for index in best:
+        score = float(step[index])
+        if score <= threshold or len(survivors) == beams:
+            break
+        row = int(rows[offset + index])
+        beam = live[row]
+        tokens = (*beam.tokens, columns.token(int(picked[offset + index])))
+        rest = [] if tokens[-1] == end else trie.completion(encode_tokens(tokens))
+        if rest is not None:
+            finished.append(Hypothesis(tokens=(*tokens, *rest), score=score))
+            threshold = _kth_score(finished, beams)
+        elif len(tokens) < max_tokens:
+            survivors.append((row, _Beam(query=beam.query, tokens=tokens, score=score)))
+    return [(row, beam) for row, beam in survivors if beam.score > threshold]
 
 
 def _forced_tokens(trie: TrieView, tokens: tuple[int, ...]) -> tuple[int, ...]:

@@ -47,6 +47,8 @@ class AllowedColumns:
             )
         self.trie = trie
         self.vocabulary = vocabulary
+        self.count = vocab_size if vocabulary is None else len(vocabulary)
+        """How many columns there are."""
         self._heavy: dict[str, torch.Tensor] = {}
 
     def __call__(self, prefix: str, *, first: bool) -> torch.Tensor | None:

@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ssi_plugin.errors import InputError, InvalidIdentifier, ModelError
+from ssi_plugin.generation.batching import Combiner
 from ssi_plugin.generation.spec import (
     TRIE_FOLDER,
     GeneratorSpec,
@@ -29,7 +32,7 @@ from ssi_plugin.threads import intra_op_threads
 from ssi_plugin.trie import IdentifierTrie, TrieView
 
 if TYPE_CHECKING:
-    from ssi_plugin.generation.beam_search import CopyPrior, Hypothesis
+    from ssi_plugin.generation.beam_search import Hypothesis
 
 
 class Candidate(BaseModel):
@@ -93,8 +96,22 @@ Chosen with ``eval --unseen 0.3`` (seed 0), Recall@1 seen / unseen on the demo s
 for 0.000 and 0.083 of their queries."""
 
 
+MAX_BATCH = 32
+"""Most queries decoded together (``Generator.generate`` from several threads)."""
+
+
+@dataclass(frozen=True)
+class _Query:
+    """A query ready to decode: its prompt, how many candidates it wants with how many beams, its copyable tokens."""
+
+    prompt: list[int]
+    k: int
+    beams: int
+    copy_tokens: np.ndarray | None
+
+
 class _Decoding:
-    """Everything a query decodes against, made once per trie: a running query keeps the one it started with."""
+    """Everything a query decodes against, made once per trie: a running batch keeps the one it started with."""
 
     def __init__(self, trie: TrieView, head: Any) -> None:
         import torch
@@ -105,6 +122,15 @@ class _Decoding:
         empty = len(trie) == 0
         self.columns = None if empty else AllowedColumns(trie, vocab_size=head.out_features, vocabulary=trie.vocabulary)
         self.project = None if empty else TokenProjection(head, torch.from_numpy(trie.vocabulary.astype("int64")))
+
+    def copyable(self, tokens: np.ndarray | None) -> Any:
+        """The columns of ``tokens`` as a flag per column, for a copy prior; None when the trie uses none of them."""
+        import torch
+
+        if tokens is None:
+            return None
+        flags = np.isin(self.trie.vocabulary, tokens)
+        return torch.from_numpy(flags) if flags.any() else None
 
 
 class Generator:
@@ -117,7 +143,7 @@ class Generator:
     measures both). ``None`` leaves torch's setting alone.
 
     ``copy_weight`` is the share of each step's probability given to the query's
-    own words (``CopyPrior``): it lets the generator name images ingested after
+    own words (a copy prior, ``beam_search``): it lets the generator name images ingested after
     its training. 0 turns it off; numeric identifiers never use it.
 
     ``use_trie`` may be called while queries run (a live index): each query
@@ -149,6 +175,7 @@ class Generator:
         set_output_layer(model, HiddenStatesHead(self._head), path=self._head_path)
         self._structure_tokens = np.unique(encode_identifiers(tokenizer, [" ".join([*SLOTS, ":", ",", "|", "#"])])[0])
         """The identifier grammar's own tokens (slot names, separators): never copied from a query."""
+        self._combined = Combiner(self._decode, limit=MAX_BATCH)
         self.use_trie(trie)
 
     @classmethod
@@ -212,11 +239,10 @@ class Generator:
         return build_trie(self.tokenizer, pairs, heavy_threshold=heavy_threshold)
 
     def generate(self, query: str, k: int = 10, *, beams: int | None = None) -> GenerationResult:
-        """The ``k`` best identifiers for ``query`` (beam search with ``max(k, beams)`` beams)."""
-        import torch
+        """The ``k`` best identifiers for ``query`` (beam search with ``max(k, beams)`` beams).
 
-        from ssi_plugin.generation.beam_search import constrained_beam_search
-
+        Thread-safe: queries asked at the same time from several threads decode together (``MAX_BATCH`` at most).
+        """
         if not isinstance(query, str) or not query.strip():
             raise InputError("the query is empty")
         if k < 1:
@@ -224,30 +250,37 @@ class Generator:
         query = " ".join(query.split())
         prompt, query_tokens, truncated = prompt_ids(self.tokenizer, self.spec, query)
         notes = [f"the query has {query_tokens} tokens; only the first {self.spec.max_query_tokens} were used"] if truncated else []
-        decoding = self._decoding
-        if decoding.columns is None or decoding.project is None:
-            return GenerationResult(query=query, candidates=[], query_tokens=query_tokens, truncated=truncated,
-                                    warnings=[*notes, "the identifier trie is empty: nothing can be retrieved"])
+        answer = functools.partial(GenerationResult, query=query, query_tokens=query_tokens, truncated=truncated)
         if self._all_unknown(self.tokenizer(query)["input_ids"]):
-            return GenerationResult(query=query, candidates=[], query_tokens=query_tokens, truncated=truncated,
-                                    warnings=[*notes, "no word of the query is in the model's vocabulary"])
-        config = self.model.config
-        with intra_op_threads(self.threads), torch.inference_mode():
-            hypotheses = constrained_beam_search(
-                self.model, prompt, decoding.trie, columns=decoding.columns, project=decoding.project,
-                beams=max(k, beams or k), max_tokens=self.spec.max_identifier_tokens + 1,
-                seq2seq=self.spec.architecture == "seq2seq", start_token_id=getattr(config, "decoder_start_token_id", None),
-                copy=self._copy_prior(query, decoding),
-            )
-        candidates = _candidates(decoding.trie, hypotheses)[:k]
-        return GenerationResult(query=query, candidates=candidates, concepts=concept_weights(candidates),
-                                query_tokens=query_tokens, truncated=truncated, warnings=notes)
+            return answer(candidates=[], warnings=[*notes, "no word of the query is in the model's vocabulary"])
+        candidates = self._combined(_Query(prompt=prompt, k=k, beams=max(k, beams or k), copy_tokens=self._copy_tokens(query)))
+        if candidates is None:
+            return answer(candidates=[], warnings=[*notes, "the identifier trie is empty: nothing can be retrieved"])
+        return answer(candidates=candidates, concepts=concept_weights(candidates), warnings=notes)
 
-    def _copy_prior(self, query: str, decoding: _Decoding) -> CopyPrior | None:
-        """The columns of the tokens of the query's words and their lemmas (never the grammar's own tokens)."""
+    def _decode(self, queries: list[_Query]) -> list[list[Candidate] | None]:
+        """One batched beam search over the trie of the moment (None for each query when it is empty)."""
         import torch
 
-        from ssi_plugin.generation.beam_search import CopyPrior
+        from ssi_plugin.generation.beam_search import DecodeRequest, constrained_beam_search
+
+        decoding = self._decoding
+        if decoding.columns is None or decoding.project is None:
+            return [None] * len(queries)
+        requests = [DecodeRequest(prompt=query.prompt, beams=query.beams, copyable=decoding.copyable(query.copy_tokens))
+                    for query in queries]
+        config = self.model.config
+        with intra_op_threads(self.threads), torch.inference_mode():
+            found = constrained_beam_search(
+                self.model, requests, decoding.trie, columns=decoding.columns, project=decoding.project,
+                max_tokens=self.spec.max_identifier_tokens + 1, seq2seq=self.spec.architecture == "seq2seq",
+                start_token_id=getattr(config, "decoder_start_token_id", None),
+                pad_token_id=self.tokenizer.pad_token_id or 0, copy_weight=self.copy_weight,
+            )
+        return [_candidates(decoding.trie, hypotheses)[: query.k] for query, hypotheses in zip(queries, found, strict=True)]
+
+    def _copy_tokens(self, query: str) -> np.ndarray | None:
+        """The tokens of the query's words and their lemmas that a copy prior may favour (never the grammar's own)."""
         from ssi_plugin.identifiers import query_concepts
 
         if not self.copy_weight:
@@ -256,8 +289,7 @@ class Generator:
         if not words:
             return None
         tokens = np.fromiter(chain.from_iterable(self.tokenizer(words, add_special_tokens=False)["input_ids"]), dtype=np.int64)
-        copyable = np.isin(decoding.trie.vocabulary, np.setdiff1d(tokens, self._structure_tokens))
-        return CopyPrior(torch.from_numpy(copyable), self.copy_weight) if copyable.any() else None
+        return np.setdiff1d(tokens, self._structure_tokens)
 
     def _all_unknown(self, query_ids: list[int]) -> bool:
         unknown = self.tokenizer.unk_token_id

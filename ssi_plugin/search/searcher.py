@@ -156,7 +156,7 @@ class SSISearcher:
         self.trie = trie
         self.images = images or QueryImageReader()
         self.vocabulary = vocabulary or ConceptVocabulary()
-        self._embedder: ThreadPoolExecutor | None = None
+        self._embedder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssi-embed")  # its thread starts on first use
 
     @classmethod
     def open(cls, engine: EngineClient, index: str, *, model_dir: Path, cache_dir: Path | None = None,
@@ -199,8 +199,7 @@ class SSISearcher:
         if self.trie is not None:
             self.trie.stop()
         self.vocabulary.close()
-        if self._embedder is not None:
-            self._embedder.shutdown(wait=False)
+        self._embedder.shutdown(wait=False)
 
     def search(
         self,
@@ -322,7 +321,7 @@ class SSISearcher:
             return done
         text = options.query
         assert text is not None, "SSIQuery asks for text or a query vector for a dense leg"
-        return self._background().submit(lambda: DenseLeg(self.engine.kind, field, shared_encoder().encode([text])[0].tolist()))
+        return self._embedder.submit(lambda: DenseLeg(self.engine.kind, field, shared_encoder().encode([text])[0].tolist()))
 
     def _related(self, options: SSIQuery) -> Future[dict[str, float]] | None:
         """The concepts near the query's words, found on another thread while the generator runs; none with a dense leg."""
@@ -330,12 +329,7 @@ class SSISearcher:
         if text is None or options.dense_field is not None:
             return None
         view = self.generator.trie
-        return self._background().submit(lambda: self.vocabulary.related(view, query_concepts(text)))
-
-    def _background(self) -> ThreadPoolExecutor:
-        if self._embedder is None:
-            self._embedder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssi-embed")
-        return self._embedder
+        return self._embedder.submit(lambda: self.vocabulary.related(view, query_concepts(text)))
 
     def _require_vectors(self, field: str, headers: Mapping[str, str] | None) -> None:
         """An empty dense list over an index that holds no vector is a mistake to report, not an SSI-only answer."""

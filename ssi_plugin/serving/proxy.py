@@ -94,7 +94,8 @@ class ProxySettings(BaseModel):
     verify_certs: bool = True
     ca_certs: Path | None = None
     max_connections: int = Field(default=100, ge=1, description="Pooled connections to the cluster.")
-    ssi_concurrency: int = Field(default=1, ge=1, description="ssi searches answered at the same time.")
+    ssi_concurrency: int = Field(default=32, ge=1, description="ssi searches answered at the same time; those that "
+                                 "wait for the generator together decode as one batch (at most 32, its MAX_BATCH).")
     engine: Literal["opensearch", "elasticsearch"] = Field(
         default="opensearch",
         description="What the cluster runs: filter_path on composed answers follows that engine's rules.",

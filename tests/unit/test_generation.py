@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -240,3 +243,39 @@ def test_generation_runs_on_its_own_thread_count_and_restores_torchs(parts, thre
     assert seen and set(seen) == {threads or 2}
     with pytest.raises(ModelError, match="threads"):
         _generator(parts, IDENTIFIERS[:5], threads=0)
+
+
+def test_queries_asked_together_decode_together_and_rank_as_they_would_alone(parts):
+    """Concurrent callers share the model's passes (fewer decoder calls than one query at a time), and every query
+    gets the identifiers and scores it gets alone: prompts of different lengths are padded, copy priors kept apart."""
+    generator = _generator(parts, IDENTIFIERS[:60], copy_weight=0.5)
+    queries = ["dog", "a cat jumps on the beach", "kite", "the boat and the ball in the street with a tree",
+               "frisbee park", "bike", "a dog catches a frisbee in the park", "tree"]
+    alone = {query: generator.generate(query, k=4).candidates for query in queries}
+    calls: list[int] = []
+    release = threading.Event()
+
+    def first_waits(*_):  # the first batch holds the generator until every other query has been asked
+        calls.append(1)
+        if len(calls) == 1:
+            release.wait(timeout=30)
+
+    hook = generator.model.register_forward_pre_hook(first_waits)
+    try:
+        with ThreadPoolExecutor(len(queries)) as pool:
+            futures = {query: pool.submit(generator.generate, query, k=4) for query in queries}
+            time.sleep(0.5)
+            release.set()
+            together = {query: future.result(timeout=60).candidates for query, future in futures.items()}
+        calls_together = len(calls)
+        calls.clear()
+        release.set()
+        for query in queries:
+            generator.generate(query, k=4)
+    finally:
+        hook.remove()
+    assert calls_together < len(calls) / 2, (calls_together, len(calls))
+    for query in queries:
+        assert [c.identifier for c in together[query]] == [c.identifier for c in alone[query]], query
+        assert [c.image_ids for c in together[query]] == [c.image_ids for c in alone[query]], query
+        assert [c.score for c in together[query]] == pytest.approx([c.score for c in alone[query]], abs=1e-4), query

@@ -1,0 +1,72 @@
+"""Calls that arrive together run as one batch: concurrent queries share the generator's model passes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class _Waiting(Generic[Item, Result]):
+    def __init__(self, item: Item) -> None:
+        self.item = item
+        self.done = False
+        self.result: Result | None = None
+        self.error: BaseException | None = None
+
+    def settle(self, result: Result | None = None, error: BaseException | None = None) -> None:
+        self.result, self.error, self.done = result, error, True
+
+
+class Combiner(Generic[Item, Result]):
+    """Runs ``run`` over the items of every call waiting when it is free, at most ``limit`` at a time.
+
+    Calls that arrive while a batch runs make up the next batch, so concurrent callers share one pass of the
+    work instead of queueing for it one by one, and a caller alone is a batch of one, run at once. There is no
+    thread of its own: a waiting caller runs the next batch for everyone in it. A batch that fails is run again
+    one item at a time, so that an error is its own item's and never its neighbours'.
+    """
+
+    def __init__(self, run: Callable[[list[Item]], list[Result]], *, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        self._run = run
+        self._limit = limit
+        self._queue: list[_Waiting[Item, Result]] = []
+        self._queue_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+
+    def __call__(self, item: Item) -> Result:
+        waiting: _Waiting[Item, Result] = _Waiting(item)
+        with self._queue_lock:
+            self._queue.append(waiting)
+        while not waiting.done:
+            with self._run_lock:
+                if waiting.done:  # a batch run by another caller held it
+                    break
+                with self._queue_lock:
+                    batch, self._queue = self._queue[: self._limit], self._queue[self._limit :]
+                self._settle(batch)
+        if waiting.error is not None:
+            raise waiting.error
+        return waiting.result  # type: ignore[return-value]  # settled without an error: run's result
+
+    def _settle(self, batch: list[_Waiting[Item, Result]]) -> None:
+        try:
+            results = self._run([waiting.item for waiting in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].settle(error=exc)
+            else:
+                for waiting in batch:
+                    self._settle([waiting])
+            return
+        except BaseException as exc:  # Ctrl-C and the like: every caller of the batch hears of it, none waits on
+            for waiting in batch:
+                waiting.settle(error=exc)
+            raise
+        for waiting, result in zip(batch, results, strict=True):
+            waiting.settle(result)

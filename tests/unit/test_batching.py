@@ -1,0 +1,69 @@
+"""Combiner: calls that arrive while a batch runs form the next batch; a failure stays with its own item."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from ssi_plugin.generation.batching import Combiner
+
+
+def test_calls_waiting_while_a_batch_runs_make_up_the_next_batch_up_to_the_limit():
+    batches: list[list[int]] = []
+    release = threading.Event()
+
+    def run(items: list[int]) -> list[int]:
+        batches.append(items)
+        if len(batches) == 1:
+            release.wait(timeout=30)
+        return [item * 10 for item in items]
+
+    combine = Combiner(run, limit=3)
+    with ThreadPoolExecutor(6) as pool:
+        first = pool.submit(combine, 0)
+        while not batches:
+            time.sleep(0.01)
+        rest = [pool.submit(combine, item) for item in range(1, 6)]
+        time.sleep(0.3)
+        release.set()
+        assert [first.result(), *(future.result(timeout=10) for future in rest)] == [0, 10, 20, 30, 40, 50]
+    assert batches[0] == [0]
+    assert sorted(len(batch) for batch in batches[1:]) == [2, 3]  # five waiting callers, three at a time
+    assert sorted(item for batch in batches for item in batch) == list(range(6))
+    assert combine(7) == 70 and batches[-1] == [7]  # a caller alone runs at once
+
+
+def test_a_failing_batch_is_run_again_item_by_item_so_only_the_bad_item_fails():
+    release = threading.Event()
+    started = threading.Event()
+    sizes: list[int] = []
+
+    def run(items: list[str]) -> list[str]:
+        sizes.append(len(items))
+        if not started.is_set():
+            started.set()
+            release.wait(timeout=30)
+        if "bad" in items:
+            raise ValueError("bad item")
+        return [item.upper() for item in items]
+
+    combine = Combiner(run, limit=8)
+    with ThreadPoolExecutor(4) as pool:
+        blocker = pool.submit(combine, "first")
+        started.wait(timeout=10)
+        futures = {item: pool.submit(combine, item) for item in ("a", "bad", "b")}
+        time.sleep(0.3)
+        release.set()
+        assert blocker.result(timeout=10) == "FIRST"
+        assert futures["a"].result(timeout=10) == "A" and futures["b"].result(timeout=10) == "B"
+        with pytest.raises(ValueError, match="bad item"):
+            futures["bad"].result(timeout=10)
+    assert sizes == [1, 3, 1, 1, 1]
+
+
+def test_the_limit_must_be_positive():
+    with pytest.raises(ValueError, match="limit"):
+        Combiner(lambda items: items, limit=0)
