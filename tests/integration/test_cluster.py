@@ -86,7 +86,8 @@ def assert_spread(url: str, index: str) -> None:
 def job_node_and_victim(cluster: LocalCluster) -> tuple[NodeStatus, int]:
     """A node for the job to talk to, and the number of the node to kill: the elected cluster manager, another one."""
     status = cluster.status()
-    assert status.health == "green" and status.joined == NODES, status
+    health = get(str(status.url), f"/_cluster/health?wait_for_status=green&wait_for_nodes={NODES}&timeout=60s", timeout=70)
+    assert (health["status"], health["number_of_nodes"]) == ("green", NODES), health
     nodes = get(str(status.url), "/_cat/nodes?format=json&h=name,cluster_manager")
     manager = next(node["name"] for node in nodes if node["cluster_manager"] == "*")
     job_node = next(node for node in status.nodes if node.name != manager)
