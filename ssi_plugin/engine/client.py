@@ -176,11 +176,12 @@ class EngineClient:
 
 
 def connect(settings: EngineSettings, *, progress: Callable[[str], None] | None = None) -> EngineClient:
-    """Connect to the configured cluster, or to the embedded local node when no URL is set."""
+    """Connect to the configured cluster, or to the local engine when no URL is set: the local cluster while one is set up
+    (``engine start --nodes N``), else the embedded single node; either is started when it does not run."""
     if settings.url is None:
-        from ssi_plugin.engine.local_node import LocalNode
+        from ssi_plugin.engine.local_cluster import local_engine
 
-        status = LocalNode(settings.cache_dir).ensure_running(progress=progress)
+        status = local_engine(settings.cache_dir).ensure_running(progress=progress)
         settings = settings.model_copy(update={"url": status.url})
     info = probe(settings)
     return EngineClient(info, _transport_for(info, settings), settings)

@@ -6,6 +6,9 @@ cache directory, keyed by a hash of both so an edited launcher rebuilds. The JVM
 runs detached from the calling process; it writes a ready file once it serves
 requests, and a state file (pid, port, url) lets any later process find, report
 or stop it. Everything a node owns lives under ``<cache_dir>/<kind>/``.
+
+The members of a local cluster (``local_cluster.py``) are ``LocalNode`` objects too,
+each in a folder of its own and started with its ``Discovery``.
 """
 
 from __future__ import annotations
@@ -89,8 +92,33 @@ _LAUNCHERS: dict[str, _Launcher] = {
 }
 
 
+@dataclass(frozen=True)
+class Discovery:
+    """What makes a node one member of a local cluster on loopback rather than a single-node cluster.
+
+    ``seed_ports``: every member's transport port (its own included, which the engine skips); ``managers``: every
+    member's name, the cluster-manager-eligible nodes that bootstrap a new cluster.
+    """
+
+    node_name: str
+    transport_port: int
+    seed_ports: tuple[int, ...]
+    managers: tuple[str, ...]
+
+    def launcher_arguments(self) -> list[str]:
+        """The launcher's cluster options (``LauncherSupport``)."""
+        return [
+            *("--node-name", self.node_name, "--transport-port", str(self.transport_port)),
+            *("--seed-hosts", ",".join(f"127.0.0.1:{port}" for port in self.seed_ports)),
+            *("--initial-cluster-managers", ",".join(self.managers)),
+        ]
+
+
 class NodeStatus(BaseModel):
-    """Whether the local node runs, and where; ``version`` is None while it is starting."""
+    """Whether the local node runs, and where; ``version`` is None while it is starting.
+
+    ``name`` is a cluster member's node name, None for the single node.
+    """
 
     running: bool
     kind: str
@@ -99,6 +127,7 @@ class NodeStatus(BaseModel):
     version: str | None
     data_dir: Path
     log_file: Path
+    name: str | None = None
 
 
 class _State(BaseModel):
@@ -115,7 +144,12 @@ class _Ready(BaseModel):
 
 
 class LocalNode:
-    """One local node per cache directory and engine kind, shared by every process."""
+    """One local node per cache directory and engine kind, shared by every process.
+
+    ``root`` and ``discovery`` make it a member of a local cluster (``LocalCluster`` sets both): the folder it owns
+    instead of ``<cache_dir>/<kind>/`` (named as the node), and how it finds the other members. A member without
+    ``discovery`` can be reported and stopped, not started.
+    """
 
     def __init__(
         self,
@@ -123,6 +157,8 @@ class LocalNode:
         *,
         kind: Literal["opensearch", "elasticsearch"] = "opensearch",
         heap: str = "1g",
+        root: Path | None = None,
+        discovery: Discovery | None = None,
     ) -> None:
         if kind not in ("opensearch", "elasticsearch"):
             raise ConfigError(f"unknown engine kind {kind!r}: use opensearch or elasticsearch")
@@ -131,7 +167,11 @@ class LocalNode:
         self.kind = kind
         self.heap = heap
         self.cache_dir = Path(cache_dir).expanduser()
-        self._root = self.cache_dir / kind
+        self.discovery = discovery
+        self.name = discovery.node_name if discovery else (Path(root).name if root is not None else None)
+        """A cluster member's node name (its folder's), None for the single node."""
+        self._root = Path(root).expanduser() if root is not None else self.cache_dir / kind
+        self._startable = root is None or discovery is not None
         self._state_file = self._root / "node.json"
         self._ready_file = self._root / "ready.json"
         self._log_file = self._root / "node.log"
@@ -164,6 +204,13 @@ class LocalNode:
         ``attached=True`` ties the node to this process: it stops when this process exits,
         however that happens (a test session, say). By default it outlives the caller.
         """
+        return self.wait_ready(self.launch(port=port, progress=progress, attached=attached), timeout=timeout)
+
+    def launch(self, *, port: int | None = None, progress: Progress | None = None, attached: bool = False) -> int:
+        """Start the node's JVM without waiting for it to answer, and return its pid (``start`` = this + ``wait_ready``).
+
+        The members of a new cluster are launched together: none is ready before enough of them have met.
+        """
         say = progress or _quiet
         self._launcher()
         self._make_root()
@@ -171,12 +218,16 @@ class LocalNode:
             current = self.status()
             if current.running:
                 raise LocalNodeError(
-                    f"the local {self.kind} node is already running at {current.url} (pid {current.pid}); "
+                    f"the local {self._what} is already running at {current.url} (pid {current.pid}); "
                     "stop it first with `ssi-plugin engine stop`"
                 )
             if port is not None:
                 _claim_port(port)  # a wrong or taken port fails before any build
-            return self._spawn(port=port, timeout=timeout, attached=attached, say=say)
+            return self._spawn(port=port, attached=attached, say=say)
+
+    def wait_ready(self, pid: int, *, timeout: float = 180) -> NodeStatus:
+        """Wait until the JVM ``pid`` that ``launch`` returned answers; a ``LocalNodeError`` if it exits or takes too long."""
+        return self._await_ready(pid, deadline=time.monotonic() + timeout)
 
     def ensure_running(self, progress: Progress | None = None) -> NodeStatus:
         """The node's status once it serves requests, starting it (or waiting for a start in progress) as needed."""
@@ -190,7 +241,7 @@ class LocalNode:
             current = self.status()
             if current.running and current.pid is not None:  # ready, or started by a process that left before it was
                 return current if current.version else self._await_ready(current.pid, deadline=time.monotonic() + 180)
-            return self._spawn(port=None, timeout=180, attached=False, say=say)
+            return self.wait_ready(self._spawn(port=None, attached=False, say=say))
 
     def prepare(self, progress: Progress | None = None) -> None:
         """Do now what the first start would: check java, build the launcher, record its class-data archive."""
@@ -201,7 +252,7 @@ class LocalNode:
         state = self._read_state()
         if state is None or not self._alive(state.pid):
             self._forget()
-            raise LocalNodeError(f"no local {self.kind} node is running (data in {self.data_dir}); nothing to stop")
+            raise LocalNodeError(f"no local {self._what} is running (data in {self.data_dir}); nothing to stop")
         _signal(state.pid, signal.SIGTERM)
         if not self._wait_exit(state.pid, timeout):
             _signal(state.pid, signal.SIGKILL)
@@ -210,6 +261,11 @@ class LocalNode:
         return self._status(running=False, pid=state.pid)
 
     # -- starting ------------------------------------------------------------
+
+    @property
+    def _what(self) -> str:
+        """How messages name this node."""
+        return f"{self.kind} node" if self.name is None else f"{self.kind} cluster node {self.name}"
 
     def _launcher(self) -> _Launcher:
         launcher = _LAUNCHERS.get(self.kind)
@@ -244,7 +300,8 @@ class LocalNode:
                     trainer = LocalNode(Path(tmp), kind=self.kind, heap=self.heap)
                     trainer._make_root()
                     try:
-                        trainer._spawn(port=None, timeout=300, attached=True, say=_quiet, record=(java, build, recording))
+                        pid = trainer._spawn(port=None, attached=True, say=_quiet, record=(java, build, recording))
+                        trainer.wait_ready(pid, timeout=300)
                     except LocalNodeError as exc:  # the real start that follows reports it, with a log that is kept
                         say(f"no class-data archive: {exc}")
                         return None
@@ -255,17 +312,11 @@ class LocalNode:
                     unusable.touch()
         return archive if archive.is_file() else None
 
-    def _spawn(
-        self,
-        *,
-        port: int | None,
-        timeout: float,
-        attached: bool,
-        say: Progress,
-        record: tuple[Path, Path, Path] | None = None,
-    ) -> NodeStatus:
-        """Launch the JVM and wait for its ready file; ``record`` = (java, build, archive) records a class-data archive."""
+    def _spawn(self, *, port: int | None, attached: bool, say: Progress, record: tuple[Path, Path, Path] | None = None) -> int:
+        """Launch the JVM and return its pid; ``record`` = (java, build, archive) records a class-data archive."""
         launcher = self._launcher()
+        if not self._startable:
+            raise LocalNodeError(f"the local {self._what} in {self._root} has no cluster to join: start its cluster")
         if record is None:
             java, build, archive = self._prepared(say)
             class_data = [f"-XX:SharedArchiveFile={archive}"] if archive else []
@@ -291,6 +342,7 @@ class LocalNode:
             *("--home", str(home), "--data", str(self.data_dir), "--logs", str(logs)),
             *("--port", str(port), "--ready-file", str(self._ready_file)),
             *(("--parent-pid", str(os.getpid())) if attached else ()),
+            *(self.discovery.launcher_arguments() if self.discovery else ()),
         ]
         with self._log_file.open("wb") as log:
             process = subprocess.Popen(
@@ -299,8 +351,8 @@ class LocalNode:
         self._process = process
         state = _State(pid=process.pid, port=port, url=f"http://127.0.0.1:{port}")
         _write_atomic(self._state_file, state.model_dump_json())
-        say(f"waiting for {self.kind} on port {port} (pid {process.pid}, log {self._log_file}) ...")
-        return self._await_ready(process.pid, deadline=time.monotonic() + timeout)
+        say(f"waiting for {self._what} on port {port} (pid {process.pid}, log {self._log_file}) ...")
+        return process.pid
 
     def _await_ready(self, pid: int, *, deadline: float) -> NodeStatus:
         while True:
@@ -309,12 +361,12 @@ class LocalNode:
                 return self._status(running=True, url=ready.url, pid=pid, version=ready.version)
             if not self._alive(pid):
                 self._forget()
-                raise LocalNodeError(f"the local {self.kind} node did not start: {self._failure_line()} (log: {self._log_file})")
+                raise LocalNodeError(f"the local {self._what} did not start: {self._failure_line()} (log: {self._log_file})")
             if time.monotonic() > deadline:
                 _signal(pid, signal.SIGKILL)
                 self._wait_exit(pid, 10)
                 self._forget()
-                raise LocalNodeError(f"the local {self.kind} node was not ready in time and was stopped; see {self._log_file}")
+                raise LocalNodeError(f"the local {self._what} was not ready in time and was stopped; see {self._log_file}")
             time.sleep(0.2)
 
     def _failure_line(self) -> str:
@@ -338,7 +390,8 @@ class LocalNode:
         try:
             self._root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise LocalNodeError(f"cannot use {self._root} for the local node: {exc.strerror}; move or delete what is in the way") from None
+            raise LocalNodeError(f"cannot use {self._root} for the local {self._what}: {exc.strerror}; "
+                                 "move or delete what is in the way") from None
 
     def _fresh_home(self, say: Progress) -> Path:
         """``path.home`` holds only empty modules/, plugins/ and config/ (modules load from the classpath), so it is rebuilt each start."""
@@ -421,7 +474,8 @@ class LocalNode:
 
     def _status(self, *, running: bool, url: str | None = None, pid: int | None = None, version: str | None = None) -> NodeStatus:
         return NodeStatus(
-            running=running, kind=self.kind, url=url, pid=pid, version=version, data_dir=self.data_dir, log_file=self._log_file
+            running=running, kind=self.kind, url=url, pid=pid, version=version, data_dir=self.data_dir, log_file=self._log_file,
+            name=self.name,
         )
 
 

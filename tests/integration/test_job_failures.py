@@ -13,25 +13,26 @@ import os
 import resource
 import signal
 import subprocess
-import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from job_support import assert_one_line as _assert_one_line
+from job_support import command as _command
+from job_support import count as _count
+from job_support import dataset_ids as _dataset_ids
+from job_support import index_ids as _ids
+from job_support import start_job as _start
 
 from ssi_plugin.config import EngineSettings
 from ssi_plugin.engine import connect
 from ssi_plugin.engine.local_node import LocalNode
-from ssi_plugin.engine.scan import scan
 
 RECORDS = 6000
 ENDS_WITHIN = 60
 """Seconds a failing job may take to stop after the cause, its workers included."""
-
-ERROR_NAMES = ("EngineUnreachable", "EngineError", "OutputUnwritable", "Interrupted", "Traceback")
 
 
 @pytest.fixture
@@ -53,32 +54,6 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "dataset.jsonl"
 
 
-def _command(*args: str, check: bool = True, **popen: object) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "ssi_plugin", *args], capture_output=True, text=True, timeout=600, **popen)
-    if check:
-        assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
-def _as_in_a_terminal() -> None:
-    """Ctrl-C reaches a job run in a terminal; a test run started in the background (``cmd &``) would pass its
-    ignored SIGINT on to the job, and Python leaves an ignored SIGINT ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _start(*args: str, **popen: object) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "ssi_plugin", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=_as_in_a_terminal, **popen)
-
-
-def _count(url: str, index: str) -> int:
-    try:
-        with urllib.request.urlopen(f"{url}/{index}/_count", timeout=5) as answer:
-            return int(json.load(answer)["count"])
-    except (urllib.error.URLError, OSError):
-        return 0
-
-
 def _interrupt_mid_run(job: subprocess.Popen[str], started: Callable[[], bool], cause: Callable[[], None]) -> tuple[int, str]:
     """Wait until ``started()`` says the job is under way, apply ``cause``, and return (exit code, stderr)."""
     deadline = time.monotonic() + 300
@@ -97,15 +72,6 @@ def _interrupt_mid_run(job: subprocess.Popen[str], started: Callable[[], bool], 
     return job.returncode, stderr
 
 
-def _assert_one_line(stderr: str, code: int, expected_code: int, line_start: str) -> None:
-    assert "Traceback" not in stderr, stderr[-3000:]
-    assert "Aborting" not in stderr, stderr[-3000:]
-    assert code == expected_code, stderr[-3000:]
-    named = [line for line in stderr.splitlines() if line.startswith(ERROR_NAMES)]
-    assert len(named) == 1, stderr[-3000:]
-    assert named[0].startswith(line_start), named
-
-
 def _kill(node: LocalNode) -> Callable[[], None]:
     def kill() -> None:
         pid = node.status().pid
@@ -121,16 +87,6 @@ def _restart(node: LocalNode, index: str) -> str:
     with urllib.request.urlopen(f"{url}/_cluster/health/{index}?wait_for_status=yellow&timeout=120s", timeout=130) as answer:
         assert json.load(answer)["status"] in ("yellow", "green")
     return url
-
-
-def _ids(url: str, index: str) -> list[str]:
-    with connect(EngineSettings(url=url)) as engine:
-        engine.refresh(index)
-        return [hit["_id"] for hit in scan(engine, index, source=False)]
-
-
-def _dataset_ids(dataset: Path) -> set[str]:
-    return {json.loads(line)["id"] for line in dataset.read_text(encoding="utf-8").splitlines()}
 
 
 def test_ingest_stopped_by_ctrl_c_or_an_engine_outage_exits_cleanly_and_a_rerun_completes_it(

@@ -7,7 +7,9 @@ wiring and formats, not retrieval quality.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from tiny_models import tiny_model
 
@@ -26,11 +28,15 @@ IMAGES = {
 }
 
 
-def index_with_generator(engine: EngineClient, index: str, cache_dir: Path) -> Path:
-    """Fill ``index`` with IMAGES and save a generator for it under ``cache_dir``; return the generator folder."""
+def index_with_generator(engine: EngineClient, index: str, cache_dir: Path, *, settings: Mapping[str, Any] | None = None) -> Path:
+    """Fill ``index`` with IMAGES and save a generator for it under ``cache_dir``; return the generator folder.
+
+    ``settings``: the index's own (default: no replica, as a single node can hold).
+    """
     install_layout(engine)
     body = index_body(cluster_layout(engine).resources)
-    engine.request("PUT", f"/{index}", body={**body, "settings": {**body["settings"], "number_of_replicas": 0}})
+    own = dict(settings) if settings is not None else {"number_of_replicas": 0}
+    engine.request("PUT", f"/{index}", body={**body, "settings": {**body["settings"], **own}})
     actions = (
         {
             "_index": index,

@@ -57,6 +57,9 @@ public final class ElasticsearchLauncher {
     }
 
     private static String start(LauncherSupport.Options options) throws Exception {
+        if (options.clustered()) {
+            throw new IllegalArgumentException("the Elasticsearch core node runs as a single-node cluster only");
+        }
         Path home = options.home();
         Settings.Builder settings = Settings.builder();
         options.nodeSettings().forEach(settings::put);

@@ -28,32 +28,59 @@ import sun.misc.Signal;
  * node and exits 0, and so does the exit of the process given by {@code --parent-pid}.
  * A start-up failure prints one line starting with {@code ssi-launcher:} to stderr and
  * exits 1 (details go to stdout, which the caller logs).
+ *
+ * <p>Without {@code --seed-hosts} the node is a single-node cluster. With it the node is
+ * one member of a local cluster: {@code --node-name NAME --transport-port N --seed-hosts
+ * 127.0.0.1:P,... [--initial-cluster-managers NAME,...]} (transport binds on 127.0.0.1:N,
+ * discovery asks the seed hosts; the initial cluster managers, named by every member,
+ * bootstrap a new cluster and are ignored once it has formed). A member is ready once it
+ * has joined an elected cluster manager, so the members of a new cluster start together.
  */
 final class LauncherSupport {
 
     static final String NODE_NAME = "ssi-plugin-local";
 
-    private static final String USAGE = "--home DIR --data DIR --logs DIR --port N --ready-file FILE [--parent-pid PID]";
+    private static final String USAGE = "--home DIR --data DIR --logs DIR --port N --ready-file FILE [--parent-pid PID] "
+        + "[--node-name NAME --transport-port N --seed-hosts HOST:PORT,... [--initial-cluster-managers NAME,...]]";
     private static final List<String> REQUIRED = List.of("home", "data", "logs", "port", "ready-file");
+    /** What a cluster member needs beside {@link #REQUIRED}. */
+    private static final List<String> REQUIRED_IN_A_CLUSTER = List.of("node-name", "transport-port");
 
     private LauncherSupport() {}
 
-    /** The command line, with paths made absolute; {@code parentPid} is null for a detached node. */
-    record Options(Path home, Path data, Path logs, String port, Path readyFile, Long parentPid) {
+    /**
+     * The command line, with paths made absolute; {@code parentPid} is null for a detached node,
+     * {@code seedHosts} null for a single-node cluster (and then the other cluster fields too).
+     */
+    record Options(Path home, Path data, Path logs, String port, Path readyFile, Long parentPid,
+                   String nodeName, String transportPort, String seedHosts, String initialClusterManagers) {
 
         String url() {
             return "http://127.0.0.1:" + port;
         }
 
-        /** The settings of every local node, whatever its engine; the default node roles (with ingest) are kept. */
+        /** True for a member of a local cluster, false for a single-node cluster. */
+        boolean clustered() {
+            return seedHosts != null;
+        }
+
+        /**
+         * The settings of every local node, whatever its engine; the default node roles (with ingest) are kept.
+         * A cluster member's initial cluster managers are left to the engine, which names that setting.
+         */
         Map<String, String> nodeSettings() {
             Map<String, String> settings = new LinkedHashMap<>();
             settings.put("path.home", home.toString());
             settings.put("path.data", data.toString());
             settings.put("path.logs", logs.toString());
             settings.put("cluster.name", NODE_NAME);
-            settings.put("node.name", NODE_NAME);
-            settings.put("discovery.type", "single-node");
+            settings.put("node.name", nodeName);
+            if (clustered()) {
+                settings.put("discovery.seed_hosts", seedHosts);
+                settings.put("transport.port", transportPort);
+            } else {
+                settings.put("discovery.type", "single-node");
+            }
             settings.put("network.host", "127.0.0.1");
             settings.put("http.port", port);
             settings.put("cluster.routing.allocation.disk.threshold_enabled", "false");
@@ -146,13 +173,27 @@ final class LauncherSupport {
         if (parent != null && !parent.matches("[0-9]{1,18}")) {
             throw new IllegalArgumentException("--parent-pid " + parent + " is not a process id; usage: " + USAGE);
         }
+        String seedHosts = options.get("seed-hosts");
+        if (seedHosts != null) {
+            for (String required : REQUIRED_IN_A_CLUSTER) {
+                if (!options.containsKey(required)) {
+                    throw new IllegalArgumentException("--seed-hosts needs --" + required + "; usage: " + USAGE);
+                }
+            }
+        } else if (options.containsKey("transport-port") || options.containsKey("initial-cluster-managers")) {
+            throw new IllegalArgumentException("cluster options need --seed-hosts; usage: " + USAGE);
+        }
         return new Options(
             absolute(options.get("home")),
             absolute(options.get("data")),
             absolute(options.get("logs")),
             options.get("port"),
             absolute(options.get("ready-file")),
-            parent == null ? null : Long.valueOf(parent));
+            parent == null ? null : Long.valueOf(parent),
+            options.getOrDefault("node-name", NODE_NAME),
+            options.get("transport-port"),
+            seedHosts,
+            options.get("initial-cluster-managers"));
     }
 
     private static Path absolute(String path) {

@@ -24,8 +24,9 @@ import org.opensearch.script.mustache.MustachePlugin;
 import org.opensearch.transport.Netty4Plugin;
 
 /**
- * Runs one single-node OpenSearch cluster in this JVM, with the modules ssi-plugin
- * needs loaded as classpath plugins (no distribution, no plugin folders).
+ * Runs one OpenSearch node in this JVM, with the modules ssi-plugin needs loaded as
+ * classpath plugins (no distribution, no plugin folders): a single-node cluster, or one
+ * member of a local cluster on loopback.
  *
  * <p>It speaks the protocol shared by every ssi-plugin launcher ({@link LauncherSupport}).
  */
@@ -68,8 +69,11 @@ public final class OpenSearchLauncher {
     private static String start(LauncherSupport.Options options) throws Exception {
         Settings.Builder settings = Settings.builder();
         options.nodeSettings().forEach(settings::put);
+        if (options.clustered() && options.initialClusterManagers() != null) {
+            settings.put("cluster.initial_cluster_manager_nodes", options.initialClusterManagers());
+        }
         Environment environment = InternalSettingsPreparer.prepareEnvironment(
-            settings.build(), new HashMap<>(), options.home().resolve("config"), () -> LauncherSupport.NODE_NAME);
+            settings.build(), new HashMap<>(), options.home().resolve("config"), options::nodeName);
         Node node = new EmbeddedNode(environment, plugins());
         LauncherSupport.closeOnExit(() -> {
             node.close();
