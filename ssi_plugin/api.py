@@ -246,6 +246,7 @@ def create_app(url: str | None = None, *, index: str | None = None, generator_di
     from ssi_plugin.serving.search_page import SearchPage
     from ssi_plugin.serving.searchers import IndexSearchers
     from ssi_plugin.serving.thumbnails import Thumbnails
+    from ssi_plugin.threads import one_thread_per_query
 
     settings = resolve_settings(url=url, **connection)
     with contextlib.ExitStack() as held:
@@ -260,6 +261,7 @@ def create_app(url: str | None = None, *, index: str | None = None, generator_di
             )
         except ValidationError as exc:
             raise ConfigError(describe_validation_error(exc)) from None
+        one_thread_per_query()  # this process answers queries concurrently: parallelism comes from them
         searchers = IndexSearchers(engine, cache_dir=settings.cache_dir, index=index, images=images,
                                    model_dir=Path(generator_dir) if generator_dir is not None else None)
         held.callback(searchers.close)
