@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -72,6 +73,28 @@ def test_create_app_serves_ssi_queries_and_the_searchers_health(engine_url: str,
         assert {hit["_id"] for hit in answer.json()["hits"]["hits"]} <= set(IMAGES)
         health = httpx.get(f"{url}/_ssi/health").json()
         assert health["indices"][index]["images"] == len(IMAGES)
+
+
+def test_ssi_queries_asked_at_once_get_the_answers_they_get_one_at_a_time(engine_url: str,
+                                                                        trained_index: tuple[str, Path]) -> None:
+    """serve answers concurrent queries together (their generation is batched): each answer is still its own."""
+    index, cache_dir = trained_index
+    queries = ["a dog in the park", "a cat on a sofa", "children playing football", "a dog and a cat at a window",
+               "a brown dog running on the beach", "a red sofa", "frisbee", "two children"]
+
+    def ranked(url: str, query: str) -> list[tuple[float, str]]:
+        body = {"query": {"ssi": {"query": query}}, "size": 5, "_source": False}
+        answer = httpx.post(f"{url}/{index}/_search", json=body, timeout=60)
+        assert answer.status_code == 200, answer.text
+        return sorted((-round(hit["_score"], 4), hit["_id"]) for hit in answer.json()["hits"]["hits"])
+
+    with serve_in_thread(create_app(engine_url, index=index, cache_dir=cache_dir)) as url:
+        alone = {query: ranked(url, query) for query in queries}
+        with ThreadPoolExecutor(16) as pool:
+            together = list(pool.map(lambda query: (query, ranked(url, query)), queries * 4))
+    assert all(alone.values()), alone
+    for query, answer in together:
+        assert answer == alone[query], query
 
 
 def test_search_sees_what_this_object_ingests_at_once(engine: EngineClient, trained_index: tuple[str, Path],
