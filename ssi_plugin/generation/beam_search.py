@@ -122,8 +122,8 @@ class _CachedDecoder:
     def first(self, forced: tuple[int, ...]) -> torch.Tensor:
         """Scores of the token after the ``forced`` first tokens, one row per query, shape ``(queries, columns)``."""
         rows = self._first.shape[0]
-        return self._run(torch.cat([self._first, torch.tensor([forced] * rows, dtype=torch.long).view(rows, -1)], dim=1),
-                         grown=len(forced))
+        self._grow_mask(len(forced))
+        return self._run(torch.cat([self._first, torch.tensor([forced] * rows, dtype=torch.long).view(rows, -1)], dim=1))
 
     def next(self, origins: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Scores after appending the row ``tokens[i]`` to the beam that was row ``origins[i]``."""
@@ -132,10 +132,15 @@ class _CachedDecoder:
         self._queries = self._queries[origins]
         if not self._seq2seq:
             self._mask = self._mask[origins]
-        return self._run(tokens, grown=tokens.shape[1])
+        self._grow_mask(tokens.shape[1])
+        return self._run(tokens)
 
-    def _run(self, input_ids: torch.Tensor, *, grown: int) -> torch.Tensor:
-        """The model on ``input_ids``, whose last ``grown`` tokens are new to the causal mask."""
+    def _grow_mask(self, tokens: int) -> None:
+        """A causal model's attention mask covers the ``tokens`` each row is about to take."""
+        if not self._seq2seq:
+            self._mask = torch.cat([self._mask, torch.ones(self._mask.shape[0], tokens, dtype=torch.long)], dim=1)
+
+    def _run(self, input_ids: torch.Tensor) -> torch.Tensor:
         if self._seq2seq:
             output = self._model(
                 encoder_outputs=(self._memory[self._queries],),
@@ -145,9 +150,7 @@ class _CachedDecoder:
                 use_cache=True,
             )
         else:
-            rows, length = input_ids.shape
-            self._mask = torch.cat([self._mask, torch.ones(rows, grown, dtype=torch.long)], dim=1)
-            positions = (self._mask.cumsum(dim=1) - 1).clamp(min=0)[:, -length:]
+            positions = (self._mask.cumsum(dim=1) - 1).clamp(min=0)[:, -input_ids.shape[1] :]
             output = self._model(input_ids=input_ids, attention_mask=self._mask, position_ids=positions,
                                  cache=self._cache, use_cache=True)
         self._cache = output.cache
