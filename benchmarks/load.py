@@ -15,21 +15,23 @@ Three parts; ``--only`` runs some of them, all run by default:
     (quick: 1 s) before, so that first-use allocations do not count as growth.
     Targets: no errors, RSS growth at most 10 %.
 ``outage``
-    The mixed workload from 16 clients on a node the benchmark starts itself, in
-    a temporary folder, with its own synthetic index and serve process (never the
-    configured engine: the benchmark kills only a node it owns). After 5 s (quick:
-    2) the node is killed (SIGKILL: a crash, which is what "killed" means; a
-    SIGSTOP would model a hung engine instead), left down 10 s (``--outage-seconds``;
-    quick: 3), started again on the same port with the same data, and the clients
-    keep going 20 s (quick: 7) after it answers. Figures: what was answered while
-    the engine was away (statuses, error types, whether every error had the
-    engine's error shape, the slowest answer), how long after the engine's return
-    the last failure was sent (``recovered_s``), errors sent later than that, and
-    whether serve's trie recovers: ``/_ssi/health`` during and after, and how long
-    20 images written after the return take to reach the trie.
-    Targets: while the engine is away only 502/503 in the engine's error shape,
-    none slower than 1 s; every request sent 5 s or more after the engine's
-    return succeeds.
+    The mixed workload from 16 clients on a node the benchmark starts itself, in a
+    temporary folder, with its own synthetic index and serve process: it never
+    kills the configured engine, only a node it owns. The index is flushed (at
+    rest: a fresh one would make the restarted node replay its translog first).
+    After 5 s (quick: 2) the node is killed (SIGKILL: a crash, which is what
+    "killed" means; SIGSTOP would model a hung engine, another fault), left down
+    10 s (``--outage-seconds``; quick: 3), started again on the same port with
+    its data, and the clients keep going 20 s (quick: 6) after its index is
+    searchable again (health yellow: the engine's return). Figures: what was
+    answered meanwhile (statuses, error types, whether every error had the
+    engine's error shape, the slowest answer of each kind), when the last failure
+    was sent after the index's return (``recovered_s``) and after the node's
+    start (``recovered_from_node_start_s``), errors sent later than 5 s after the
+    return, and serve's trie: ``/_ssi/health`` during and after, and how long 20
+    images written after the return take to reach it. Targets: while the engine
+    is away only 502/503 in the engine's error shape, none slower than 1 s; every
+    request sent 5 s or more after the engine's return succeeds.
 
 Every answer other than 200 is an error and is counted, requests that got no
 answer too (by the transport error's name); latencies include errors. Each
@@ -264,6 +266,7 @@ def outage(scratch: Path, folder: Path, texts: Sequence[str], *, size: int, lead
         with connect(EngineSettings(url=engine_url)) as engine:
             resolver = CollisionResolver()
             index = _synthetic_index(engine, size, resolver)
+            engine.request("POST", f"/{index}/_flush")  # at rest, as the engine leaves an idle shard: no translog to replay
             workload = Workload(index, texts, _some_ids(engine, index), MIX)
             log = scratch / "outage-serve.log"
             with serve_process(engine_url, index, folder, scratch / "outage-cache", texts[0], log=log) as (url, _):
