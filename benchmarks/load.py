@@ -252,8 +252,8 @@ def mixed(url: str, serve: subprocess.Popen[bytes], workload: Workload, seconds:
     return row
 
 
-def outage(scratch: Path, folder: Path, texts: Sequence[str], *, size: int, lead: float, down: float,
-           after: float) -> dict[str, Any]:
+def outage(scratch: Path, folder: Path, texts: Sequence[str], *, size: int, lead: float, down: float, after: float,
+           serve_options: Sequence[str] = ()) -> dict[str, Any]:
     """The mixed workload while a node of the benchmark's own is killed, left down ``down`` seconds and started again;
     the clients keep going ``after`` seconds once the index is searchable again."""
     os.environ.setdefault(LAUNCHER_CACHE_ENV, str(Path(os.environ.get("SSI_CACHE_DIR") or default_cache_dir()) / "launchers"))
@@ -269,7 +269,8 @@ def outage(scratch: Path, folder: Path, texts: Sequence[str], *, size: int, lead
             engine.request("POST", f"/{index}/_flush")  # at rest, as the engine leaves an idle shard: no translog to replay
             workload = Workload(index, texts, _some_ids(engine, index), MIX)
             log = scratch / "outage-serve.log"
-            with serve_process(engine_url, index, folder, scratch / "outage-cache", texts[0], log=log) as (url, _):
+            with serve_process(engine_url, index, folder, scratch / "outage-cache", texts[0], options=serve_options,
+                               log=log) as (url, _):
                 marks: dict[str, float] = {}
                 health: dict[str, Any] = {}
 
@@ -441,12 +442,11 @@ def run(quick: bool = False, *, only: Sequence[str] = PARTS, index: str | None =
         if "outage" in only:
             down = outage_seconds or (3.0 if quick else 10.0)
             figures["outage"] = outage(scratch, untrained(), texts, size=size, lead=2.0 if quick else 5.0, down=down,
-                                       after=6.0 if quick else 20.0)
+                                       after=6.0 if quick else 20.0, serve_options=serve_options)
     figures["load_average_1m_end"] = round(os.getloadavg()[0], 2)
     figures["targets"] = TARGETS
     figures["targets_met"] = targets_met(figures)
     return figures
-
 
 
 def targets_met(figures: dict[str, Any]) -> dict[str, bool]:
@@ -525,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outage-seconds", type=float, help="how long the engine stays down (default: 10, quick: 3)")
     parser.add_argument("--index", help="an existing index for the ssi and mixed parts (left as it is) instead of a synthetic one")
     parser.add_argument("--model", type=Path, help="generator folder for --index (default: the untrained default architecture)")
-    parser.add_argument("--ssi-concurrency", type=int, help="passed to serve (ssi and mixed parts)")
+    parser.add_argument("--ssi-concurrency", type=int, help="passed to serve")
     args = parser.parse_args(argv)
     if args.model and not args.index:
         parser.error("--model goes with --index")
