@@ -69,16 +69,21 @@ def _identifier(n: int, resolver: CollisionResolver) -> tuple[str, SSI]:
     return record.id, resolver.assign(record.id, ssi).ssi
 
 
-def _documents(index: str, start: int, stop: int, resolver: CollisionResolver) -> Iterator[dict[str, Any]]:
+def _documents(index: str, start: int, stop: int, resolver: CollisionResolver, *,
+               captions: bool = False) -> Iterator[dict[str, Any]]:
+    """SSI fields only, or with ``captions`` the image's first caption beside them (``caption``: a text field)."""
     for n in range(start, stop):
         image_id, ssi = _identifier(n, resolver)
         fields = SSIRecord(id=image_id, ssi=ssi, rationale="From the known contents.", annotator="synthetic",
                            version="synthetic/1").index_fields()
-        yield {"_index": index, "_id": image_id, "_source": {"ssi": fields}}
+        source = {"ssi": fields, "caption": synthetic_record(SEED, n)[0].captions[0]} if captions else {"ssi": fields}
+        yield {"_index": index, "_id": image_id, "_source": source}
 
 
-def _fill(engine: EngineClient, index: str, start: int, stop: int, resolver: CollisionResolver, *, refresh: bool = True) -> None:
-    failed = sum(not r.ok for r in engine.bulk(_documents(index, start, stop, resolver), chunk_size=5000))
+def _fill(engine: EngineClient, index: str, start: int, stop: int, resolver: CollisionResolver, *, refresh: bool = True,
+          captions: bool = False) -> None:
+    documents = _documents(index, start, stop, resolver, captions=captions)
+    failed = sum(not r.ok for r in engine.bulk(documents, chunk_size=5000))
     assert failed == 0, f"{failed} benchmark documents were refused"
     if refresh:
         engine.refresh(index)
@@ -235,14 +240,16 @@ def _through_serve(engine: EngineClient, index: str, folder: Path, cache_dir: Pa
 
 @contextmanager
 def serve_process(engine_url: str, index: str, folder: Path, cache_dir: Path, warm_query: str, *,
-                  options: Sequence[str] = (), startup_s: float = 600) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+                  options: Sequence[str] = (), startup_s: float = 600,
+                  log: Path | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``ssi-plugin serve --index index --model folder`` in a process of its own, yielded (base URL, process) once
-    it has answered ``warm_query``; terminated on exit."""
+    it has answered ``warm_query``; terminated on exit. Its output goes to ``log`` when given."""
     port = _free_port()
     command = [sys.executable, "-m", "ssi_plugin", "--url", engine_url, "serve", "--index", index, "--model", str(folder),
                "--port", str(port), *options]
-    process = subprocess.Popen(command, env={**os.environ, "SSI_CACHE_DIR": str(cache_dir)}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    with log.open("wb") if log else open(os.devnull, "wb") as output:
+        process = subprocess.Popen(command, env={**os.environ, "SSI_CACHE_DIR": str(cache_dir)}, stdout=output,
+                                   stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_s
