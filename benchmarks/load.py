@@ -25,7 +25,8 @@ Three parts; ``--only`` runs some of them, all run by default:
     its data, and the clients keep going 20 s (quick: 6) after its index is
     searchable again (health yellow: the engine's return). Figures: what was
     answered meanwhile (statuses, error types, whether every error had the
-    engine's error shape, the slowest answer of each kind), when the last failure
+    engine's error shape, the slowest answer of each kind to a request sent after
+    the kill: those in flight at the kill waited under the load before it), when the last failure
     was sent after the index's return (``recovered_s``) and after the node's
     start (``recovered_from_node_start_s``), errors sent later than 5 s after the
     return, and serve's trie: ``/_ssi/health`` during and after, and how long 20
@@ -323,6 +324,7 @@ def _outage_figures(run: Run, marks: dict[str, float]) -> dict[str, Any]:
     before = [a for a in run.answers if a.ended <= killed]
     during = [a for a in run.answers if a.started < searchable and a.ended > killed]
     after = [a for a in run.answers if a.started >= searchable]
+    sent = [a for a in during if a.started >= killed]
     errors = [a for a in during if a.status != "200"]
     failed_after = [a for a in after if a.status != "200"]
     late = [a for a in failed_after if a.started - searchable >= RECOVERY_S]
@@ -338,9 +340,13 @@ def _outage_figures(run: Run, marks: dict[str, float]) -> dict[str, Any]:
             "statuses": dict(sorted(Counter(a.status for a in during).items())),
             "error_types": dict(sorted(Counter(f"{a.status} {a.error}" for a in errors).items())),
             "engine_shaped": all(a.error not in (None, "unshaped") for a in errors),
-            "slowest_ms": round(max((a.ms for a in during), default=0.0), 1),
-            "slowest_ms_by_kind": {kind: round(max(a.ms for a in during if a.kind == kind), 1)
-                                   for kind in sorted({a.kind for a in during})},
+            # What a client sending during the outage waits: requests already in flight at the kill are left out
+            # (they waited their turn under the load before it).
+            "in_flight_at_kill": len(during) - len(sent),
+            "slowest_ms": round(max((a.ms for a in sent), default=0.0), 1),
+            "slowest_ms_by_kind": {kind: round(max(a.ms for a in sent if a.kind == kind), 1)
+                                   for kind in sorted({a.kind for a in sent})},
+            "p99_ms_sent": _percentile([a.ms for a in sent], 99) if sent else 0.0,
         },
         "after": summary(after, run.ended - searchable),
         "recovered_s": round(max((a.started - searchable for a in failed_after), default=0.0), 2),
@@ -503,7 +509,8 @@ def table(figures: dict[str, Any]) -> str:
                   *_rows([("before", outage["before"]), ("during", during), ("after", outage["after"]),
                           (f"after {RECOVERY_S:g}s", outage["after_recovery"])], "window"),
                   f"during: {json.dumps(during['error_types'])}; engine-shaped: {during['engine_shaped']}; "
-                  f"slowest {during['slowest_ms']:.0f} ms {json.dumps(during['slowest_ms_by_kind'])}",
+                  f"sent while away: p99 {during['p99_ms_sent']:.0f} ms, slowest {during['slowest_ms']:.0f} ms "
+                  f"{json.dumps(during['slowest_ms_by_kind'])} ({during['in_flight_at_kill']} in flight at the kill)",
                   f"after the index's return: last failure sent at +{outage['recovered_s']:.2f} s "
                   f"(+{outage['recovered_from_node_start_s']:.2f} s after the node's); "
                   f"{outage['errors_after_recovery']} errors sent {RECOVERY_S:g} s or more after it",

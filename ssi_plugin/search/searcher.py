@@ -21,7 +21,7 @@ from ssi_plugin.annotation.base import Annotation
 from ssi_plugin.embedding import shared_encoder
 from ssi_plugin.engine import EngineClient
 from ssi_plugin.engine.vectors import cosine_of
-from ssi_plugin.errors import EngineRequestError, InputError
+from ssi_plugin.errors import EngineRequestError, EngineUnreachable, InputError
 from ssi_plugin.generation.generator import GenerationResult, Generator
 from ssi_plugin.identifiers import query_concepts
 from ssi_plugin.search.fusion import fused_shares, ranked
@@ -230,7 +230,14 @@ class SSISearcher:
         return self.run(request, headers=headers).as_engine_response()
 
     def run(self, request: SSISearchRequest, *, headers: Mapping[str, str] | None = None) -> SearchResult:
-        """Generate, ask every list (filtered as the request says), fuse, then what the rest of the body asks."""
+        """Generate, ask every list (filtered as the request says), fuse, then what the rest of the body asks.
+
+        While the trie's last read found no engine answering, the engine is asked first whether it is back (one
+        small search): during an outage a query fails at once with ``EngineUnreachable``, as it would after its
+        generation, instead of waiting its turn at the generator.
+        """
+        if self.trie is not None and self.trie.unreachable is not None:
+            self.engine.msearch(self.index, [{"size": 0, "track_total_hits": False}], headers=headers)
         options = request.clause
         started = time.perf_counter()
         embedding = self._embed(options)
@@ -301,7 +308,12 @@ class SSISearcher:
         its reason led by the search's name (or its label)."""
         if not bodies:
             return {}
-        answers = self.engine.msearch(self.index, list(bodies.values()), headers=headers)
+        try:
+            answers = self.engine.msearch(self.index, list(bodies.values()), headers=headers)
+        except EngineUnreachable as exc:
+            if self.trie is not None:  # the next queries ask first, until the trie's next read finds the engine
+                self.trie.unreachable = exc
+            raise
         for name, answer in zip(bodies, answers, strict=True):
             if "error" in answer:
                 error = answer["error"]

@@ -129,6 +129,29 @@ def test_an_unreachable_cluster_leaves_the_trie_answering_and_says_how_stale_it_
     assert searcher.trie.view is before and _candidates(searcher, "a dog in the park")
 
 
+def test_during_an_outage_a_query_fails_at_once_without_waiting_for_the_generator(
+        engine: EngineClient, index_name: str, live: tuple[SSISearcher, Path]) -> None:
+    from ssi_plugin.engine.client import _transport_for
+    from ssi_plugin.errors import EngineUnreachable
+
+    searcher, _ = live
+    dead = EngineSettings(url="http://127.0.0.1:9", request_timeout=1)
+    down = EngineClient(engine.info.model_copy(update={"url": dead.url}), _transport_for(engine.info, dead), dead)
+    searcher.trie._feed.engine = searcher.engine = down
+    _eventually(lambda: searcher.trie.unreachable is not None)
+    decoded: list[int] = []
+    hook = searcher.generator.model.register_forward_pre_hook(lambda *_: decoded.append(1))
+    try:
+        with pytest.raises(EngineUnreachable, match=r"127\.0\.0\.1:9\b"):
+            searcher.search("a dog in the park")
+        assert not decoded, "the query waited for the generator before finding the engine gone"
+        searcher.trie._feed.engine = searcher.engine = engine  # the engine is back: queries answer again
+        assert searcher.search("a dog in the park").hits
+        assert decoded
+    finally:
+        hook.remove()
+
+
 def test_a_second_searcher_resumes_from_the_trie_cache(engine: EngineClient, index_name: str, live: tuple[SSISearcher, Path],
                                                        tmp_path: Path) -> None:
     _, folder = live
