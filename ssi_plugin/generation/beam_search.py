@@ -112,6 +112,7 @@ class _CachedDecoder:
         """The query of each row of the next model call."""
         ids, mask = _padded(prompts, pad_token_id, left=not seq2seq)
         if seq2seq:
+            assert start_token_id is not None, "an encoder-decoder's decoder starts from its decoder_start_token_id"
             self._memory = model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
             self._memory_mask = mask
             self._first = torch.full((len(prompts), 1), start_token_id, dtype=torch.long)
