@@ -26,7 +26,16 @@ from typing import Literal
 from filelock import FileLock
 from pydantic import BaseModel, ValidationError
 
-from ssi_plugin.engine.local_node import Discovery, LocalNode, NodeStatus, Progress, _claim_port, _quiet, _write_atomic
+from ssi_plugin.engine.local_node import (
+    Discovery,
+    LocalNode,
+    NodeStatus,
+    Progress,
+    _claim_port,
+    _quiet,
+    _write_atomic,
+    make_folder,
+)
 from ssi_plugin.errors import ConfigError, LocalNodeError
 
 CLUSTER_HEAP = "512m"
@@ -266,11 +275,7 @@ class LocalCluster:
         return layout
 
     def _make_root(self) -> None:
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LocalNodeError(f"cannot use {self.root} for the local cluster: {exc.strerror}; "
-                                 "move or delete what is in the way") from None
+        make_folder(self.root, "the local cluster")
 
     def _lock(self) -> FileLock:
         self._make_root()

@@ -387,11 +387,7 @@ class LocalNode:
         return Path(os.environ.get(LAUNCHER_CACHE_ENV) or self.cache_dir / "launchers").expanduser()
 
     def _make_root(self) -> None:
-        try:
-            self._root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LocalNodeError(f"cannot use {self._root} for the local {self._what}: {exc.strerror}; "
-                                 "move or delete what is in the way") from None
+        make_folder(self._root, f"the local {self._what}")
 
     def _fresh_home(self, say: Progress) -> Path:
         """``path.home`` holds only empty modules/, plugins/ and config/ (modules load from the classpath), so it is rebuilt each start."""
@@ -634,6 +630,14 @@ def _claim_port(port: int | None) -> int:
                 f"port {port} on 127.0.0.1 is already in use: choose another with --port, or leave it unset to take a free one"
             ) from None
         return sock.getsockname()[1]
+
+
+def make_folder(folder: Path, purpose: str) -> None:
+    """Create ``folder`` (and its parents), or say what is in the way of using it for ``purpose``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LocalNodeError(f"cannot use {folder} for {purpose}: {exc.strerror}; move or delete what is in the way") from None
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
