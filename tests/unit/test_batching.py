@@ -11,6 +11,14 @@ import pytest
 from ssi_plugin.generation.batching import Combiner
 
 
+def _until_waiting(combine: Combiner, callers: int) -> None:
+    """Wait until ``callers`` calls wait for the next batch (the running one is held by the test)."""
+    deadline = time.monotonic() + 30
+    while len(combine._queue) < callers:
+        assert time.monotonic() < deadline, f"{len(combine._queue)} of {callers} callers waiting"
+        time.sleep(0.01)
+
+
 def test_calls_waiting_while_a_batch_runs_make_up_the_next_batch_up_to_the_limit():
     batches: list[list[int]] = []
     release = threading.Event()
@@ -27,7 +35,7 @@ def test_calls_waiting_while_a_batch_runs_make_up_the_next_batch_up_to_the_limit
         while not batches:
             time.sleep(0.01)
         rest = [pool.submit(combine, item) for item in range(1, 6)]
-        time.sleep(0.3)
+        _until_waiting(combine, 5)
         release.set()
         assert [first.result(), *(future.result(timeout=10) for future in rest)] == [0, 10, 20, 30, 40, 50]
     assert batches[0] == [0]
@@ -55,7 +63,7 @@ def test_a_failing_batch_is_run_again_item_by_item_so_only_the_bad_item_fails():
         blocker = pool.submit(combine, "first")
         started.wait(timeout=10)
         futures = {item: pool.submit(combine, item) for item in ("a", "bad", "b")}
-        time.sleep(0.3)
+        _until_waiting(combine, 3)
         release.set()
         assert blocker.result(timeout=10) == "FIRST"
         assert futures["a"].result(timeout=10) == "A" and futures["b"].result(timeout=10) == "B"

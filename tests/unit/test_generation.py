@@ -264,7 +264,9 @@ def test_queries_asked_together_decode_together_and_rank_as_they_would_alone(par
     try:
         with ThreadPoolExecutor(len(queries)) as pool:
             futures = {query: pool.submit(generator.generate, query, k=4) for query in queries}
-            time.sleep(0.5)
+            deadline = time.monotonic() + 30
+            while len(generator._combined._queue) < len(queries) - 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
             release.set()
             together = {query: future.result(timeout=60).candidates for query, future in futures.items()}
         calls_together = len(calls)
