@@ -235,9 +235,11 @@ def create_app(url: str | None = None, *, index: str | None = None, generator_di
     for its trie. With ``index`` only that index is served, its generator (``generator_dir``, default: the one
     trained for it) loaded now; else any index with a trained generator, each loaded on its first query.
     ``max_body_size`` (bytes, or e.g. ``"512KiB"``) caps the search bodies read here; ``request_timeout`` is the
-    seconds to wait for the cluster; ``ssi_concurrency`` the ssi queries answered at once (default: ``ProxySettings``'s). The client and the
-    tries' background reads are released when the server stops the app. ``uvicorn --factory
-    ssi_plugin:create_app`` serves it with the settings of the environment.
+    seconds to wait for the cluster; ``ssi_concurrency`` the ssi queries answered at once (default:
+    ``ProxySettings``'s), whose generation is batched. The process then computes with one torch and one BLAS thread
+    (``threads.one_thread_per_query``): its parallelism is the queries'. The client and the tries' background reads
+    are released when the server stops the app. ``uvicorn --factory ssi_plugin:create_app`` serves it with the
+    settings of the environment.
     """
     from pydantic import ValidationError
 
