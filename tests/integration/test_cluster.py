@@ -77,6 +77,8 @@ def create_ssi_index(engine: EngineClient, index: str) -> None:
 
 def assert_spread(url: str, index: str) -> None:
     """Every shard's primary and replica are started, and each node holds some of them."""
+    health = get(url, f"/_cluster/health/{index}?wait_for_status=green&timeout=60s", timeout=70)  # replicas copy meanwhile
+    assert health["status"] == "green", health
     shards = get(url, f"/_cat/shards/{index}?format=json&h=shard,prirep,state,node")
     assert sorted((row["shard"], row["prirep"]) for row in shards) == [(str(n), kind) for n in range(3) for kind in "pr"]
     assert {row["state"] for row in shards} == {"STARTED"}
