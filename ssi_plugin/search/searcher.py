@@ -190,6 +190,7 @@ class SSISearcher:
             generator.use_trie(trie.view)
         # Before any query, so that every searcher of an index answers alike from its first query on.
         vocabulary.follow_in_background(generator.trie).result()
+        query_concepts("red bicycles leaning on street lamps")  # loads the lemma tables, a second the first query would wait
         if poll is not None:
             trie.start(poll)
         return cls(engine, generator, index=index, trie=trie, images=images, vocabulary=vocabulary)
