@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+import torch
+from threadpoolctl import threadpool_info
 from tiny_generator import IMAGES
 
 from ssi_plugin import SSIIndex, create_app
@@ -67,6 +69,9 @@ def test_create_app_serves_ssi_queries_and_the_searchers_health(engine_url: str,
     lines: list[str] = []
     app = create_app(engine_url, index=index, cache_dir=cache_dir, log=lines.append)
     assert lines[0] == f"Loading the generator of {index} ..." and lines[-1].startswith("Serving the search API of ")
+    # The process answers queries concurrently: torch and the BLAS under numpy compute on the calling thread only.
+    assert torch.get_num_threads() == 1
+    assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} <= {1}
     with serve_in_thread(app) as url:
         answer = httpx.post(f"{url}/{index}/_search", json={"query": {"ssi": {"query": "a dog in the park"}}, "size": 2})
         assert answer.status_code == 200, answer.text
