@@ -241,10 +241,8 @@ class LocalCluster:
     def _new_layout(self, port: int | None) -> _Layout:
         """Names and free ports for a cluster of ``self._size`` (``port``, when given, is the first member's HTTP port)."""
         claimed: list[int] = [_claim_port(port)] if port is not None else []
-        while len(claimed) < 2 * self._size:
-            free = _claim_port(None)
-            if free not in claimed:
-                claimed.append(free)
+        taken = set(claimed)
+        claimed += [_fresh_port(taken) for _ in range(2 * self._size - len(claimed))]
         names = [f"node-{number}" for number in range(1, self._size + 1)]
         return _Layout(names=names, http_ports=claimed[: self._size], transport_ports=claimed[self._size :], heap=self.heap)
 

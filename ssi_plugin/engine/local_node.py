@@ -240,7 +240,7 @@ class LocalNode:
         with self._lock:
             current = self.status()
             if current.running and current.pid is not None:  # ready, or started by a process that left before it was
-                return current if current.version else self._await_ready(current.pid, deadline=time.monotonic() + 180)
+                return current if current.version else self.wait_ready(current.pid)
             return self.wait_ready(self._spawn(port=None, attached=False, say=say))
 
     def prepare(self, progress: Progress | None = None) -> None:

@@ -204,12 +204,13 @@ def constrained_beam_search(
         allowed = [columns(encode_tokens(beam.tokens), first=not beam.tokens) for beam in live]
         rows = torch.cat([torch.full((len(a),), row, dtype=torch.long) for row, a in enumerate(allowed) if a is not None])
         picked = torch.cat([a for a in allowed if a is not None])
+        queries = torch.tensor([beam.query for beam in live])
         step = log_softmax_over(scores, rows, picked)
         if copy is not None:
-            step = copy.mix(step, rows, picked, queries=torch.tensor([beam.query for beam in live]))
+            step = copy.mix(step, rows, picked, queries=queries)
         step = step + torch.tensor([beam.score for beam in live])[rows]
         # Rows are grouped by query, so each query's entries are one slice of ``step``.
-        entries = torch.bincount(torch.tensor([beam.query for beam in live])[rows], minlength=len(requests)).tolist()
+        entries = torch.bincount(queries[rows], minlength=len(requests)).tolist()
         origins: list[int] = []
         survivors: list[_Beam] = []
         low = 0

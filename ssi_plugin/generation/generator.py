@@ -146,8 +146,8 @@ class Generator:
     own words (a copy prior, ``beam_search``): it lets the generator name images ingested after
     its training. 0 turns it off; numeric identifiers never use it.
 
-    ``use_trie`` may be called while queries run (a live index): each query
-    decodes against the trie it started with. The model is never modified after
+    ``use_trie`` may be called while queries run (a live index): each batch of
+    queries decodes against the trie it started with. The model is never modified after
     construction; its output layer is a ``HiddenStatesHead`` and each trie comes
     with its own projection.
     """
