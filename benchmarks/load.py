@@ -25,14 +25,16 @@ Three parts; ``--only`` runs some of them, all run by default:
     its data, and the clients keep going 20 s (quick: 6) after its index is
     searchable again (health yellow: the engine's return). Figures: what was
     answered meanwhile (statuses, error types, whether every error had the
-    engine's error shape, the slowest answer of each kind to a request sent after
-    the kill: those in flight at the kill waited under the load before it), when the last failure
+    engine's error shape, the slowest failure of each kind to a request sent after
+    the kill: those in flight at the kill waited under the load before it; and the slowest
+    request the returning engine answered), when the last failure
     was sent after the index's return (``recovered_s``) and after the node's
     start (``recovered_from_node_start_s``), errors sent later than 5 s after the
     return, and serve's trie: ``/_ssi/health`` during and after, and how long 20
     images written after the return take to reach it. Targets: while the engine
-    is away only 502/503 in the engine's error shape, none slower than 1 s; every
-    request sent 5 s or more after the engine's return succeeds.
+    is away only 502/503 in the engine's error shape, none slower than 1 s (a request
+    the returning engine answers is not a failure: it waits as a query under load
+    does); every request sent 5 s or more after the engine's return succeeds.
 
 Every answer other than 200 is an error and is counted, requests that got no
 answer too (by the transport error's name); latencies include errors. Each
@@ -231,18 +233,23 @@ def figures_of(run: Run) -> dict[str, Any]:
 
 
 def mixed(url: str, serve: subprocess.Popen[bytes], workload: Workload, seconds: float, *, warmup: float) -> dict[str, Any]:
-    """The mixed workload from 16 clients for ``seconds`` after a warm-up of ``warmup``; serve's RSS while it runs."""
-    memory = psutil.Process(serve.pid)
-    before_warmup = memory.memory_info().rss
+    """The mixed workload from 16 clients for ``seconds`` after a warm-up of ``warmup``; serve's RSS while it runs
+    (with ``--workers``, of the command and its workers together)."""
+    command = psutil.Process(serve.pid)
+
+    def resident() -> int:
+        return sum(process.memory_info().rss for process in (command, *command.children(recursive=True)))
+
+    before_warmup = resident()
     drive(url, workload, MIXED_CLIENTS, warmup, seed=SEED + 1)
     rss: list[int] = []
 
     def sample_memory() -> None:
         deadline = time.perf_counter() + seconds
-        rss.append(memory.memory_info().rss)
+        rss.append(resident())
         while (left := deadline - time.perf_counter()) > 0:
             time.sleep(min(1.0, left))
-            rss.append(memory.memory_info().rss)
+            rss.append(resident())
 
     row = figures_of(drive(url, workload, MIXED_CLIENTS, sample_memory))
     mib = 2**20
@@ -325,6 +332,7 @@ def _outage_figures(run: Run, marks: dict[str, float]) -> dict[str, Any]:
     during = [a for a in run.answers if a.started < searchable and a.ended > killed]
     after = [a for a in run.answers if a.started >= searchable]
     sent = [a for a in during if a.started >= killed]
+    failed = [a for a in sent if a.status != "200"]
     errors = [a for a in during if a.status != "200"]
     failed_after = [a for a in after if a.status != "200"]
     late = [a for a in failed_after if a.started - searchable >= RECOVERY_S]
@@ -343,9 +351,10 @@ def _outage_figures(run: Run, marks: dict[str, float]) -> dict[str, Any]:
             # What a client sending during the outage waits: requests already in flight at the kill are left out
             # (they waited their turn under the load before it).
             "in_flight_at_kill": len(during) - len(sent),
-            "slowest_ms": round(max((a.ms for a in sent), default=0.0), 1),
-            "slowest_ms_by_kind": {kind: round(max(a.ms for a in sent if a.kind == kind), 1)
-                                   for kind in sorted({a.kind for a in sent})},
+            "slowest_error_ms": round(max((a.ms for a in failed), default=0.0), 1),
+            "slowest_error_ms_by_kind": {kind: round(max(a.ms for a in failed if a.kind == kind), 1)
+                                         for kind in sorted({a.kind for a in failed})},
+            "slowest_answered_ms": round(max((a.ms for a in sent if a.status == "200"), default=0.0), 1),
             "p99_ms_sent": _percentile([a.ms for a in sent], 99) if sent else 0.0,
         },
         "after": summary(after, run.ended - searchable),
@@ -469,7 +478,7 @@ def targets_met(figures: dict[str, Any]) -> dict[str, bool]:
     if "outage" in figures:
         during = figures["outage"]["during"]
         met["outage_answers"] = (during["engine_shaped"] and set(during["statuses"]) <= {"200", *OUTAGE_STATUSES}
-                                 and during["slowest_ms"] <= TARGETS["outage_slowest_ms_max"])
+                                 and during["slowest_error_ms"] <= TARGETS["outage_slowest_ms_max"])
         met["outage_recovery"] = (figures["outage"]["recovered_s"] <= TARGETS["outage_recovered_s_max"]
                                   and figures["outage"]["errors_after_recovery"] <= TARGETS["outage_errors_after_recovery_max"])
     return met
@@ -509,8 +518,9 @@ def table(figures: dict[str, Any]) -> str:
                   *_rows([("before", outage["before"]), ("during", during), ("after", outage["after"]),
                           (f"after {RECOVERY_S:g}s", outage["after_recovery"])], "window"),
                   f"during: {json.dumps(during['error_types'])}; engine-shaped: {during['engine_shaped']}; "
-                  f"sent while away: p99 {during['p99_ms_sent']:.0f} ms, slowest {during['slowest_ms']:.0f} ms "
-                  f"{json.dumps(during['slowest_ms_by_kind'])} ({during['in_flight_at_kill']} in flight at the kill)",
+                  f"sent while away: p99 {during['p99_ms_sent']:.0f} ms, slowest failure {during['slowest_error_ms']:.0f} ms "
+                  f"{json.dumps(during['slowest_error_ms_by_kind'])}, slowest answered by the returning engine "
+                  f"{during['slowest_answered_ms']:.0f} ms ({during['in_flight_at_kill']} in flight at the kill)",
                   f"after the index's return: last failure sent at +{outage['recovered_s']:.2f} s "
                   f"(+{outage['recovered_from_node_start_s']:.2f} s after the node's); "
                   f"{outage['errors_after_recovery']} errors sent {RECOVERY_S:g} s or more after it",
@@ -533,10 +543,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", help="an existing index for the ssi and mixed parts (left as it is) instead of a synthetic one")
     parser.add_argument("--model", type=Path, help="generator folder for --index (default: the untrained default architecture)")
     parser.add_argument("--ssi-concurrency", type=int, help="passed to serve")
+    parser.add_argument("--workers", type=int, help="passed to serve (default: serve's, one process)")
     args = parser.parse_args(argv)
     if args.model and not args.index:
         parser.error("--model goes with --index")
-    options = ("--ssi-concurrency", str(args.ssi_concurrency)) if args.ssi_concurrency else ()
+    options = (*(("--ssi-concurrency", str(args.ssi_concurrency)) if args.ssi_concurrency else ()),
+               *(("--workers", str(args.workers)) if args.workers else ()))
     figures = run(args.quick, only=args.only, index=args.index, model=args.model, seconds=args.seconds,
                   clients=tuple(args.clients), serve_options=options, mixed_seconds=args.mixed_seconds,
                   outage_seconds=args.outage_seconds)

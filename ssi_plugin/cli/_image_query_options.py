@@ -20,13 +20,13 @@ def image_annotator_options(command: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--image-annotator-api-key", envvar="SSI_ANNOTATOR_API_KEY", help="http: bearer token [env: SSI_ANNOTATOR_API_KEY].")
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> Any:
-        from ssi_plugin.annotation.factory import AnnotatorOptions, create_annotator
+        from ssi_plugin.annotation.factory import AnnotatorOptions
         from ssi_plugin.search.image_query import QueryImageReader
 
         kind = kwargs.pop("image_annotator")
         options = AnnotatorOptions(image_tags=kind == "caption", model=kwargs.pop("image_annotator_model"),
                                    endpoint=kwargs.pop("image_annotator_endpoint"), api_key=kwargs.pop("image_annotator_api_key"))
-        kwargs["images"] = QueryImageReader(create_annotator(kind, options))  # a wrong flag fails now, not on the first image
+        kwargs["images"] = QueryImageReader.of_kind(kind, options)  # a wrong flag fails now, not on the first image
         return command(**kwargs)
 
     return wrapper

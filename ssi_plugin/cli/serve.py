@@ -58,6 +58,13 @@ DEFAULT_PORT = 8080
     help="ssi queries answered at the same time; those waiting for the generator decode together [default: 32].",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes answering requests, each with its own generator: one process uses about one core for ssi queries.",
+)
+@click.option(
     "--access-log/--no-access-log",
     default=False,
     show_default=True,
@@ -76,6 +83,7 @@ def serve_command(
     max_body_size: str,
     request_timeout: float,
     ssi_concurrency: int | None,
+    workers: int,
     access_log: bool,
     images: QueryImageReader,
 ) -> None:
@@ -86,15 +94,23 @@ def serve_command(
     is answered by the index's generator; everything else reaches the cluster
     unchanged, credentials included. The search page is at /_ssi/.
     """
+    import functools
+
     from ssi_plugin import create_app
     from ssi_plugin.serving.search_page import PAGE_PATH
-    from ssi_plugin.serving.server import serve_forever
+    from ssi_plugin.serving.server import serve_forever, serve_workers
 
     flags = engine_flags(ctx)
     if upstream is not None:  # --upstream is --url under the name a proxy's users look for
         flags["url"] = upstream
-    app = create_app(index=index, generator_dir=model_dir, max_body_size=max_body_size, request_timeout=request_timeout,
-                     ssi_concurrency=ssi_concurrency, images=images, log=log, **flags)
-    log(f"Listening on http://{host}:{port}")
-    log(f"Search page: http://{host}:{port}{PAGE_PATH}")
-    serve_forever(app, host=host, port=port, access_log=access_log)
+    build = functools.partial(create_app, index=index, generator_dir=model_dir, max_body_size=max_body_size,
+                              request_timeout=request_timeout, ssi_concurrency=ssi_concurrency, images=images, log=log,
+                              **flags)
+    if workers == 1:
+        app = build()
+        log(f"Listening on http://{host}:{port}")
+        log(f"Search page: http://{host}:{port}{PAGE_PATH}")
+        serve_forever(app, host=host, port=port, access_log=access_log)
+    else:
+        log(f"Starting {workers} workers on http://{host}:{port} (search page: {PAGE_PATH})")
+        serve_workers(build, workers=workers, host=host, port=port, access_log=access_log)

@@ -16,12 +16,16 @@ from __future__ import annotations
 import tempfile
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ssi_plugin.annotation.base import Annotation, AnnotationFailure, Annotator
 from ssi_plugin.annotation.image_urls import ImageURLReader
 from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.errors import InputError
 from ssi_plugin.generation.generator import Candidate, GenerationResult
+
+if TYPE_CHECKING:
+    from ssi_plugin.annotation.factory import AnnotatorOptions
 
 ANNOTATED_SIDE = 1024
 """Longest side, in pixels, of the query image the annotator sees: more than any annotator here looks at."""
@@ -44,6 +48,27 @@ class QueryImageReader:
         self._annotator = annotator
         self._urls = urls or ImageURLReader(local_hint=None)
         self._lock = threading.Lock()
+        self._kind: tuple[str, AnnotatorOptions | None] | None = None
+
+    @classmethod
+    def of_kind(cls, kind: str, options: AnnotatorOptions | None = None, *, urls: ImageURLReader | None = None) -> QueryImageReader:
+        """A reader whose annotator is ``create_annotator(kind, options)`` (built now: a wrong option fails here).
+
+        Unlike an annotator object, it can be sent to another process (``serve --workers``), which builds its own.
+        """
+        from ssi_plugin.annotation.factory import create_annotator
+
+        reader = cls(create_annotator(kind, options), urls=urls)
+        reader._kind = (kind, options)
+        return reader
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._kind is not None:
+            return _rebuilt, (self._kind, self._urls)
+        if self._annotator is None:
+            return _rebuilt, (None, self._urls)
+        raise TypeError("a QueryImageReader made with an annotator object cannot be sent to another process: "
+                        "make it with QueryImageReader.of_kind(kind, options)")
 
     def annotate(self, image: str, *, caption: str | None = None) -> Annotation:
         """The annotation of ``image``; ``InputError`` naming what is wrong with it (refused, not an image, no concept)."""
@@ -69,6 +94,11 @@ class QueryImageReader:
     def close(self) -> None:
         if self._annotator is not None:
             self._annotator.close()
+
+
+def _rebuilt(kind: tuple[str, AnnotatorOptions | None] | None, urls: ImageURLReader) -> QueryImageReader:
+    """A reader sent to another process, built there as it was made: by kind, or with the default annotator."""
+    return QueryImageReader(urls=urls) if kind is None else QueryImageReader.of_kind(*kind, urls=urls)
 
 
 def image_generation(annotation: Annotation, *, caption: str | None) -> GenerationResult:

@@ -80,3 +80,21 @@ def test_the_clause_needs_text_or_an_image_and_text_for_the_text_lists() -> None
     with pytest.raises(ValidationError, match="the dense leg embeds the query text"):
         SSIQuery(image="data:image/png;base64,AAAA", hybrid=True)
     assert SSIQuery(image="data:image/png;base64,AAAA", query_vector=[0.1, 0.2]).dense_field is not None
+
+
+def test_a_reader_made_by_kind_goes_to_another_process_and_reads_alike(reader: QueryImageReader) -> None:
+    """``serve --workers`` sends the reader to each worker: it arrives with the same kind of annotator and limits."""
+    import pickle
+
+    from skimage import data
+
+    from ssi_plugin.annotation.factory import AnnotatorOptions, create_annotator
+
+    sent = pickle.loads(pickle.dumps(QueryImageReader.of_kind("caption", AnnotatorOptions(image_tags=True))))
+    cat = _data_url(Image.fromarray(data.chelsea()))
+    assert sent.annotate(cat, caption="a cat") == reader.annotate(cat, caption="a cat")
+    small = pickle.loads(pickle.dumps(QueryImageReader.of_kind("caption", urls=ImageURLReader(max_bytes=1000, local_hint=None))))
+    with pytest.raises(InputError, match=r"^\[ssi\.image\]: the data URL image is larger than"):
+        small.annotate(_data_url(Image.effect_noise((64, 64), 50)))
+    with pytest.raises(TypeError, match="of_kind"):
+        pickle.dumps(QueryImageReader(create_annotator("caption")))
