@@ -9,13 +9,13 @@ Where the clause may sit (what frontends send):
 
 The rest of the body, as the engine means it (``PARTS`` lists them for the README's table):
 ``size``/``from``; ``_source``, ``fields``, ``docvalue_fields``, ``stored_fields``, ``version``,
-``seq_no_primary_term`` (asked of the lists, so hits carry them); ``timeout`` (each list's; ``timed_out`` if
-one timed out); ``track_total_hits`` (``hits.total`` counts the documents the lists found, ``gte`` when a list
-was cut at its window); ``min_score`` (on the fused score); ``sort`` by ``_score`` only; ``explain`` (each hit's
-``_explanation``: every list's rank and share of the fused score); ``post_filter`` (hits only);
-``aggs``/``aggregations`` (computed by the engine over every document the lists found, before ``post_filter``);
-``highlight`` (on the hits shown, against the query text unless a ``highlight_query`` is given). Anything else
-is refused with a 400 that names it.
+``seq_no_primary_term`` (asked of the page's documents once the lists are fused, so hits carry them);
+``timeout`` (each search's; ``timed_out`` if one timed out); ``track_total_hits`` (``hits.total`` counts the
+documents the lists found, ``gte`` when a list was cut at its window); ``min_score`` (on the fused score);
+``sort`` by ``_score`` only; ``explain`` (each hit's ``_explanation``: every list's rank and share of the fused
+score); ``post_filter`` (hits only); ``aggs``/``aggregations`` (computed by the engine over every document the
+lists found, before ``post_filter``); ``highlight`` (on the hits shown, against the query text unless a
+``highlight_query`` is given). Anything else is refused with a 400 that names it.
 """
 
 from __future__ import annotations
@@ -28,15 +28,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ssi_plugin.errors import InputError, describe_validation_error
 from ssi_plugin.search.options import SSIQuery
 
-PASSED_TO_LISTS = ("_source", "fields", "docvalue_fields", "stored_fields", "version", "seq_no_primary_term", "timeout")
-"""Body parts every list query carries as they are: the hits come from the lists' answers."""
+HIT_PARTS = ("_source", "fields", "docvalue_fields", "stored_fields", "version", "seq_no_primary_term")
+"""Body parts that say what each hit carries: asked as they are of the page's documents, once the lists are fused."""
 
 PARTS: dict[str, str] = {
     "query": "an `ssi` clause, alone or as the scoring clause of `bool` (`must`/`should`) beside `filter`/`must_not`",
     "size, from": "the page of the fused ranking",
     "_source, fields, docvalue_fields, stored_fields, version, seq_no_primary_term":
-        "asked of every list; hits carry them (`stored_fields: _none_` is refused: fusion needs each hit's `_id`)",
-    "timeout": "each list's timeout; `timed_out` when one timed out",
+        "asked of the page's documents once the lists are fused; hits carry them (`stored_fields: _none_` is refused: "
+        "fusion needs each hit's `_id`)",
+    "timeout": "each search's timeout (the lists' and the page's); `timed_out` when one timed out",
     "track_total_hits": "`hits.total` counts the documents the lists found (`gte` when a list was cut at its window); "
                         "`false` (or `-1`) leaves it out",
     "min_score": "on the fused score",
@@ -50,7 +51,7 @@ PARTS: dict[str, str] = {
 }
 """Every part of a search body with an ``ssi`` clause, and what is done with it (the README's table)."""
 
-_HONOURED = frozenset({"query", "size", "from", *PASSED_TO_LISTS, "track_total_hits", "min_score", "sort", "explain",
+_HONOURED = frozenset({"query", "size", "from", *HIT_PARTS, "timeout", "track_total_hits", "min_score", "sort", "explain",
                        "post_filter", "aggs", "aggregations", "highlight"})
 _BOOL_SCORING = ("must", "should")
 MAX_DEPTH = 100
@@ -68,7 +69,8 @@ class SSISearchRequest(BaseModel):
     must_not: tuple[dict[str, Any], ...] = Field(default=(), description="No list may match these.")
     size: int = Field(default=10, ge=0)
     offset: int = Field(default=0, ge=0)
-    list_options: dict[str, Any] = Field(default_factory=dict, description="Body parts every list carries (PASSED_TO_LISTS).")
+    hit_parts: dict[str, Any] = Field(default_factory=dict, description="What each hit carries (HIT_PARTS of the body).")
+    timeout: Any = Field(default=None, description="Each search's timeout, passed as it is: the engine reads it.")
     track_total_hits: bool | Annotated[int, Field(ge=0)] = Field(default=True, description="-1 is false, as on the engine.")
     min_score: float | None = Field(default=None, allow_inf_nan=False)
     explain: bool = False
@@ -110,7 +112,8 @@ class SSISearchRequest(BaseModel):
                 must_not=must_not,
                 size=body.get("size", 10),
                 offset=body.get("from", 0),
-                list_options={name: body[name] for name in PASSED_TO_LISTS if name in body},
+                hit_parts={name: body[name] for name in HIT_PARTS if name in body},
+                timeout=body.get("timeout"),
                 track_total_hits=body.get("track_total_hits", True),
                 min_score=body.get("min_score"),
                 explain=body.get("explain", False),

@@ -214,7 +214,7 @@ class SSISearcher:
         options = query if isinstance(query, SSIQuery) else SSIQuery(query=query)  # an image query is an SSIQuery
         if size < 0 or offset < 0:
             raise InputError(f"size and from must be >= 0, got size={size}, from={offset}")
-        request = SSISearchRequest(clause=options, size=size, offset=offset, list_options={"_source": source})
+        request = SSISearchRequest(clause=options, size=size, offset=offset, hit_parts={"_source": source})
         return self.run(request, headers=headers)
 
     def search_request(self, index: str, body: Mapping[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
@@ -253,11 +253,11 @@ class SSISearcher:
         window = max(_MIN_WINDOW, request.offset + request.size)
         bodies = plan_queries(generation, options, window=window, filters=request.list_filters, must_not=request.must_not,
                               dense=dense, related=near)
-        asked = request.list_options
-        for body in bodies.values():
-            body.update(asked)
-            body["_source"] = asked.get("_source", True)
-            body["docvalue_fields"] = [*asked.get("docvalue_fields", []), *_EXPLAIN_FIELDS]
+        for body in bodies.values():  # a list is read for its ranking; what hits carry is asked of the page (_page)
+            body["_source"] = False
+            body["docvalue_fields"] = list(_EXPLAIN_FIELDS)
+            if request.timeout is not None:
+                body["timeout"] = request.timeout
         responses = self._msearch(bodies, headers, labels={"dense": f"dense leg on field [{options.dense_field}]"})
         if dense is not None and not responses["dense"]["hits"]["hits"]:
             self._require_vectors(dense.field, headers)
@@ -275,14 +275,15 @@ class SSISearcher:
         aggregations, kept = self._aggregate_and_post_filter(request, [doc_id for doc_id, _ in fused], headers)
         fused = [(doc_id, score) for doc_id, score in fused if doc_id in kept]
         page = fused[request.offset : request.offset + request.size]
-        highlights = self._highlight(request, [doc_id for doc_id, _ in page], headers)
+        contents, page_timed_out = self._page(request, [found[doc_id] for doc_id, _ in page], headers)
         searched = time.perf_counter()
 
         ranks = {name: {doc_id: rank for rank, (doc_id, _) in enumerate(ranking, start=1)} for name, ranking in rankings.items()}
+        asked = request.hit_parts
         user_fields = [*asked.get("fields", []), *asked.get("docvalue_fields", [])]
         hits = [
-            self._hit(found[doc_id], score, generation, {name: r[doc_id] for name, r in ranks.items() if doc_id in r},
-                      shares[doc_id], highlights.get(doc_id), user_fields)
+            self._hit(contents.get((found[doc_id]["_index"], doc_id), found[doc_id]), score, generation,
+                      {name: r[doc_id] for name, r in ranks.items() if doc_id in r}, shares[doc_id], user_fields)
             for doc_id, score in page
         ]
         finished = time.perf_counter()
@@ -292,7 +293,7 @@ class SSISearcher:
             total=len(fused),
             total_relation="gte" if any(len(ranking) >= window for ranking in rankings.values()) else "eq",
             track_total_hits=request.track_total_hits,
-            timed_out=any(response.get("timed_out") for response in responses.values()),
+            timed_out=page_timed_out or any(response.get("timed_out") for response in responses.values()),
             explanation=request.explain,
             aggregations=aggregations,
             generation=generation,
@@ -369,10 +370,32 @@ class SSISearcher:
         kept = {hit["_id"] for hit in answers["post_filter"]["hits"]["hits"]} if ids else set()
         return aggregations, kept
 
-    def _highlight(self, request: SSISearchRequest, ids: list[str], headers: Mapping[str, str] | None) -> dict[str, Any]:
-        """The engine's highlights of the documents shown, against the query text unless a ``highlight_query`` is given."""
-        if request.highlight is None or not ids:
-            return {}
+    def _page(self, request: SSISearchRequest, hits: list[dict[str, Any]],
+              headers: Mapping[str, str] | None) -> tuple[dict[tuple[str, str], dict[str, Any]], bool]:
+        """The page's documents as the body asks hits to carry them (``_source`` unless it says false, ``fields``,
+        ``version``, highlights...), by (index, id), from one search of their ids; and whether it timed out.
+
+        Asked of every list instead, each list's whole window came back with its sources: for a default body on the
+        demo index (five lists over 22 photos with caption vectors) about a megabyte of JSON per query. A body that
+        wants no more than ids (``"_source": false`` and nothing else) costs no search.
+        """
+        parts = {name: value for name, value in request.hit_parts.items() if not (name == "_source" and value is False)}
+        if not hits or (not parts and "_source" in request.hit_parts and request.highlight is None):
+            return {}, False
+        body: dict[str, Any] = {"size": len(hits), "track_total_hits": False, "query": {"ids": {"values": [hit["_id"] for hit in hits]}},
+                                "_source": request.hit_parts.get("_source", True), **parts,
+                                "docvalue_fields": [*parts.get("docvalue_fields", []), *_EXPLAIN_FIELDS]}
+        if request.timeout is not None:
+            body["timeout"] = request.timeout
+        if request.highlight is not None:
+            body["highlight"] = self._highlight(request)
+        answer = self._msearch({"page": body}, headers)["page"]
+        return {(hit["_index"], hit["_id"]): hit for hit in answer["hits"]["hits"]}, bool(answer.get("timed_out"))
+
+    @staticmethod
+    def _highlight(request: SSISearchRequest) -> dict[str, Any]:
+        """The body's ``highlight``, against the query text unless it gives a ``highlight_query``."""
+        assert request.highlight is not None
         highlight = dict(request.highlight)
         fields = highlight.get("fields", {})
         names = list(fields) if isinstance(fields, dict) else [name for entry in fields for name in entry]
@@ -380,13 +403,10 @@ class SSISearcher:
             if request.clause.query is None:
                 raise InputError("[highlight] of an image search needs a [highlight_query]: there is no query text")
             highlight["highlight_query"] = {"multi_match": {"query": request.clause.query, "fields": names or ["*"]}}
-        body = {"size": len(ids), "_source": False, "track_total_hits": False, "query": {"ids": {"values": ids}},
-                "highlight": highlight}
-        answer = self._msearch({"highlight": body}, headers)["highlight"]
-        return {hit["_id"]: hit["highlight"] for hit in answer["hits"]["hits"] if "highlight" in hit}
+        return highlight
 
     def _hit(self, hit: dict[str, Any], score: float, generation: GenerationResult, ranks: dict[str, int],
-             shares: dict[str, float], highlight: dict[str, Any] | None, user_fields: Sequence[Any]) -> SearchHit:
+             shares: dict[str, float], user_fields: Sequence[Any]) -> SearchHit:
         fields = hit.get("fields", {})
         identifier = (fields.get("ssi.id") or [None])[0]
         concepts = set(fields.get("ssi.concepts", []))
@@ -398,8 +418,8 @@ class SSISearcher:
             engine["fields"] = shown
         else:
             engine.pop("fields", None)
-        if highlight is not None:
-            engine["highlight"] = highlight
+        if "highlight" in hit:
+            engine["highlight"] = hit["highlight"]
         return SearchHit(
             index=hit["_index"],
             id=hit["_id"],
