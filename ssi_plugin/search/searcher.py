@@ -27,7 +27,7 @@ from ssi_plugin.identifiers import query_concepts
 from ssi_plugin.search.fusion import fused_shares, ranked
 from ssi_plugin.search.image_query import QueryImageReader, image_generation
 from ssi_plugin.search.options import SSIQuery
-from ssi_plugin.search.plan import LIST_WEIGHTS, DenseLeg, plan_queries, planned_lists
+from ssi_plugin.search.plan import DenseLeg, list_weights, plan_queries, planned_lists
 from ssi_plugin.search.related import ConceptVocabulary
 from ssi_plugin.search.request import SSISearchRequest
 
@@ -55,6 +55,11 @@ def _list_score(name: str, hit: Mapping[str, Any]) -> float:
     near the best, which fusion by score over the best would read as all equally good)."""
     score = float(hit["_score"] or 0.0)
     return max(0.0, cosine_of(score)) if name == "dense" else score
+
+
+def _identifier_of(hit: Mapping[str, Any]) -> str | None:
+    """A hit's SSI (its ``ssi.id`` doc value, which every list and the page ask for)."""
+    return (hit.get("fields", {}).get("ssi.id") or [None])[0]
 
 
 class SearchHit(BaseModel):
@@ -268,7 +273,8 @@ class SSISearcher:
             for hit in response["hits"]["hits"]:
                 found.setdefault(hit["_id"], hit)
 
-        shares = fused_shares(rankings, options.fusion, weights=LIST_WEIGHTS)
+        exact_found = [_identifier_of(hit) for hit in responses["exact"]["hits"]["hits"]] if "exact" in responses else []
+        shares = fused_shares(rankings, options.fusion, weights=list_weights(generation, exact_found))
         fused = ranked(shares)
         if request.min_score is not None:
             fused = [(doc_id, score) for doc_id, score in fused if score >= request.min_score]
@@ -408,7 +414,7 @@ class SSISearcher:
     def _hit(self, hit: dict[str, Any], score: float, generation: GenerationResult, ranks: dict[str, int],
              shares: dict[str, float], user_fields: Sequence[Any]) -> SearchHit:
         fields = hit.get("fields", {})
-        identifier = (fields.get("ssi.id") or [None])[0]
+        identifier = _identifier_of(hit)
         concepts = set(fields.get("ssi.concepts", []))
         engine = {key: hit[key] for key in _ENGINE_HIT_KEYS if key in hit}
         asked = [entry["field"] if isinstance(entry, dict) else entry for entry in user_fields]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from pydantic import ValidationError
 
+from ssi_plugin.generation.generator import Candidate, GenerationResult
 from ssi_plugin.search import SSIQuery, fuse, linear_fusion, reciprocal_rank_fusion
-from ssi_plugin.search.plan import LIST_WEIGHTS
+from ssi_plugin.search.fusion import linear_shares
+from ssi_plugin.search.plan import LIST_WEIGHTS, list_weights
 
 
 def test_rrf_rewards_documents_found_by_several_lists() -> None:
@@ -44,3 +48,28 @@ def test_the_default_fusion_keeps_a_confident_exact_identifier_first() -> None:
     default = SSIQuery(query="a dog").fusion
     assert fuse(rankings, default, weights=LIST_WEIGHTS)[0][0] == "b"
     assert fuse(rankings, "rrf", weights=LIST_WEIGHTS)[0][0] == "a"
+
+
+def _generated(**log_probabilities: float) -> GenerationResult:
+    candidates = [Candidate(identifier=identifier, score=score, image_ids=(identifier,))
+                  for identifier, score in log_probabilities.items()]
+    return GenerationResult(query="q", candidates=candidates, query_tokens=1)
+
+
+def test_an_exact_hit_counts_as_much_as_its_identifiers_probability() -> None:
+    """An unsure generator's first identifier no longer counts in full: the image the query's own words find wins."""
+    unsure = _generated(seen=math.log(0.5), other=math.log(0.3), third=math.log(0.2))
+    weights = list_weights(unsure, ["seen", "other"])
+    rankings = {"exact": [("seen", 0.5), ("other", 0.3)], "terms": [("new", 2.0), ("seen", 1.0)]}
+    shares = linear_shares(rankings, weights)
+    assert shares["seen"]["exact"] == pytest.approx(0.5 * LIST_WEIGHTS["exact"])
+    assert shares["other"]["exact"] == pytest.approx(0.3 * LIST_WEIGHTS["exact"])
+    assert [doc for doc, _ in fuse(rankings, "linear", weights=weights)][:2] == ["new", "seen"]
+    assert [doc for doc, _ in fuse(rankings, "linear", weights=LIST_WEIGHTS)][:2] == ["seen", "new"]  # before
+
+    # The best identifier filtered out of the list: the others still count as their own probabilities.
+    assert list_weights(unsure, ["other", None])["exact"] == pytest.approx(0.3 * LIST_WEIGHTS["exact"])
+    sure = _generated(seen=0.0, other=math.log(1e-4))
+    assert list_weights(sure, ["seen"])["exact"] == pytest.approx(LIST_WEIGHTS["exact"], rel=1e-3)
+    assert {name: weight for name, weight in list_weights(unsure, []).items() if name != "exact"} == {
+        name: weight for name, weight in LIST_WEIGHTS.items() if name != "exact"}
