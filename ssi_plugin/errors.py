@@ -200,3 +200,10 @@ def validation_problems(exc: ValidationProblems, *, clause: str | None = None, r
 def describe_validation_error(exc: ValidationProblems, *, clause: str | None = None) -> str:
     """One line for a validation error: each problem's sentence (``validation_problems``), joined by ``; ``."""
     return "; ".join(sentence for _, sentence in validation_problems(exc, clause=clause))
+
+
+def searches_would_fail(error: SSIError) -> bool:
+    """Whether a failed read of an index says a search of it would fail now too: no engine answering, or an engine
+    that cannot search the index (a 5xx: a node restarting, shards not yet recovered; or shards failing)."""
+    return (isinstance(error, EngineUnreachable | ShardsFailed)
+            or (isinstance(error, EngineRequestError) and error.status >= 500))

@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 
 from ssi_plugin.engine import EngineClient
 from ssi_plugin.engine.changes import Change, IndexFeed, Layout
-from ssi_plugin.errors import EngineUnreachable, InvalidIdentifier, SSIError
+from ssi_plugin.errors import InvalidIdentifier, SSIError, searches_would_fail
 from ssi_plugin.identifiers import parse_ssi
 from ssi_plugin.trie import IdentifierTrie, TrieView
 from ssi_plugin.trie.live import LiveTrie
@@ -47,6 +47,7 @@ STATE_FILE = "sync.json"
 def default_model_dir(cache_dir: Path, index: str) -> Path:
     """Where ``train`` puts, and ``search``/``serve`` look for, the generator of ``index``."""
     return cache_dir / "models" / index
+
 
 
 class SyncState(BaseModel):
@@ -95,8 +96,9 @@ class IndexTrie:
         self.synced_at: datetime | None = None
         self._synced_clock: float | None = None
         self.error: str | None = None
-        self.unreachable: EngineUnreachable | None = None
-        """Set while the last read found no engine answering: a search would likely fail too, and can find out first."""
+        self.unavailable: SSIError | None = None
+        """Set while the last read failed as a search would fail too (``searches_would_fail``): a search can find out
+        first, with one small search, instead of after its generation."""
         layout = self._feed.layout()
         cached = self._cache.load(layout) if self._cache is not None else None
         if cached is not None:
@@ -127,7 +129,7 @@ class IndexTrie:
                     self._check_count(layout, changed=bool(changes))
             except SSIError as exc:
                 self.error = f"{type(exc).__name__}: {exc}"
-                self.unreachable = exc if isinstance(exc, EngineUnreachable) else None
+                self.unavailable = exc if searches_would_fail(exc) else None
                 log.warning("the trie of %s keeps its identifiers: reading the index failed (%s)", self.index, self.error)
                 return
             self._synced()
@@ -162,7 +164,7 @@ class IndexTrie:
 
     def _synced(self) -> None:
         self.error = None
-        self.unreachable = None
+        self.unavailable = None
         self.synced_at = datetime.now(UTC)
         self._synced_clock = time.monotonic()
 

@@ -21,7 +21,7 @@ from ssi_plugin.annotation.base import Annotation
 from ssi_plugin.embedding import shared_encoder
 from ssi_plugin.engine import EngineClient
 from ssi_plugin.engine.vectors import cosine_of
-from ssi_plugin.errors import EngineRequestError, EngineUnreachable, InputError
+from ssi_plugin.errors import EngineRequestError, InputError, SSIError, searches_would_fail
 from ssi_plugin.generation.generator import GenerationResult, Generator
 from ssi_plugin.identifiers import query_concepts
 from ssi_plugin.search.fusion import fused_shares, ranked
@@ -238,12 +238,13 @@ class SSISearcher:
     def run(self, request: SSISearchRequest, *, headers: Mapping[str, str] | None = None) -> SearchResult:
         """Generate, ask every list (filtered as the request says), fuse, then what the rest of the body asks.
 
-        While the trie's last read found no engine answering, the engine is asked first whether it is back (one
-        small search): during an outage a query fails at once with ``EngineUnreachable``, as it would after its
-        generation, instead of waiting its turn at the generator.
+        While the trie's last read (or a query's lists) failed as searches would (no engine answering, or an engine
+        that cannot search the index yet), the engine is asked first (one small search): during an outage or a
+        recovery a query fails at once with the engine's error, as it would after its generation, instead of
+        waiting its turn at the generator.
         """
-        if self.trie is not None and self.trie.unreachable is not None:
-            self.engine.msearch(self.index, [{"size": 0, "track_total_hits": False}], headers=headers)
+        if self.trie is not None and self.trie.unavailable is not None:
+            self._msearch({"probe": {"size": 0, "track_total_hits": False}}, headers, labels={"probe": "availability check"})
         options = request.clause
         started = time.perf_counter()
         embedding = self._embed(options)
@@ -318,16 +319,16 @@ class SSISearcher:
             return {}
         try:
             answers = self.engine.msearch(self.index, list(bodies.values()), headers=headers)
-        except EngineUnreachable as exc:
-            if self.trie is not None:  # the next queries ask first, until the trie's next read finds the engine
-                self.trie.unreachable = exc
+            for name, answer in zip(bodies, answers, strict=True):
+                if "error" in answer:
+                    error = answer["error"]
+                    reason = f"{(labels or {}).get(name, name)}: {_first_cause(error)}"
+                    body = {**answer, "error": {**error, "reason": reason}} if isinstance(error, dict) else answer
+                    raise EngineRequestError("POST", f"/{self.index}/_msearch", int(answer.get("status", 500)), reason, body)
+        except SSIError as exc:
+            if self.trie is not None and searches_would_fail(exc):  # the next queries ask first, until a read succeeds
+                self.trie.unavailable = exc
             raise
-        for name, answer in zip(bodies, answers, strict=True):
-            if "error" in answer:
-                error = answer["error"]
-                reason = f"{(labels or {}).get(name, name)}: {_first_cause(error)}"
-                body = {**answer, "error": {**error, "reason": reason}} if isinstance(error, dict) else answer
-                raise EngineRequestError("POST", f"/{self.index}/_msearch", int(answer.get("status", 500)), reason, body)
         return dict(zip(bodies, answers, strict=True))
 
     def _embed(self, options: SSIQuery) -> Future[DenseLeg] | None:

@@ -138,7 +138,7 @@ def test_during_an_outage_a_query_fails_at_once_without_waiting_for_the_generato
     dead = EngineSettings(url="http://127.0.0.1:9", request_timeout=1)
     down = EngineClient(engine.info.model_copy(update={"url": dead.url}), _transport_for(engine.info, dead), dead)
     searcher.trie._feed.engine = searcher.engine = down
-    _eventually(lambda: searcher.trie.unreachable is not None)
+    _eventually(lambda: searcher.trie.unavailable is not None)
     decoded: list[int] = []
     hook = searcher.generator.model.register_forward_pre_hook(lambda *_: decoded.append(1))
     try:
@@ -146,6 +146,33 @@ def test_during_an_outage_a_query_fails_at_once_without_waiting_for_the_generato
             searcher.search("a dog in the park")
         assert not decoded, "the query waited for the generator before finding the engine gone"
         searcher.trie._feed.engine = searcher.engine = engine  # the engine is back: queries answer again
+        assert searcher.search("a dog in the park").hits
+        assert decoded
+    finally:
+        hook.remove()
+
+
+def test_while_the_index_cannot_be_searched_a_query_fails_at_once_with_the_engines_error(
+        engine: EngineClient, index_name: str, live: tuple[SSISearcher, Path]) -> None:
+    """A node back but its index not searchable yet (a red index: here one whose shard may go on no node) answers
+    503: queries find out with one small search, not after their turn at the generator."""
+    from ssi_plugin.errors import EngineRequestError
+
+    searcher, _ = live
+    red = f"{index_name}-red"
+    engine.request("PUT", f"/{red}", params={"wait_for_active_shards": "0"}, body={"settings": {
+        "number_of_shards": 1, "number_of_replicas": 0, "index.routing.allocation.require._name": "no-such-node"}})
+    searcher.index = searcher.trie._feed.index = red
+    _eventually(lambda: searcher.trie.unavailable is not None)
+    assert "503" in str(searcher.trie.unavailable)
+    decoded: list[int] = []
+    hook = searcher.generator.model.register_forward_pre_hook(lambda *_: decoded.append(1))
+    try:
+        with pytest.raises(EngineRequestError) as failed:
+            searcher.search("a dog in the park")
+        assert failed.value.status == 503 and not decoded, "the query waited for the generator before finding the index red"
+        searcher.index = searcher.trie._feed.index = index_name  # searchable again: queries answer again
+        _eventually(lambda: searcher.trie.unavailable is None)
         assert searcher.search("a dog in the park").hits
         assert decoded
     finally:
