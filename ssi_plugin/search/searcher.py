@@ -27,7 +27,7 @@ from ssi_plugin.identifiers import query_concepts
 from ssi_plugin.search.fusion import fused_shares, ranked
 from ssi_plugin.search.image_query import QueryImageReader, image_generation
 from ssi_plugin.search.options import SSIQuery
-from ssi_plugin.search.plan import DenseLeg, list_weights, plan_queries, planned_lists
+from ssi_plugin.search.plan import LIST_WEIGHTS, DenseLeg, list_weights, plan_queries, planned_lists
 from ssi_plugin.search.related import ConceptVocabulary
 from ssi_plugin.search.request import SSISearchRequest
 
@@ -275,7 +275,9 @@ class SSISearcher:
                 found.setdefault(hit["_id"], hit)
 
         exact_found = [_identifier_of(hit) for hit in responses["exact"]["hits"]["hits"]] if "exact" in responses else []
-        shares = fused_shares(rankings, options.fusion, weights=list_weights(generation, exact_found))
+        # A dense leg's weight was chosen with the exact list counted in full (see list_weights).
+        weights = LIST_WEIGHTS if dense is not None else list_weights(generation, exact_found)
+        shares = fused_shares(rankings, options.fusion, weights=weights)
         fused = ranked(shares)
         if request.min_score is not None:
             fused = [(doc_id, score) for doc_id, score in fused if score >= request.min_score]
