@@ -74,17 +74,23 @@ def concept_weights(candidates: Iterable[Candidate]) -> dict[str, float]:
 
     Identifiers that are not SSIs (numeric ids of the baseline) contribute nothing.
     """
-    from ssi_plugin.identifiers import parse_ssi
-
     weights: dict[str, float] = {}
     for identifier, probability in candidate_probabilities(candidates).items():
-        try:
-            concepts = parse_ssi(identifier).concepts
-        except InvalidIdentifier:
-            continue
-        for concept in concepts:
+        for concept in _concepts_of(identifier):
             weights[concept] = weights.get(concept, 0.0) + probability
     return {concept: round(weight, 6) for concept, weight in sorted(weights.items(), key=lambda item: (-item[1], item[0]))}
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _concepts_of(identifier: str) -> tuple[str, ...]:
+    """The slot-prefixed concepts of an identifier (none for one that is not an SSI): parsed once, since the same
+    identifiers come back query after query (parsing validates every concept: 4.5 % of serve's time under load)."""
+    from ssi_plugin.identifiers import parse_ssi
+
+    try:
+        return tuple(parse_ssi(identifier).concepts)
+    except InvalidIdentifier:
+        return ()
 
 
 COPY_WEIGHT = 0.5
