@@ -11,8 +11,9 @@ Result = TypeVar("Result")
 
 
 class _Waiting(Generic[Item, Result]):
-    def __init__(self, item: Item) -> None:
+    def __init__(self, item: Item, abandon: Callable[[], BaseException | None] | None) -> None:
         self.item = item
+        self.abandon = abandon
         self.done = False
         self.result: Result | None = None
         self.error: BaseException | None = None
@@ -27,7 +28,8 @@ class Combiner(Generic[Item, Result]):
     Calls that arrive while a batch runs make up the next batch, so concurrent callers share one pass of the
     work instead of queueing for it one by one, and a caller alone is a batch of one, run at once. There is no
     thread of its own: a waiting caller runs the next batch for everyone in it. A batch that fails is run again
-    one item at a time, so that an error is its own item's and never its neighbours'.
+    one item at a time, so that an error is its own item's and never its neighbours'. A caller may say when its
+    item is no longer worth running (``abandon``: an error to raise instead, checked when its batch is formed).
     """
 
     def __init__(self, run: Callable[[list[Item]], list[Result]], *, limit: int) -> None:
@@ -39,8 +41,8 @@ class Combiner(Generic[Item, Result]):
         self._queue_lock = threading.Lock()
         self._run_lock = threading.Lock()
 
-    def __call__(self, item: Item) -> Result:
-        waiting: _Waiting[Item, Result] = _Waiting(item)
+    def __call__(self, item: Item, *, abandon: Callable[[], BaseException | None] | None = None) -> Result:
+        waiting: _Waiting[Item, Result] = _Waiting(item, abandon)
         with self._queue_lock:
             self._queue.append(waiting)
         while not waiting.done:
@@ -49,12 +51,14 @@ class Combiner(Generic[Item, Result]):
                     break
                 with self._queue_lock:
                     batch, self._queue = self._queue[: self._limit], self._queue[self._limit :]
-                self._settle(batch)
+                self._settle([waiting for waiting in batch if not _abandoned(waiting)])
         if waiting.error is not None:
             raise waiting.error
         return waiting.result  # type: ignore[return-value]  # settled without an error: run's result
 
     def _settle(self, batch: list[_Waiting[Item, Result]]) -> None:
+        if not batch:
+            return
         try:
             results = self._run([waiting.item for waiting in batch])
         except Exception as exc:
@@ -70,3 +74,11 @@ class Combiner(Generic[Item, Result]):
             raise
         for waiting, result in zip(batch, results, strict=True):
             waiting.settle(result)
+
+
+def _abandoned(waiting: _Waiting[Item, Result]) -> bool:
+    """Settle ``waiting`` with its caller's error when the caller no longer wants it run."""
+    error = waiting.abandon() if waiting.abandon is not None else None
+    if error is not None:
+        waiting.settle(error=error)
+    return error is not None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -244,10 +244,13 @@ class Generator:
         """A trie of ``(identifier, image_id)`` pairs tokenized for this model (use with ``use_trie``/``save``)."""
         return build_trie(self.tokenizer, pairs, heavy_threshold=heavy_threshold)
 
-    def generate(self, query: str, k: int = 10, *, beams: int | None = None) -> GenerationResult:
+    def generate(self, query: str, k: int = 10, *, beams: int | None = None,
+                 abandon: Callable[[], BaseException | None] | None = None) -> GenerationResult:
         """The ``k`` best identifiers for ``query`` (beam search with ``max(k, beams)`` beams).
 
         Thread-safe: queries asked at the same time from several threads decode together (``MAX_BATCH`` at most).
+        ``abandon`` is asked when the query's batch is formed: an error it returns is raised instead of decoding
+        (e.g. the engine the identifiers are for was found gone while the query waited its turn).
         """
         if not isinstance(query, str) or not query.strip():
             raise InputError("the query is empty")
@@ -259,7 +262,8 @@ class Generator:
         answer = functools.partial(GenerationResult, query=query, query_tokens=query_tokens, truncated=truncated)
         if self._all_unknown(self.tokenizer(query)["input_ids"]):
             return answer(candidates=[], warnings=[*notes, "no word of the query is in the model's vocabulary"])
-        candidates = self._combined(_Query(prompt=prompt, k=k, beams=max(k, beams or k), copy_tokens=self._copy_tokens(query)))
+        candidates = self._combined(_Query(prompt=prompt, k=k, beams=max(k, beams or k), copy_tokens=self._copy_tokens(query)),
+                                    abandon=abandon)
         if candidates is None:
             return answer(candidates=[], warnings=[*notes, "the identifier trie is empty: nothing can be retrieved"])
         return answer(candidates=candidates, concepts=concept_weights(candidates), warnings=notes)

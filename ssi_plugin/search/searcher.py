@@ -241,9 +241,11 @@ class SSISearcher:
         While the trie's last read (or a query's lists) failed as searches would (no engine answering, or an engine
         that cannot search the index yet), the engine is asked first (one small search): during an outage or a
         recovery a query fails at once with the engine's error, as it would after its generation, instead of
-        waiting its turn at the generator.
+        waiting its turn at the generator. A query still waiting for its turn when such a failure is found (by
+        another query or a read of the trie) fails then, with that error.
         """
-        if self.trie is not None and self.trie.unavailable is not None:
+        known = self.trie.unavailable if self.trie is not None else None
+        if known is not None:
             self._msearch({"probe": {"size": 0, "track_total_hits": False}}, headers, labels={"probe": "availability check"})
         options = request.clause
         started = time.perf_counter()
@@ -251,7 +253,8 @@ class SSISearcher:
         related = self._related(options)
         query_image = self.images.annotate(options.image, caption=options.query) if options.image is not None else None
         generation = (image_generation(query_image, caption=options.query) if query_image is not None
-                      else self.generator.generate(options.query, k=options.k))  # type: ignore[arg-type]  # text, when no image
+                      else self.generator.generate(options.query, k=options.k,  # type: ignore[arg-type]  # text, when no image
+                                                   abandon=lambda: self._found_unavailable(since=known)))
         dense = embedding.result() if embedding is not None else None
         near = related.result() if related is not None else None
         generated = time.perf_counter()
@@ -312,6 +315,11 @@ class SSISearcher:
             engine_ms=(searched - generated) * 1000,
             took_ms=(finished - started) * 1000,
         )
+
+    def _found_unavailable(self, *, since: SSIError | None) -> SSIError | None:
+        """A failure searches would meet too, found since ``since`` was the one known."""
+        found = self.trie.unavailable if self.trie is not None else None
+        return found if found is not None and found is not since else None
 
     def _msearch(self, bodies: Mapping[str, dict[str, Any]], headers: Mapping[str, str] | None, *,
                  labels: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:

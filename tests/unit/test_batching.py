@@ -75,3 +75,33 @@ def test_a_failing_batch_is_run_again_item_by_item_so_only_the_bad_item_fails():
 def test_the_limit_must_be_positive():
     with pytest.raises(ValueError, match="limit"):
         Combiner(lambda items: items, limit=0)
+
+
+def test_a_call_its_caller_abandons_while_waiting_fails_with_the_callers_error_and_never_runs():
+    """A query waiting for its batch when the engine is found gone fails then, instead of being decoded first."""
+    release = threading.Event()
+    started = threading.Event()
+    ran: list[list[str]] = []
+    gone: list[BaseException] = []
+
+    def run(items: list[str]) -> list[str]:
+        ran.append(items)
+        if not started.is_set():
+            started.set()
+            release.wait(timeout=30)
+        return [item.upper() for item in items]
+
+    combine = Combiner(run, limit=8)
+    with ThreadPoolExecutor(4) as pool:
+        blocker = pool.submit(combine, "first")
+        started.wait(timeout=10)
+        waiting = pool.submit(combine, "waits", abandon=lambda: gone[0] if gone else None)
+        kept = pool.submit(combine, "kept", abandon=lambda: None)
+        _until_waiting(combine, 2)
+        gone.append(ConnectionError("the engine is gone"))
+        release.set()
+        assert blocker.result(timeout=10) == "FIRST" and kept.result(timeout=10) == "KEPT"
+        with pytest.raises(ConnectionError, match="gone"):
+            waiting.result(timeout=10)
+    assert ran == [["first"], ["kept"]]
+    assert combine("again", abandon=lambda: None) == "AGAIN"
