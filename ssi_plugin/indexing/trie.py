@@ -49,7 +49,6 @@ def default_model_dir(cache_dir: Path, index: str) -> Path:
     return cache_dir / "models" / index
 
 
-
 class SyncState(BaseModel):
     """How far a trie has read its index: what a cached trie is resumed from."""
 

@@ -58,10 +58,10 @@ paraphrases of it, which the related list would credit to other images (see ``LI
 _MIN_BOOST = 1e-4
 
 
-def list_weights(result: GenerationResult, exact_found: Iterable[str | None]) -> dict[str, float]:
-    """``LIST_WEIGHTS`` for one query: the exact list's weighted by the probability of the best identifier it found
-    (``exact_found``: the identifiers of its hits), so that each exact hit counts as much as its identifier's share
-    of the beam's mass.
+def list_weights(result: GenerationResult, exact_found: Iterable[str | None], *, dense: bool) -> dict[str, float]:
+    """``LIST_WEIGHTS`` for one query: without a ``dense`` leg, the exact list's weighted by the probability of the best
+    identifier it found (``exact_found``: the identifiers of its hits), so that each exact hit counts as much as its
+    identifier's share of the beam's mass.
 
     Linear fusion divides a list's scores by its best, so the exact list's first hit counted in full however unsure
     the generator was: a query about an image ingested after training, which the generator can only half name, lost
@@ -70,6 +70,8 @@ def list_weights(result: GenerationResult, exact_found: Iterable[str | None]) ->
     lost a seen query, 83.3 / 57.1.) Not with a dense leg, whose weight was chosen with the exact list in full: there
     ssi+dense went from 93.6 to 93.2 on the demo set (``eval --seeds 3``), level with dense retrieval alone.
     """
+    if dense:
+        return dict(LIST_WEIGHTS)
     probabilities = candidate_probabilities(result.candidates)
     best = max((probabilities.get(identifier, 0.0) for identifier in exact_found if identifier), default=0.0)
     return {**LIST_WEIGHTS, "exact": LIST_WEIGHTS["exact"] * best}

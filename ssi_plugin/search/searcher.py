@@ -27,7 +27,7 @@ from ssi_plugin.identifiers import query_concepts
 from ssi_plugin.search.fusion import fused_shares, ranked
 from ssi_plugin.search.image_query import QueryImageReader, image_generation
 from ssi_plugin.search.options import SSIQuery
-from ssi_plugin.search.plan import LIST_WEIGHTS, DenseLeg, list_weights, plan_queries, planned_lists
+from ssi_plugin.search.plan import DenseLeg, list_weights, plan_queries, planned_lists
 from ssi_plugin.search.related import ConceptVocabulary
 from ssi_plugin.search.request import SSISearchRequest
 
@@ -278,9 +278,7 @@ class SSISearcher:
                 found.setdefault(hit["_id"], hit)
 
         exact_found = [_identifier_of(hit) for hit in responses["exact"]["hits"]["hits"]] if "exact" in responses else []
-        # A dense leg's weight was chosen with the exact list counted in full (see list_weights).
-        weights = LIST_WEIGHTS if dense is not None else list_weights(generation, exact_found)
-        shares = fused_shares(rankings, options.fusion, weights=weights)
+        shares = fused_shares(rankings, options.fusion, weights=list_weights(generation, exact_found, dense=dense is not None))
         fused = ranked(shares)
         if request.min_score is not None:
             fused = [(doc_id, score) for doc_id, score in fused if score >= request.min_score]
@@ -396,9 +394,9 @@ class SSISearcher:
         demo index (five lists over 22 photos with caption vectors) about a megabyte of JSON per query. A body that
         wants no more than ids (``"_source": false`` and nothing else) costs no search.
         """
-        parts = {name: value for name, value in request.hit_parts.items() if not (name == "_source" and value is False)}
-        if not hits or (not parts and "_source" in request.hit_parts and request.highlight is None):
+        if not hits or (request.hit_parts == {"_source": False} and request.highlight is None):
             return {}, False
+        parts = {name: value for name, value in request.hit_parts.items() if not (name == "_source" and value is False)}
         body: dict[str, Any] = {"size": len(hits), "track_total_hits": False, "query": {"ids": {"values": [hit["_id"] for hit in hits]}},
                                 "_source": request.hit_parts.get("_source", True), **parts,
                                 "docvalue_fields": [*parts.get("docvalue_fields", []), *_EXPLAIN_FIELDS]}

@@ -59,7 +59,7 @@ def _generated(**log_probabilities: float) -> GenerationResult:
 def test_an_exact_hit_counts_as_much_as_its_identifiers_probability() -> None:
     """An unsure generator's first identifier no longer counts in full: the image the query's own words find wins."""
     unsure = _generated(seen=math.log(0.5), other=math.log(0.3), third=math.log(0.2))
-    weights = list_weights(unsure, ["seen", "other"])
+    weights = list_weights(unsure, ["seen", "other"], dense=False)
     rankings = {"exact": [("seen", 0.5), ("other", 0.3)], "terms": [("new", 2.0), ("seen", 1.0)]}
     shares = linear_shares(rankings, weights)
     assert shares["seen"]["exact"] == pytest.approx(0.5 * LIST_WEIGHTS["exact"])
@@ -68,8 +68,9 @@ def test_an_exact_hit_counts_as_much_as_its_identifiers_probability() -> None:
     assert [doc for doc, _ in fuse(rankings, "linear", weights=LIST_WEIGHTS)][:2] == ["seen", "new"]  # before
 
     # The best identifier filtered out of the list: the others still count as their own probabilities.
-    assert list_weights(unsure, ["other", None])["exact"] == pytest.approx(0.3 * LIST_WEIGHTS["exact"])
+    assert list_weights(unsure, ["other", None], dense=False)["exact"] == pytest.approx(0.3 * LIST_WEIGHTS["exact"])
     sure = _generated(seen=0.0, other=math.log(1e-4))
-    assert list_weights(sure, ["seen"])["exact"] == pytest.approx(LIST_WEIGHTS["exact"], rel=1e-3)
-    assert {name: weight for name, weight in list_weights(unsure, []).items() if name != "exact"} == {
+    assert list_weights(sure, ["seen"], dense=False)["exact"] == pytest.approx(LIST_WEIGHTS["exact"], rel=1e-3)
+    assert {name: weight for name, weight in list_weights(unsure, [], dense=False).items() if name != "exact"} == {
         name: weight for name, weight in LIST_WEIGHTS.items() if name != "exact"}
+    assert list_weights(unsure, ["seen"], dense=True) == LIST_WEIGHTS  # a dense leg's weight was chosen beside it in full
