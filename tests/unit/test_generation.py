@@ -281,3 +281,30 @@ def test_queries_asked_together_decode_together_and_rank_as_they_would_alone(par
         assert [c.identifier for c in together[query]] == [c.identifier for c in alone[query]], query
         assert [c.image_ids for c in together[query]] == [c.image_ids for c in alone[query]], query
         assert [c.score for c in together[query]] == pytest.approx([c.score for c in alone[query]], abs=1e-4), query
+
+
+def test_a_bert_encoder_reads_a_batch_s_prompts_side_by_side_each_as_it_would_alone(parts, monkeypatch):
+    """No padding is computed: the prompts of a batch go through the encoder packed in rows of at most
+    ``PACKED_TOKENS``, and each prompt's states are the ones it gets alone."""
+    from ssi_plugin.generation import beam_search
+
+    model, tokenizer, spec = parts
+    if spec.architecture != "seq2seq":
+        pytest.skip("a causal model reads its prompt with its decoder: there is no encoder")
+    encoder = model.get_encoder()
+    prompts = [prompt_ids(tokenizer, spec, text)[0] for text in ("dog", "a cat jumps on the beach", "kite", "the boat")]
+    ids, mask = beam_search._padded(prompts, tokenizer.pad_token_id, left=False)
+    shapes: list[tuple[int, ...]] = []
+    hook = encoder.register_forward_pre_hook(lambda _, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)),
+                                             with_kwargs=True)
+    monkeypatch.setattr(beam_search, "PACKED_TOKENS", sum(map(len, prompts[:3])))
+    try:
+        with torch.inference_mode():
+            memory = beam_search._encoded(encoder, prompts, ids, mask)
+    finally:
+        hook.remove()
+    assert shapes == [(1, sum(map(len, prompts[:3]))), (1, len(prompts[3]))]
+    with torch.inference_mode():
+        for row, prompt in enumerate(prompts):
+            alone = encoder(input_ids=torch.tensor([prompt])).last_hidden_state[0]
+            assert torch.allclose(memory[row, : len(prompt)], alone, atol=1e-5), row
