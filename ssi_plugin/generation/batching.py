@@ -29,10 +29,12 @@ class Combiner(Generic[Item, Result]):
     work instead of queueing for it one by one, and a caller alone is a batch of one, run at once. There is no
     thread of its own: a waiting caller runs the next batch for everyone in it. A batch that fails is run again
     one item at a time, so that an error is its own item's and never its neighbours'. A caller may say when its
-    item is no longer worth running (``abandon``: an error to raise instead, checked when its batch is formed).
+    item is no longer worth running (``abandon``: an error to raise instead), checked when its batch is formed and
+    whenever ``run`` asks: ``run(items, gone)`` may call ``gone(i)``, true once item ``i``'s caller has its error
+    (``run`` can stop working on it; what it returns for it is not used).
     """
 
-    def __init__(self, run: Callable[[list[Item]], list[Result]], *, limit: int) -> None:
+    def __init__(self, run: Callable[[list[Item], Callable[[int], bool]], list[Result]], *, limit: int) -> None:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         self._run = run
@@ -60,24 +62,27 @@ class Combiner(Generic[Item, Result]):
         if not batch:
             return
         try:
-            results = self._run([waiting.item for waiting in batch])
+            results = self._run([waiting.item for waiting in batch], lambda index: _abandoned(batch[index]))
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].settle(error=exc)
             else:
                 for waiting in batch:
-                    self._settle([waiting])
+                    self._settle([] if waiting.done else [waiting])
             return
         except BaseException as exc:  # Ctrl-C and the like: every caller of the batch hears of it, none waits on
             for waiting in batch:
                 waiting.settle(error=exc)
             raise
         for waiting, result in zip(batch, results, strict=True):
-            waiting.settle(result)
+            if not waiting.done:
+                waiting.settle(result)
 
 
 def _abandoned(waiting: _Waiting[Item, Result]) -> bool:
-    """Settle ``waiting`` with its caller's error when the caller no longer wants it run."""
+    """Settle ``waiting`` with its caller's error when the caller no longer wants it run (true if it is settled so)."""
+    if waiting.done:
+        return waiting.error is not None
     error = waiting.abandon() if waiting.abandon is not None else None
     if error is not None:
         waiting.settle(error=error)

@@ -219,11 +219,13 @@ def constrained_beam_search(
     start_token_id: int | None = None,
     pad_token_id: int = 0,
     copy_weight: float = 0.0,
+    gone: Callable[[int], bool] = lambda query: False,
 ) -> list[list[Hypothesis]]:
     """For each request, up to ``beams`` identifiers of ``trie``, best first.
 
     The requests decode together: each model call runs the live beams of every query still searching (queries
-    that arrive together share the model's passes; each query's ranking is the one it gets alone).
+    that arrive together share the model's passes; each query's ranking is the one it gets alone). A query found
+    ``gone`` at a step (asked once per step while it has live beams) loses its beams there.
     ``project`` maps the model's last output to the scores of the columns of ``columns`` (the trie's tokens, or
     the full vocabulary with the identity mapping).
     """
@@ -252,7 +254,7 @@ def constrained_beam_search(
         survivors: list[_Beam] = []
         low = 0
         for query, count in enumerate(entries):
-            if count:
+            if count and not gone(query):
                 chosen = _choose(step[low : low + count], low, rows, picked, live, columns, trie, finished[query],
                                  beams=requests[query].beams, end=end, max_tokens=max_tokens)
                 origins += [row for row, _ in chosen]

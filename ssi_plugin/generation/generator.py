@@ -249,8 +249,8 @@ class Generator:
         """The ``k`` best identifiers for ``query`` (beam search with ``max(k, beams)`` beams).
 
         Thread-safe: queries asked at the same time from several threads decode together (``MAX_BATCH`` at most).
-        ``abandon`` is asked when the query's batch is formed: an error it returns is raised instead of decoding
-        (e.g. the engine the identifiers are for was found gone while the query waited its turn).
+        ``abandon`` is asked when the query's batch is formed and at each decoding step: an error it returns is
+        raised instead of decoding on (e.g. the engine the identifiers are for was found gone meanwhile).
         """
         if not isinstance(query, str) or not query.strip():
             raise InputError("the query is empty")
@@ -268,8 +268,9 @@ class Generator:
             return answer(candidates=[], warnings=[*notes, "the identifier trie is empty: nothing can be retrieved"])
         return answer(candidates=candidates, concepts=concept_weights(candidates), warnings=notes)
 
-    def _decode(self, queries: list[_Query]) -> list[list[Candidate] | None]:
-        """One batched beam search over the trie of the moment (None for each query when it is empty)."""
+    def _decode(self, queries: list[_Query], gone: Callable[[int], bool]) -> list[list[Candidate] | None]:
+        """One batched beam search over the trie of the moment (None for each query when it is empty); a query
+        ``gone`` (its caller abandoned it) is dropped at the next step."""
         import torch
 
         from ssi_plugin.generation.beam_search import DecodeRequest, constrained_beam_search
@@ -285,7 +286,7 @@ class Generator:
                 self.model, requests, decoding.trie, columns=decoding.columns, project=decoding.project,
                 max_tokens=self.spec.max_identifier_tokens + 1, seq2seq=self.spec.architecture == "seq2seq",
                 start_token_id=getattr(config, "decoder_start_token_id", None),
-                pad_token_id=self.tokenizer.pad_token_id or 0, copy_weight=self.copy_weight,
+                pad_token_id=self.tokenizer.pad_token_id or 0, copy_weight=self.copy_weight, gone=gone,
             )
         return [_candidates(decoding.trie, hypotheses)[: query.k] for query, hypotheses in zip(queries, found, strict=True)]
 

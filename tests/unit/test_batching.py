@@ -23,7 +23,7 @@ def test_calls_waiting_while_a_batch_runs_make_up_the_next_batch_up_to_the_limit
     batches: list[list[int]] = []
     release = threading.Event()
 
-    def run(items: list[int]) -> list[int]:
+    def run(items: list[int], gone) -> list[int]:
         batches.append(items)
         if len(batches) == 1:
             release.wait(timeout=30)
@@ -49,7 +49,7 @@ def test_a_failing_batch_is_run_again_item_by_item_so_only_the_bad_item_fails():
     started = threading.Event()
     sizes: list[int] = []
 
-    def run(items: list[str]) -> list[str]:
+    def run(items: list[str], gone) -> list[str]:
         sizes.append(len(items))
         if not started.is_set():
             started.set()
@@ -74,7 +74,7 @@ def test_a_failing_batch_is_run_again_item_by_item_so_only_the_bad_item_fails():
 
 def test_the_limit_must_be_positive():
     with pytest.raises(ValueError, match="limit"):
-        Combiner(lambda items: items, limit=0)
+        Combiner(lambda items, gone: items, limit=0)
 
 
 def test_a_call_its_caller_abandons_while_waiting_fails_with_the_callers_error_and_never_runs():
@@ -84,7 +84,7 @@ def test_a_call_its_caller_abandons_while_waiting_fails_with_the_callers_error_a
     ran: list[list[str]] = []
     gone: list[BaseException] = []
 
-    def run(items: list[str]) -> list[str]:
+    def run(items: list[str], gone) -> list[str]:
         ran.append(items)
         if not started.is_set():
             started.set()
@@ -105,3 +105,24 @@ def test_a_call_its_caller_abandons_while_waiting_fails_with_the_callers_error_a
             waiting.result(timeout=10)
     assert ran == [["first"], ["kept"]]
     assert combine("again", abandon=lambda: None) == "AGAIN"
+
+
+def test_a_running_batch_asks_whether_its_items_are_still_wanted_and_their_callers_leave_with_their_errors():
+    """A query being decoded when the engine is found gone fails at the next step instead of decoding to its end."""
+    gone_now: list[BaseException] = []
+    steps: list[int] = []
+
+    def run(items: list[str], gone) -> list[str]:
+        for step in range(1000):  # a long decoding: each step asks which items are still wanted
+            steps.append(step)
+            if step == 3:
+                gone_now.append(ConnectionError("the engine is gone"))
+            if all(gone(index) for index in range(len(items))):
+                break
+            time.sleep(0.001)
+        return [item.upper() for item in items]
+
+    combine = Combiner(run, limit=8)
+    with pytest.raises(ConnectionError, match="gone"):
+        combine("query", abandon=lambda: gone_now[0] if gone_now else None)
+    assert len(steps) == 4

@@ -308,3 +308,19 @@ def test_a_bert_encoder_reads_a_batch_s_prompts_side_by_side_each_as_it_would_al
         for row, prompt in enumerate(prompts):
             alone = encoder(input_ids=torch.tensor([prompt])).last_hidden_state[0]
             assert torch.allclose(memory[row, : len(prompt)], alone, atol=1e-5), row
+
+
+def test_a_query_abandoned_while_it_decodes_stops_at_the_next_step_with_its_caller_s_error(parts):
+    generator = _generator(parts, IDENTIFIERS, copy_weight=0.5)
+    calls: list[int] = []
+    hook = generator.model.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        generator.generate("a dog catches a frisbee in the park", k=10)
+        whole = len(calls)
+        calls.clear()
+        with pytest.raises(ConnectionError, match="gone"):
+            generator.generate("a dog catches a frisbee in the park", k=10,
+                               abandon=lambda: ConnectionError("the engine is gone") if len(calls) >= 2 else None)
+    finally:
+        hook.remove()
+    assert whole > 2 and len(calls) == 2, (whole, calls)
