@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 
 from ssi_plugin.generation.constraint import AllowedColumns, log_softmax_over
+from ssi_plugin.generation.encoding import PromptEncoder
 from ssi_plugin.trie import TrieView, encode_tokens
 
 if TYPE_CHECKING:
@@ -97,23 +98,24 @@ class _Beam:
 class _CachedDecoder:
     """One model step for the beams of a batch of queries, whose key/value cache follows the beams chosen at each step.
 
-    Prompts of different lengths are padded (encoder-decoders on the right, under the encoder's attention mask;
-    causal models on the left, with an attention mask and positions that skip the padding). ``project`` turns the
-    model's last output (hidden states, under a ``HiddenStatesHead``) into column scores.
+    An encoder-decoder (``encoder``: its ``PromptEncoder``) reads the prompts once and attends to them right-padded,
+    under their attention mask; a causal model (no ``encoder``) takes them left-padded, with an attention mask and
+    positions that skip the padding. ``project`` turns the model's last output (hidden states, under a
+    ``HiddenStatesHead``) into column scores.
     """
 
-    def __init__(self, model: Any, prompts: Sequence[list[int]], *, seq2seq: bool, start_token_id: int | None,
+    def __init__(self, model: Any, prompts: Sequence[list[int]], *, encoder: PromptEncoder | None, start_token_id: int | None,
                  pad_token_id: int, project: Callable[[torch.Tensor], torch.Tensor]) -> None:
         self._model = model
         self._project = project
-        self._seq2seq = seq2seq
+        self._seq2seq = encoder is not None
         self._cache: Cache | None = None
         self._queries = torch.arange(len(prompts))
         """The query of each row of the next model call."""
-        ids, mask = _padded(prompts, pad_token_id, left=not seq2seq)
-        if seq2seq:
+        ids, mask = _padded(prompts, pad_token_id, left=encoder is None)
+        if encoder is not None:
             assert start_token_id is not None, "an encoder-decoder's decoder starts from its decoder_start_token_id"
-            self._memory = _encoded(model.get_encoder(), prompts, ids, mask)
+            self._memory = encoder(prompts, ids, mask)
             self._memory_mask = mask
             self._first = torch.full((len(prompts), 1), start_token_id, dtype=torch.long)
         else:
@@ -170,43 +172,6 @@ def _padded(prompts: Sequence[list[int]], pad: int, *, left: bool) -> tuple[torc
     return ids, mask
 
 
-PACKED_TOKENS = 256
-"""Most prompt tokens an encoder call takes side by side (``_encoded``): attention grows with their square."""
-
-
-def _encoded(encoder: Any, prompts: Sequence[list[int]], ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The encoder's states of each prompt, as one ``(queries, longest, hidden)`` tensor beside ``ids``' mask.
-
-    A BERT encoder (absolute positions from 0) takes the prompts packed side by side in one row, each attending
-    to itself alone and counting positions from 0: no padding is computed. Prompts of a batch differ in length by
-    a third of the longest on average, and the encoder is most of a batch's time (16 demo queries: 73 ms
-    packed against 86 ms padded, on one thread). Each prompt's states are those it gets alone, as with padding.
-    Other encoders take the padded batch.
-    """
-    if getattr(encoder.config, "model_type", None) != "bert":
-        return encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-    memory = torch.zeros(*ids.shape, encoder.config.hidden_size)
-    first = 0
-    while first < len(prompts):
-        last, tokens = first + 1, len(prompts[first])
-        while last < len(prompts) and tokens + len(prompts[last]) <= PACKED_TOKENS:
-            tokens += len(prompts[last])
-            last += 1
-        group = prompts[first:last]
-        lengths = torch.tensor([len(prompt) for prompt in group])
-        segment = torch.repeat_interleave(torch.arange(len(group)), lengths)
-        alone = torch.where(segment[:, None] == segment[None, :], 0.0, torch.finfo(memory.dtype).min)
-        states = encoder(
-            input_ids=torch.tensor([[token for prompt in group for token in prompt]]),
-            attention_mask=alone[None, None],
-            position_ids=torch.cat([torch.arange(len(prompt)) for prompt in group])[None],
-        ).last_hidden_state[0]
-        for row, piece in enumerate(states.split(lengths.tolist()), start=first):
-            memory[row, : len(piece)] = piece
-        first = last
-    return memory
-
-
 def constrained_beam_search(
     model: Any,
     requests: Sequence[DecodeRequest],
@@ -215,7 +180,7 @@ def constrained_beam_search(
     columns: AllowedColumns,
     project: Callable[[torch.Tensor], torch.Tensor],
     max_tokens: int,
-    seq2seq: bool,
+    encoder: PromptEncoder | None,
     start_token_id: int | None = None,
     pad_token_id: int = 0,
     copy_weight: float = 0.0,
@@ -227,11 +192,12 @@ def constrained_beam_search(
     that arrive together share the model's passes; each query's ranking is the one it gets alone). A query found
     ``gone`` at a step (asked once per step while it has live beams) loses its beams there.
     ``project`` maps the model's last output to the scores of the columns of ``columns`` (the trie's tokens, or
-    the full vocabulary with the identity mapping).
+    the full vocabulary with the identity mapping); ``encoder`` reads the prompts of an encoder-decoder (None for a
+    causal model).
     """
     if not requests:
         return []
-    decoder = _CachedDecoder(model, [request.prompt for request in requests], seq2seq=seq2seq,
+    decoder = _CachedDecoder(model, [request.prompt for request in requests], encoder=encoder,
                              start_token_id=start_token_id, pad_token_id=pad_token_id, project=project)
     copy = _CopyPrior.of(requests, copy_weight, columns=columns.count)
     end = trie.end_token_id

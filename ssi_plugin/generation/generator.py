@@ -163,6 +163,7 @@ class Generator:
         import torch
 
         from ssi_plugin.generation.constraint import HiddenStatesHead, output_layer_path, set_output_layer
+        from ssi_plugin.generation.encoding import PromptEncoder
 
         if threads is not None and threads < 1:
             raise ModelError(f"threads must be at least 1, got {threads}")
@@ -181,6 +182,7 @@ class Generator:
         set_output_layer(model, HiddenStatesHead(self._head), path=self._head_path)
         self._structure_tokens = np.unique(encode_identifiers(tokenizer, [" ".join([*SLOTS, ":", ",", "|", "#"])])[0])
         """The identifier grammar's own tokens (slot names, separators): never copied from a query."""
+        self._encoder = PromptEncoder(model.get_encoder()) if spec.architecture == "seq2seq" else None
         self._combined = Combiner(self._decode, limit=MAX_BATCH)
         self.use_trie(trie)
 
@@ -284,7 +286,7 @@ class Generator:
         with intra_op_threads(self.threads), torch.inference_mode():
             found = constrained_beam_search(
                 self.model, requests, decoding.trie, columns=decoding.columns, project=decoding.project,
-                max_tokens=self.spec.max_identifier_tokens + 1, seq2seq=self.spec.architecture == "seq2seq",
+                max_tokens=self.spec.max_identifier_tokens + 1, encoder=self._encoder,
                 start_token_id=getattr(config, "decoder_start_token_id", None),
                 pad_token_id=self.tokenizer.pad_token_id or 0, copy_weight=self.copy_weight, gone=gone,
             )

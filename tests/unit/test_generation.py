@@ -285,29 +285,26 @@ def test_queries_asked_together_decode_together_and_rank_as_they_would_alone(par
 
 def test_a_bert_encoder_reads_a_batch_s_prompts_side_by_side_each_as_it_would_alone(parts, monkeypatch):
     """No padding is computed: the prompts of a batch go through the encoder packed in rows of at most
-    ``PACKED_TOKENS``, and each prompt's states are the ones it gets alone."""
-    from ssi_plugin.generation import beam_search
+    ``PACKED_TOKENS``, in one traced call per row, and each prompt's states are the ones it gets alone."""
+    from ssi_plugin.generation import encoding
+    from ssi_plugin.generation.beam_search import _padded
 
     model, tokenizer, spec = parts
     if spec.architecture != "seq2seq":
         pytest.skip("a causal model reads its prompt with its decoder: there is no encoder")
+    assert encoding.packs([5, 4, 3, 9, 2], limit=12) == [slice(0, 3), slice(3, 5)]
+    assert encoding.packs([20, 3], limit=12) == [slice(0, 1), slice(1, 2)]  # a prompt longer than a row: alone
     encoder = model.get_encoder()
+    prompt_encoder = encoding.PromptEncoder(encoder)
+    assert isinstance(prompt_encoder._packed, torch.jit.ScriptModule)
     prompts = [prompt_ids(tokenizer, spec, text)[0] for text in ("dog", "a cat jumps on the beach", "kite", "the boat")]
-    ids, mask = beam_search._padded(prompts, tokenizer.pad_token_id, left=False)
-    shapes: list[tuple[int, ...]] = []
-    hook = encoder.register_forward_pre_hook(lambda _, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)),
-                                             with_kwargs=True)
-    monkeypatch.setattr(beam_search, "PACKED_TOKENS", sum(map(len, prompts[:3])))
-    try:
-        with torch.inference_mode():
-            memory = beam_search._encoded(encoder, prompts, ids, mask)
-    finally:
-        hook.remove()
-    assert shapes == [(1, sum(map(len, prompts[:3]))), (1, len(prompts[3]))]
+    monkeypatch.setattr(encoding, "PACKED_TOKENS", sum(map(len, prompts[:3])))
     with torch.inference_mode():
+        memory = prompt_encoder(prompts, *_padded(prompts, tokenizer.pad_token_id, left=False))
         for row, prompt in enumerate(prompts):
             alone = encoder(input_ids=torch.tensor([prompt])).last_hidden_state[0]
             assert torch.allclose(memory[row, : len(prompt)], alone, atol=1e-5), row
+            assert not memory[row, len(prompt) :].any(), row
 
 
 def test_a_query_abandoned_while_it_decodes_stops_at_the_next_step_with_its_caller_s_error(parts):
