@@ -263,8 +263,11 @@ def test_queries_asked_together_decode_together_and_rank_as_they_would_alone(par
     hook = generator.model.register_forward_pre_hook(first_waits)
     try:
         with ThreadPoolExecutor(len(queries)) as pool:
-            futures = {query: pool.submit(generator.generate, query, k=4) for query in queries}
+            futures = {queries[0]: pool.submit(generator.generate, queries[0], k=4)}
             deadline = time.monotonic() + 30
+            while not calls and time.monotonic() < deadline:  # the first query's batch has started
+                time.sleep(0.01)
+            futures.update({query: pool.submit(generator.generate, query, k=4) for query in queries[1:]})
             while len(generator._combined._queue) < len(queries) - 1 and time.monotonic() < deadline:
                 time.sleep(0.01)
             release.set()
