@@ -97,7 +97,8 @@ class IndexTrie:
         self.error: str | None = None
         self.unavailable: SSIError | None = None
         """Set while the last read failed as a search would fail too (``searches_would_fail``): a search can find out
-        first, with one small search, instead of after its generation."""
+        first, with one small search, instead of after its generation. It stays the first failure of a run of them
+        (``failing``) until a read succeeds."""
         layout = self._feed.layout()
         cached = self._cache.load(layout) if self._cache is not None else None
         if cached is not None:
@@ -128,7 +129,10 @@ class IndexTrie:
                     self._check_count(layout, changed=bool(changes))
             except SSIError as exc:
                 self.error = f"{type(exc).__name__}: {exc}"
-                self.unavailable = exc if searches_would_fail(exc) else None
+                if searches_would_fail(exc):
+                    self.failing(exc)
+                else:
+                    self.unavailable = None
                 log.warning("the trie of %s keeps its identifiers: reading the index failed (%s)", self.index, self.error)
                 return
             self._synced()
@@ -160,6 +164,16 @@ class IndexTrie:
     def _live(self, base: IdentifierTrie) -> LiveTrie:
         return LiveTrie(base, self._build, on_swap=lambda view: self.on_swap(view), on_merge=self._save,
                         mark=self.state.model_copy(deep=True))
+
+    def failing(self, error: SSIError) -> None:
+        """A read or a search failed as every search would: ``unavailable`` from now on, unless it already is.
+
+        A query that began while the index was unavailable (its own search then found the engine answering) is
+        abandoned when a new unavailability begins, not at each failed read of the one it began in: those go on
+        every second while the trie's reads fail, and the engine may answer searches meanwhile.
+        """
+        if self.unavailable is None:
+            self.unavailable = error
 
     def _synced(self) -> None:
         self.error = None

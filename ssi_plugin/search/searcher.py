@@ -335,7 +335,7 @@ class SSISearcher:
                     raise EngineRequestError("POST", f"/{self.index}/_msearch", int(answer.get("status", 500)), reason, body)
         except SSIError as exc:
             if self.trie is not None and searches_would_fail(exc):  # the next queries ask first, until a read succeeds
-                self.trie.unavailable = exc
+                self.trie.failing(exc)
             raise
         return dict(zip(bodies, answers, strict=True))
 
