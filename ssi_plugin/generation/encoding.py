@@ -55,10 +55,10 @@ class PromptEncoder:
         if self._packed is None:
             return self._encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         memory = torch.zeros(*ids.shape, int(self._encoder.config.hidden_size))
-        for pack in packs([len(prompt) for prompt in prompts]):
-            group = prompts[pack]
-            states = self._packed(*_packed_inputs(group))[0]
-            for row, piece in enumerate(states.split([len(prompt) for prompt in group]), start=pack.start):
+        lengths = [len(prompt) for prompt in prompts]
+        for pack in packs(lengths):
+            states = self._packed(*_packed_inputs(prompts[pack]))[0]
+            for row, piece in enumerate(states.split(lengths[pack]), start=pack.start):
                 memory[row, : len(piece)] = piece
         return memory
 
