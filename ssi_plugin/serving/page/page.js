@@ -245,6 +245,8 @@ function start() {
     useImage(event.dataTransfer.files[0]);
   });
   window.addEventListener("popstate", () => { if (fromLocation()) search(); });
+  // autofocus alone is applied at a later rendering update, after the page has loaded: type at once instead
+  $("q").focus();
   if (fromLocation() && $("q").value) search();
 }
 
