@@ -6,6 +6,8 @@
   the ``mllm`` annotator's and ``serve-model``'s tests use this one: a CLIP vision tower and a Llama text
   model of a few dozen hidden units, a byte-level BPE tokenizer trained on the spot with an ``<image>``
   token, and a chat template. It writes nonsense, which is what exercises repair, retry and rejection.
+- ``before_each_decoder_call``: runs a function before each decoder call of a generator's beam search (to count
+  them, slow them down or see the thread count they run with).
 
 Test support, not part of the installed package: tests import it as ``tiny_models`` (``tests/`` is on
 pytest's path), benchmarks as ``tests.tiny_models``.
@@ -14,6 +16,8 @@ pytest's path), benchmarks as ``tests.tiny_models``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +151,29 @@ def tiny_model(texts: list[str], *, architecture: str = "seq2seq", seed: int = 0
     model = EncoderDecoderModel(EncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder))
     configure_seq2seq(model, tokenizer)
     return model, tokenizer
+
+
+@contextmanager
+def before_each_decoder_call(generator: Any, action: Callable[[], object]) -> Iterator[None]:
+    """``action()`` before each decoder call of ``generator``: a call of its traced decoder steps when it has them
+    (they do not go through the model's ``forward``), else a forward pre-hook of its model."""
+    steps = generator._steps
+    if steps is None:
+        hook = generator.model.register_forward_pre_hook(lambda *_: action())
+        try:
+            yield
+        finally:
+            hook.remove()
+        return
+
+    def preceded(call: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
+            action()
+            return call(*args)
+        return run
+
+    steps.start, steps.step = preceded(steps.start), preceded(steps.step)
+    try:
+        yield
+    finally:
+        del steps.start, steps.step

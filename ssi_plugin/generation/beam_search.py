@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 
 from ssi_plugin.generation.constraint import AllowedColumns, log_softmax_over
+from ssi_plugin.generation.decoder_steps import DecoderSteps, StepCache
 from ssi_plugin.generation.encoding import PromptEncoder
 from ssi_plugin.trie import TrieView, encode_tokens
 
@@ -124,9 +125,8 @@ class _CachedDecoder:
 
     def first(self, forced: tuple[int, ...]) -> torch.Tensor:
         """Scores of the token after the ``forced`` first tokens, one row per query, shape ``(queries, columns)``."""
-        rows = self._first.shape[0]
         self._grow_mask(len(forced))
-        return self._run(torch.cat([self._first, torch.tensor([forced] * rows, dtype=torch.long).view(rows, -1)], dim=1))
+        return self._run(_followed_by(self._first, forced))
 
     def next(self, origins: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Scores after appending the row ``tokens[i]`` to the beam that was row ``origins[i]``."""
@@ -160,6 +160,34 @@ class _CachedDecoder:
         return self._project(output.logits[:, -1, :])
 
 
+class _SteppedDecoder:
+    """What ``_CachedDecoder`` does for an encoder-decoder, through its ``DecoderSteps`` (one traced call each)."""
+
+    def __init__(self, steps: DecoderSteps, prompts: Sequence[list[int]], *, encoder: PromptEncoder, start_token_id: int,
+                 pad_token_id: int, project: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self._steps = steps
+        self._project = project
+        ids, self._memory_mask = _padded(prompts, pad_token_id, left=False)
+        self._memory = encoder(prompts, ids, self._memory_mask)
+        self._start = torch.full((len(prompts), 1), start_token_id, dtype=torch.long)
+        self._cache: StepCache | None = None
+
+    def first(self, forced: tuple[int, ...]) -> torch.Tensor:
+        last, self._cache = self._steps.start(_followed_by(self._start, forced), self._memory, self._memory_mask)
+        return self._project(last)
+
+    def next(self, origins: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        assert self._cache is not None, "next() follows first()"
+        last, self._cache = self._steps.step(self._cache, origins, tokens)
+        return self._project(last)
+
+
+def _followed_by(first: torch.Tensor, forced: tuple[int, ...]) -> torch.Tensor:
+    """Each row of ``first`` followed by the ``forced`` tokens."""
+    rows = first.shape[0]
+    return torch.cat([first, torch.tensor([forced] * rows, dtype=torch.long).view(rows, -1)], dim=1)
+
+
 def _padded(prompts: Sequence[list[int]], pad: int, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """The prompts as one ``(queries, longest)`` tensor of ids and its attention mask."""
     longest = max(map(len, prompts))
@@ -181,6 +209,7 @@ def constrained_beam_search(
     project: Callable[[torch.Tensor], torch.Tensor],
     max_tokens: int,
     encoder: PromptEncoder | None,
+    steps: DecoderSteps | None = None,
     start_token_id: int | None = None,
     pad_token_id: int = 0,
     copy_weight: float = 0.0,
@@ -193,12 +222,18 @@ def constrained_beam_search(
     ``gone`` at a step (asked once per step while it has live beams) loses its beams there.
     ``project`` maps the model's last output to the scores of the columns of ``columns`` (the trie's tokens, or
     the full vocabulary with the identity mapping); ``encoder`` reads the prompts of an encoder-decoder (None for a
-    causal model).
+    causal model), whose decoder runs as ``steps`` when it has them.
     """
     if not requests:
         return []
-    decoder = _CachedDecoder(model, [request.prompt for request in requests], encoder=encoder,
-                             start_token_id=start_token_id, pad_token_id=pad_token_id, project=project)
+    prompts = [request.prompt for request in requests]
+    decoder: _CachedDecoder | _SteppedDecoder
+    if steps is not None and encoder is not None and start_token_id is not None:
+        decoder = _SteppedDecoder(steps, prompts, encoder=encoder, start_token_id=start_token_id,
+                                  pad_token_id=pad_token_id, project=project)
+    else:
+        decoder = _CachedDecoder(model, prompts, encoder=encoder, start_token_id=start_token_id,
+                                 pad_token_id=pad_token_id, project=project)
     copy = _CopyPrior.of(requests, copy_weight, columns=columns.count)
     end = trie.end_token_id
     finished: list[list[Hypothesis]] = [[] for _ in requests]

@@ -6,29 +6,23 @@ a BERT encoder gets two things the padded batch of a generic encoder does not:
 - **Packing.** Prompts of a batch differ in length by a third of the longest on average. They are read side by side
   in one row (``PACKED_TOKENS`` at most), each attending to itself alone with positions counted from 0, so no
   padding is computed: 16 demo queries encode in 67 ms instead of 93 on one thread.
-- **One call without the interpreter lock.** Run op by op from Python, the encoder gives up the lock at every op and
-  waits for it again; under load, other threads (HTTP, the engine's answers) hold it meanwhile, and a batch of 8
-  demo queries took 86 ms in ``serve`` against 56 alone. (With one busy Python thread beside it, 37 ms became
-  694.) A TorchScript trace of the packed forward runs as one call that keeps the lock released throughout, with the
-  same states to the last bit. TorchScript is deprecated in favour of ``torch.compile`` and ``torch.export``, which
-  need a compiler at start-up or still run op by op from Python; if tracing fails, the encoder runs op by op.
+- **One call without the interpreter lock**: the packed forward runs as a checked TorchScript trace (``tracing``).
+  Under load a batch of 8 demo queries took 86 ms op by op in ``serve`` against 56 alone.
 
 Each prompt's states are the ones it gets alone, as with padding (tested).
 """
 
 from __future__ import annotations
 
-import logging
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
+from ssi_plugin.generation.tracing import traced
+
 PACKED_TOKENS = 256
 """Most prompt tokens an encoder call takes side by side: attention grows with their square."""
-
-log = logging.getLogger(__name__)
 
 
 class _PackedForward(torch.nn.Module):
@@ -48,6 +42,7 @@ class PromptEncoder:
     def __init__(self, encoder: Any) -> None:
         self._encoder = encoder
         self._packed = _traced(_PackedForward(encoder)) if getattr(encoder.config, "model_type", None) == "bert" else None
+        """The packed forward (traced, or op by op when the tracer cannot follow the model); None: padded batches."""
 
     def __call__(self, prompts: Sequence[list[int]], ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The states of each prompt, one ``(queries, longest, hidden)`` tensor laid out as the padded ``ids`` and
@@ -89,15 +84,8 @@ def _packed_inputs(prompts: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Te
 
 
 def _traced(forward: _PackedForward) -> Any:
-    """``forward`` traced with two prompts of different lengths; ``forward`` itself when tracing fails."""
+    """``forward`` as one traced call; ``forward`` itself when it cannot be traced."""
     example = _packed_inputs([[1, 2, 3], [1, 2]])
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # tracer and deprecation warnings: the trace is checked just below
-            traced = torch.jit.trace(forward, example, check_trace=False)
-            if not torch.equal(traced(*example), forward(*example)):
-                raise RuntimeError("the traced encoder's states differ from the encoder's")
-    except Exception as exc:  # a model the tracer cannot follow still decodes, op by op
-        log.warning("the prompt encoder runs untraced: %s", exc)
-        return forward
-    return traced
+    check = _packed_inputs([[1, 2], [3, 4, 5, 6], [7]])
+    module = traced(forward, example, check, what="the prompt encoder")
+    return forward if module is None else module

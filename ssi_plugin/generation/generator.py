@@ -163,6 +163,7 @@ class Generator:
         import torch
 
         from ssi_plugin.generation.constraint import HiddenStatesHead, output_layer_path, set_output_layer
+        from ssi_plugin.generation.decoder_steps import DecoderSteps
         from ssi_plugin.generation.encoding import PromptEncoder
 
         if threads is not None and threads < 1:
@@ -183,6 +184,7 @@ class Generator:
         self._structure_tokens = np.unique(encode_identifiers(tokenizer, [" ".join([*SLOTS, ":", ",", "|", "#"])])[0])
         """The identifier grammar's own tokens (slot names, separators): never copied from a query."""
         self._encoder = PromptEncoder(model.get_encoder()) if spec.architecture == "seq2seq" else None
+        self._steps = DecoderSteps.of(model)
         self._combined = Combiner(self._decode, limit=MAX_BATCH)
         self.use_trie(trie)
 
@@ -286,7 +288,7 @@ class Generator:
         with intra_op_threads(self.threads), torch.inference_mode():
             found = constrained_beam_search(
                 self.model, requests, decoding.trie, columns=decoding.columns, project=decoding.project,
-                max_tokens=self.spec.max_identifier_tokens + 1, encoder=self._encoder,
+                max_tokens=self.spec.max_identifier_tokens + 1, encoder=self._encoder, steps=self._steps,
                 start_token_id=getattr(config, "decoder_start_token_id", None),
                 pad_token_id=self.tokenizer.pad_token_id or 0, copy_weight=self.copy_weight, gone=gone,
             )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from tiny_generator import IMAGES, index_with_generator
+from tiny_models import before_each_decoder_call
 
 from ssi_plugin.config import EngineSettings
 from ssi_plugin.engine import EngineClient
@@ -128,11 +129,8 @@ def test_an_unreachable_cluster_leaves_the_trie_answering_and_says_how_stale_it_
     assert "EngineUnreachable" in health.error and health.stale_seconds >= 0.3
     # Each model call outlasts a read of the trie (every 0.1 s): reads fail while the query decodes, and the query,
     # whose own search found the engine answering, is answered all the same.
-    hook = searcher.generator.model.register_forward_pre_hook(lambda *_: time.sleep(0.25))
-    try:
+    with before_each_decoder_call(searcher.generator, lambda: time.sleep(0.25)):
         assert searcher.trie.view is before and _candidates(searcher, "a dog in the park")
-    finally:
-        hook.remove()
 
 
 def test_during_an_outage_a_query_fails_at_once_without_waiting_for_the_generator(
@@ -146,16 +144,13 @@ def test_during_an_outage_a_query_fails_at_once_without_waiting_for_the_generato
     searcher.trie._feed.engine = searcher.engine = down
     _eventually(lambda: searcher.trie.unavailable is not None)
     decoded: list[int] = []
-    hook = searcher.generator.model.register_forward_pre_hook(lambda *_: decoded.append(1))
-    try:
+    with before_each_decoder_call(searcher.generator, lambda: decoded.append(1)):
         with pytest.raises(EngineUnreachable, match=r"127\.0\.0\.1:9\b"):
             searcher.search("a dog in the park")
         assert not decoded, "the query waited for the generator before finding the engine gone"
         searcher.trie._feed.engine = searcher.engine = engine  # the engine is back: queries answer again
         assert searcher.search("a dog in the park").hits
         assert decoded
-    finally:
-        hook.remove()
 
 
 def test_while_the_index_cannot_be_searched_a_query_fails_at_once_with_the_engines_error(
@@ -172,8 +167,7 @@ def test_while_the_index_cannot_be_searched_a_query_fails_at_once_with_the_engin
     _eventually(lambda: searcher.trie.unavailable is not None)
     assert "503" in str(searcher.trie.unavailable)
     decoded: list[int] = []
-    hook = searcher.generator.model.register_forward_pre_hook(lambda *_: decoded.append(1))
-    try:
+    with before_each_decoder_call(searcher.generator, lambda: decoded.append(1)):
         with pytest.raises(EngineRequestError) as failed:
             searcher.search("a dog in the park")
         assert failed.value.status == 503 and not decoded, "the query waited for the generator before finding the index red"
@@ -181,8 +175,6 @@ def test_while_the_index_cannot_be_searched_a_query_fails_at_once_with_the_engin
         _eventually(lambda: searcher.trie.unavailable is None)
         assert searcher.search("a dog in the park").hits
         assert decoded
-    finally:
-        hook.remove()
 
 
 def test_a_second_searcher_resumes_from_the_trie_cache(engine: EngineClient, index_name: str, live: tuple[SSISearcher, Path],

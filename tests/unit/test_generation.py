@@ -13,7 +13,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tiny_models import tiny_model
+from tiny_models import before_each_decoder_call, tiny_model
 
 from ssi_plugin.errors import InputError, ModelError
 from ssi_plugin.generation.constraint import TrieConstraint
@@ -231,14 +231,13 @@ def test_concept_weights_follow_candidate_probabilities():
 def test_generation_runs_on_its_own_thread_count_and_restores_torchs(parts, threads):
     generator = _generator(parts, IDENTIFIERS[:5], threads=threads)
     seen: list[int] = []
-    hook = generator.model.register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        generator.generate("a dog", k=3)
+        with before_each_decoder_call(generator, lambda: seen.append(torch.get_num_threads())):
+            generator.generate("a dog", k=3)
         assert torch.get_num_threads() == 2
     finally:
-        hook.remove()
         torch.set_num_threads(before)
     assert seen and set(seen) == {threads or 2}
     with pytest.raises(ModelError, match="threads"):
@@ -255,13 +254,12 @@ def test_queries_asked_together_decode_together_and_rank_as_they_would_alone(par
     calls: list[int] = []
     release = threading.Event()
 
-    def first_waits(*_):  # the first batch holds the generator until every other query has been asked
+    def first_waits():  # the first batch holds the generator until every other query has been asked
         calls.append(1)
         if len(calls) == 1:
             release.wait(timeout=30)
 
-    hook = generator.model.register_forward_pre_hook(first_waits)
-    try:
+    with before_each_decoder_call(generator, first_waits):
         with ThreadPoolExecutor(len(queries)) as pool:
             futures = {queries[0]: pool.submit(generator.generate, queries[0], k=4)}
             deadline = time.monotonic() + 30
@@ -277,8 +275,6 @@ def test_queries_asked_together_decode_together_and_rank_as_they_would_alone(par
         release.set()
         for query in queries:
             generator.generate(query, k=4)
-    finally:
-        hook.remove()
     assert calls_together < len(calls) / 2, (calls_together, len(calls))
     for query in queries:
         assert [c.identifier for c in together[query]] == [c.identifier for c in alone[query]], query
@@ -310,17 +306,49 @@ def test_a_bert_encoder_reads_a_batch_s_prompts_side_by_side_each_as_it_would_al
             assert not memory[row, len(prompt) :].any(), row
 
 
+def test_an_encoder_decoder_s_traced_steps_write_what_its_hugging_face_decoder_writes(parts):
+    """The BERT decoder of an encoder-decoder runs as traced calls over a tensor cache: the same identifiers and
+    scores as through the model's own cache, alone and batched; a causal model has none."""
+    from ssi_plugin.generation.decoder_steps import DecoderSteps
+
+    generator = _generator(parts, IDENTIFIERS[:60], copy_weight=0.5)
+    if parts[2].architecture != "seq2seq":
+        assert generator._steps is None
+        pytest.skip("a causal model decodes through its own cache: there are no traced steps")
+    assert isinstance(generator._steps, DecoderSteps)
+    queries = ["dog", "a cat jumps on the beach", "the boat and the ball in the street with a tree", "kite park"]
+    traced = [generator.generate(query, k=8).candidates for query in queries]
+    steps, generator._steps = generator._steps, None
+    try:
+        eager = [generator.generate(query, k=8).candidates for query in queries]
+    finally:
+        generator._steps = steps
+    for query, mine, theirs in zip(queries, traced, eager, strict=True):
+        assert [c.identifier for c in mine] == [c.identifier for c in theirs], query
+        assert [c.score for c in mine] == pytest.approx([c.score for c in theirs], abs=1e-5), query
+
+
+def test_a_trace_that_froze_a_shape_is_refused_and_the_module_runs_op_by_op(caplog):
+    from ssi_plugin.generation.tracing import traced
+
+    class FirstHalf(torch.nn.Module):
+        def forward(self, rows: torch.Tensor) -> torch.Tensor:
+            return rows[: int(rows.shape[0]) // 2]  # a Python int: the tracer records the example's value
+
+    assert traced(FirstHalf(), (torch.ones(4, 2),), (torch.ones(6, 2),), what="the half") is None
+    assert "the half runs untraced" in caplog.text and "other shapes" in caplog.text
+    doubled = traced(torch.nn.Linear(2, 2), (torch.ones(4, 2),), (torch.ones(6, 2),), what="the layer")
+    assert isinstance(doubled, torch.jit.ScriptModule)
+
+
 def test_a_query_abandoned_while_it_decodes_stops_at_the_next_step_with_its_caller_s_error(parts):
     generator = _generator(parts, IDENTIFIERS, copy_weight=0.5)
     calls: list[int] = []
-    hook = generator.model.register_forward_pre_hook(lambda *_: calls.append(1))
-    try:
+    with before_each_decoder_call(generator, lambda: calls.append(1)):
         generator.generate("a dog catches a frisbee in the park", k=10)
         whole = len(calls)
         calls.clear()
         with pytest.raises(ConnectionError, match="gone"):
             generator.generate("a dog catches a frisbee in the park", k=10,
                                abandon=lambda: ConnectionError("the engine is gone") if len(calls) >= 2 else None)
-    finally:
-        hook.remove()
     assert whole > 2 and len(calls) == 2, (whole, calls)
