@@ -237,7 +237,8 @@ def create_app(url: str | None = None, *, index: str | None = None, generator_di
     ``max_body_size`` (bytes, or e.g. ``"512KiB"``) caps the search bodies read here; ``request_timeout`` is the
     seconds to wait for the cluster; ``ssi_concurrency`` the ssi queries answered at once (default:
     ``ProxySettings``'s), whose generation is batched. The process then computes with one torch and one BLAS thread
-    (``threads.one_thread_per_query``): its parallelism is the queries'. The client and the tries' background reads
+    (``threads.one_thread_per_query``): its parallelism is the queries'; its C allocator keeps few heap arenas for
+    its many threads (``threads.few_allocator_arenas``). The client and the tries' background reads
     are released when the server stops the app. ``uvicorn --factory ssi_plugin:create_app`` serves it with the
     settings of the environment.
     """
@@ -248,7 +249,7 @@ def create_app(url: str | None = None, *, index: str | None = None, generator_di
     from ssi_plugin.serving.search_page import SearchPage
     from ssi_plugin.serving.searchers import IndexSearchers
     from ssi_plugin.serving.thumbnails import Thumbnails
-    from ssi_plugin.threads import one_thread_per_query
+    from ssi_plugin.threads import few_allocator_arenas, one_thread_per_query
 
     settings = resolve_settings(url=url, **connection)
     with contextlib.ExitStack() as held:
@@ -264,6 +265,7 @@ def create_app(url: str | None = None, *, index: str | None = None, generator_di
         except ValidationError as exc:
             raise ConfigError(describe_validation_error(exc)) from None
         one_thread_per_query()  # this process answers queries concurrently: parallelism comes from them
+        few_allocator_arenas()
         searchers = IndexSearchers(engine, cache_dir=settings.cache_dir, index=index, images=images,
                                    model_dir=Path(generator_dir) if generator_dir is not None else None)
         held.callback(searchers.close)
