@@ -75,9 +75,9 @@ class Combiner(Generic[Item, Result]):
         return waiting.result  # type: ignore[return-value]  # settled without an error: run's result
 
     def _pass_the_turn(self) -> None:
-        """The oldest waiting call runs the next batch; with none waiting, the next call runs its own at once."""
+        """The oldest waiting call runs the next batch; with none waiting, the next call runs its own at once.
+        (Calls still queued are never settled: only a batch's calls are.)"""
         with self._lock:
-            self._queue = [waiting for waiting in self._queue if not waiting.done]
             if self._queue:
                 self._queue[0].woken.set()
             else:
