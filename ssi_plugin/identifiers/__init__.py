@@ -11,6 +11,7 @@ from ssi_plugin.identifiers.normalize import (
     lemmatize_concept,
     normalize_rationale,
     query_concepts,
+    query_words,
     word_forms,
 )
 from ssi_plugin.identifiers.record import SSIRecord
@@ -31,5 +32,6 @@ __all__ = [
     "normalize_rationale",
     "parse_ssi",
     "query_concepts",
+    "query_words",
     "word_forms",
 ]

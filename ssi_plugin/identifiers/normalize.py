@@ -106,18 +106,25 @@ def _pair(first: str, second: str) -> str | None:
     return None if first in FUNCTION_WORDS or second in FUNCTION_WORDS else lemmatize_concept(f"{first} {second}", "objects")
 
 
-def query_concepts(text: str) -> list[str]:
-    """Concepts a query's words could stand for: each word and its lemmas, and each pair of neighbouring words
-    with the second one's noun lemma (``street lamps`` -> ``street lamp``), in a stable order; function words
-    are left out.
+def query_words(text: str) -> dict[str, frozenset[str]]:
+    """Each word of a query, function words left out, with the concepts it could stand for: itself, its lemmas, and
+    the pair it forms with each neighbour, the second word's noun lemma (``street lamps`` -> ``street lamp``).
 
     Read off the words alone, without a tagger: cheap enough for every query, and a word that is no concept of
     any image simply matches nothing.
     """
     words = _words(text)
-    forms = {form for word in words if word not in FUNCTION_WORDS for form in _forms(word)}
-    pairs = {pair for first, second in itertools.pairwise(words) if (pair := _pair(first, second))}
-    return sorted(forms | pairs)
+    pairs: dict[str, set[str]] = {}
+    for first, second in itertools.pairwise(words):
+        if pair := _pair(first, second):
+            pairs.setdefault(first, set()).add(pair)
+            pairs.setdefault(second, set()).add(pair)
+    return {word: frozenset((*_forms(word), *pairs.get(word, ()))) for word in words if word not in FUNCTION_WORDS}
+
+
+def query_concepts(text: str) -> list[str]:
+    """Every concept a query's words could stand for (``query_words``), in a stable order."""
+    return sorted(frozenset().union(*query_words(text).values()))
 
 
 def build_ssi(

@@ -11,7 +11,7 @@ without an engine and reused by evaluation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from ssi_plugin.search.options import Fusion
 
@@ -33,11 +33,12 @@ def reciprocal_rank_shares(rankings: Mapping[str, Ranking], *, k: int = RRF_K) -
     return shares
 
 
-def linear_shares(rankings: Mapping[str, Ranking], weights: Mapping[str, float]) -> Shares:
-    """``weight × score / best score of its list``: scores of different lists become comparable."""
+def linear_shares(rankings: Mapping[str, Ranking], weights: Mapping[str, float], *, absolute: Collection[str] = ()) -> Shares:
+    """``weight × score / best score of its list``: scores of different lists become comparable. The lists named in
+    ``absolute`` are on one scale for every query already (``weight × score``)."""
     shares: Shares = {}
     for name, ranking in rankings.items():
-        best = max((score for _, score in ranking), default=0.0)
+        best = 1.0 if name in absolute else max((score for _, score in ranking), default=0.0)
         if best <= 0:
             continue
         for doc_id, score in ranking:
@@ -45,8 +46,9 @@ def linear_shares(rankings: Mapping[str, Ranking], weights: Mapping[str, float])
     return shares
 
 
-def fused_shares(rankings: Mapping[str, Ranking], method: Fusion, *, weights: Mapping[str, float]) -> Shares:
-    return reciprocal_rank_shares(rankings) if method == "rrf" else linear_shares(rankings, weights)
+def fused_shares(rankings: Mapping[str, Ranking], method: Fusion, *, weights: Mapping[str, float],
+                 absolute: Collection[str] = ()) -> Shares:
+    return reciprocal_rank_shares(rankings) if method == "rrf" else linear_shares(rankings, weights, absolute=absolute)
 
 
 def ranked(shares: Shares) -> list[tuple[str, float]]:
@@ -62,5 +64,6 @@ def linear_fusion(rankings: Mapping[str, Ranking], weights: Mapping[str, float])
     return ranked(linear_shares(rankings, weights))
 
 
-def fuse(rankings: Mapping[str, Ranking], method: Fusion, *, weights: Mapping[str, float]) -> list[tuple[str, float]]:
-    return ranked(fused_shares(rankings, method, weights=weights))
+def fuse(rankings: Mapping[str, Ranking], method: Fusion, *, weights: Mapping[str, float],
+         absolute: Collection[str] = ()) -> list[tuple[str, float]]:
+    return ranked(fused_shares(rankings, method, weights=weights, absolute=absolute))

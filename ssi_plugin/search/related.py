@@ -21,7 +21,7 @@ concepts no part had, and a merged base re-embeds nothing.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -104,25 +104,28 @@ class ConceptVocabulary:
                 return [part for _, part in self._parts.values()]
         return self.follow(view)
 
-    def related(self, view: TrieView, words: Sequence[str]) -> dict[str, float]:
-        """``{concept: cosine}`` of the concepts nearest those of ``words`` that no identifier of ``view`` holds."""
+    def related(self, view: TrieView, words: Mapping[str, Collection[str]]) -> dict[str, dict[str, float]]:
+        """For each query word none of whose concepts (``words``: ``query_words``) an identifier of ``view`` holds,
+        ``{concept: cosine}`` of the concepts nearest it; words with none near enough are left out."""
         import numpy as np
 
         parts = self._current(view)
-        unknown = [word for word in words if not any(word in part.known for part in parts)]
+        unknown = [word for word, concepts in words.items()
+                   if not any(concept in part.known for part in parts for concept in concepts)]
         if not unknown:
             return {}
         queried = self._word_vectors(unknown)
-        found: dict[str, float] = {}
+        found: dict[str, dict[str, float]] = {word: {} for word in unknown}
         for part in parts:
             if not part.concepts:
                 continue
-            for row in queried @ part.vectors.T:
+            for word, row in zip(unknown, queried @ part.vectors.T, strict=True):
+                near = found[word]
                 for column in np.argsort(-row)[:PER_WORD]:
                     concept, cosine = part.concepts[column], float(row[column])
-                    if cosine >= MIN_COSINE and cosine > found.get(concept, 0.0):
-                        found[concept] = cosine
-        return found
+                    if cosine >= MIN_COSINE and cosine > near.get(concept, 0.0):
+                        near[concept] = cosine
+        return {word: near for word, near in found.items() if near}
 
     def _word_vectors(self, words: Sequence[str]) -> np.ndarray:
         import numpy as np

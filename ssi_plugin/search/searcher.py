@@ -23,7 +23,8 @@ from ssi_plugin.engine import EngineClient
 from ssi_plugin.engine.vectors import cosine_of
 from ssi_plugin.errors import EngineRequestError, InputError, SSIError, searches_would_fail
 from ssi_plugin.generation.generator import GenerationResult, Generator
-from ssi_plugin.identifiers import query_concepts
+from ssi_plugin.identifiers import identifier_words, query_concepts, query_words
+from ssi_plugin.search.coverage import EXPLAINED_LISTS, QueryWords, by_words_explained
 from ssi_plugin.search.fusion import fused_shares, ranked
 from ssi_plugin.search.image_query import QueryImageReader, image_generation
 from ssi_plugin.search.options import SSIQuery
@@ -250,18 +251,18 @@ class SSISearcher:
         options = request.clause
         started = time.perf_counter()
         embedding = self._embed(options)
-        related = self._related(options)
+        words = self._words(options)
         query_image = self.images.annotate(options.image, caption=options.query) if options.image is not None else None
         generation = (image_generation(query_image, caption=options.query) if query_image is not None
                       else self.generator.generate(options.query, k=options.k,  # type: ignore[arg-type]  # text, when no image
                                                    abandon=lambda: self._found_unavailable(since=known)))
         dense = embedding.result() if embedding is not None else None
-        near = related.result() if related is not None else None
+        explained = words.result() if words is not None else None
         generated = time.perf_counter()
 
         window = max(_MIN_WINDOW, request.offset + request.size)
         bodies = plan_queries(generation, options, window=window, filters=request.list_filters, must_not=request.must_not,
-                              dense=dense, related=near)
+                              dense=dense, related=explained.near() if explained is not None else None)
         for body in bodies.values():  # a list is read for its ranking; what hits carry is asked of the page (_page)
             body["_source"] = False
             body["docvalue_fields"] = list(_EXPLAIN_FIELDS)
@@ -276,9 +277,13 @@ class SSISearcher:
         for response in responses.values():
             for hit in response["hits"]["hits"]:
                 found.setdefault(hit["_id"], hit)
+        if explained is not None:
+            rankings = by_words_explained(
+                rankings, {doc_id: identifier_words(_identifier_of(hit) or "") for doc_id, hit in found.items()}, explained)
 
         exact_found = [_identifier_of(hit) for hit in responses["exact"]["hits"]["hits"]] if "exact" in responses else []
-        shares = fused_shares(rankings, options.fusion, weights=list_weights(generation, exact_found, dense=dense is not None))
+        shares = fused_shares(rankings, options.fusion, weights=list_weights(generation, exact_found, dense=dense is not None),
+                              absolute=EXPLAINED_LISTS)
         fused = ranked(shares)
         if request.min_score is not None:
             fused = [(doc_id, score) for doc_id, score in fused if score >= request.min_score]
@@ -352,13 +357,19 @@ class SSISearcher:
         assert text is not None, "SSIQuery asks for text or a query vector for a dense leg"
         return self._embedder.submit(lambda: DenseLeg(self.engine.kind, field, shared_encoder().encode([text])[0].tolist()))
 
-    def _related(self, options: SSIQuery) -> Future[dict[str, float]] | None:
-        """The concepts near the query's words, found on another thread while the generator runs; none with a dense leg."""
+    def _words(self, options: SSIQuery) -> Future[QueryWords] | None:
+        """The query's words and the concepts near those no identifier holds, found on another thread while the
+        generator runs; none with a dense leg."""
         text = options.query
         if text is None or options.dense_field is not None:
             return None
         view = self.generator.trie
-        return self._embedder.submit(lambda: self.vocabulary.related(view, query_concepts(text)))
+
+        def read() -> QueryWords:
+            stands_for = query_words(text)
+            return QueryWords(stands_for, self.vocabulary.related(view, stands_for))
+
+        return self._embedder.submit(read)
 
     def _require_vectors(self, field: str, headers: Mapping[str, str] | None) -> None:
         """An empty dense list over an index that holds no vector is a mistake to report, not an SSI-only answer."""

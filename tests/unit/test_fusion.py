@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from ssi_plugin.generation.generator import Candidate, GenerationResult
 from ssi_plugin.search import SSIQuery, fuse, linear_fusion, reciprocal_rank_fusion
+from ssi_plugin.search.coverage import EXPLAINED_LISTS
 from ssi_plugin.search.fusion import linear_shares
 from ssi_plugin.search.plan import LIST_WEIGHTS, list_weights
 
@@ -42,6 +43,15 @@ def test_ssi_clause_refuses_unknown_fields_and_blank_queries() -> None:
         SSIQuery(query="a dog", k=0)
 
 
+def test_lists_scored_on_one_scale_are_not_divided_by_their_best() -> None:
+    """A list's best hit that explains a quarter of the query counts a quarter of the list's weight, not all of it."""
+    rankings = {"exact": [("a", 0.8), ("b", 0.2)], "terms": [("b", 0.25), ("c", 0.125)]}
+    shares = linear_shares(rankings, {"exact": 1.0, "terms": 4.0}, absolute=["terms"])
+    assert shares["b"] == pytest.approx({"exact": 0.25, "terms": 1.0})
+    assert shares["c"] == pytest.approx({"terms": 0.5})
+    assert linear_shares(rankings, {"exact": 1.0, "terms": 4.0})["b"]["terms"] == pytest.approx(4.0)  # by its best
+
+
 def test_the_default_fusion_keeps_a_confident_exact_identifier_first() -> None:
     """A concept list that prefers another image must not outvote the generator's probabilities."""
     rankings = {"exact": [("b", 0.9), ("a", 0.1)], "concepts": [("a", 5.0), ("b", 4.8)]}
@@ -60,12 +70,14 @@ def test_an_exact_hit_counts_as_much_as_its_identifiers_probability() -> None:
     """An unsure generator's first identifier no longer counts in full: the image the query's own words find wins."""
     unsure = _generated(seen=math.log(0.5), other=math.log(0.3), third=math.log(0.2))
     weights = list_weights(unsure, ["seen", "other"], dense=False)
-    rankings = {"exact": [("seen", 0.5), ("other", 0.3)], "terms": [("new", 2.0), ("seen", 1.0)]}
-    shares = linear_shares(rankings, weights)
+    # The query's words: the new image explains 30 % of them, the one it was trained on 10 %.
+    rankings = {"exact": [("seen", 0.5), ("other", 0.3)], "terms": [("new", 0.3), ("seen", 0.1)]}
+    shares = linear_shares(rankings, weights, absolute=EXPLAINED_LISTS)
     assert shares["seen"]["exact"] == pytest.approx(0.5 * LIST_WEIGHTS["exact"])
     assert shares["other"]["exact"] == pytest.approx(0.3 * LIST_WEIGHTS["exact"])
-    assert [doc for doc, _ in fuse(rankings, "linear", weights=weights)][:2] == ["new", "seen"]
-    assert [doc for doc, _ in fuse(rankings, "linear", weights=LIST_WEIGHTS)][:2] == ["seen", "new"]  # before
+    assert [doc for doc, _ in fuse(rankings, "linear", weights=weights, absolute=EXPLAINED_LISTS)][:2] == ["new", "seen"]
+    before = fuse(rankings, "linear", weights=LIST_WEIGHTS, absolute=EXPLAINED_LISTS)
+    assert [doc for doc, _ in before][:2] == ["seen", "new"]
 
     # The best identifier filtered out of the list: the others still count as their own probabilities.
     assert list_weights(unsure, ["other", None], dense=False)["exact"] == pytest.approx(0.3 * LIST_WEIGHTS["exact"])

@@ -9,7 +9,7 @@ import pytest
 
 from ssi_plugin.embedding import shared_encoder
 from ssi_plugin.generation.generator import Candidate, GenerationResult
-from ssi_plugin.identifiers import SLOTS, query_concepts
+from ssi_plugin.identifiers import SLOTS, query_words
 from ssi_plugin.search import SSIQuery
 from ssi_plugin.search.plan import plan_queries, planned_lists
 from ssi_plugin.search.related import MIN_COSINE, ConceptVocabulary
@@ -45,10 +45,14 @@ BASE = [("objects: horse | scene: pasture", "a"), ("objects: brick, wall", "b"),
 
 def test_paraphrased_words_find_the_concepts_they_mean_and_only_those() -> None:
     vocabulary, _ = _vocabulary()
-    related = vocabulary.related(TrieView(_trie(BASE)), query_concepts("a stallion on the pebbles"))
-    assert {"horse", "gravel"} <= set(related) and "wall" not in related and "pasture" not in related
-    assert all(MIN_COSINE <= cosine <= 1.0 for cosine in related.values())
-    assert vocabulary.related(TrieView(_trie(BASE)), query_concepts("a horse on the road")) == {}  # words it knows: not expanded
+    related = vocabulary.related(TrieView(_trie(BASE)), query_words("a stallion on the pebbles"))
+    assert set(related) == {"stallion", "pebbles"}  # by the query's words
+    near = {concept for concepts in related.values() for concept in concepts}
+    assert {"horse", "gravel"} <= near and "wall" not in near and "pasture" not in near
+    assert "horse" in related["stallion"] and "gravel" not in related["stallion"]
+    assert all(MIN_COSINE <= cosine <= 1.0 for concepts in related.values() for cosine in concepts.values())
+    assert vocabulary.related(TrieView(_trie(BASE)), query_words("a horse on the road")) == {}  # words it knows: not expanded
+    assert vocabulary.related(TrieView(_trie(BASE)), query_words("horses on the walls")) == {}  # nor their plurals
 
 
 def test_new_concepts_are_embedded_once_and_a_merged_base_embeds_nothing() -> None:
@@ -58,18 +62,18 @@ def test_new_concepts_are_embedded_once_and_a_merged_base_embeds_nothing() -> No
     assert sorted(counting.asked) == ["brick", "gravel", "horse", "pasture", "road", "wall"]
     counting.asked.clear()
     with_delta = TrieView(base, _trie([("objects: bicycle | scene: snow", "d"), ("objects: horse", "e")]))
-    assert "bicycle" in vocabulary.related(with_delta, ["bike"])
+    assert "bicycle" in vocabulary.related(with_delta, query_words("bike"))["bike"]
     assert counting.asked == ["bicycle", "snow", "bike"]  # only what no part had, then the query word
     counting.asked.clear()
     merged = TrieView(_trie([*BASE, ("objects: bicycle | scene: snow", "d"), ("objects: horse", "e")]))
     vocabulary.follow(merged)
-    assert "bike" in query_concepts("bike") and vocabulary.related(merged, ["bike"]) and counting.asked == []
+    assert vocabulary.related(merged, query_words("bike")) and counting.asked == []
 
 
 def test_no_words_and_an_empty_trie_give_nothing() -> None:
     vocabulary, _ = _vocabulary()
-    assert vocabulary.related(TrieView(_trie(BASE)), []) == {}
-    assert vocabulary.related(TrieView(_trie([])), ["horse"]) == {}
+    assert vocabulary.related(TrieView(_trie(BASE)), {}) == {}
+    assert vocabulary.related(TrieView(_trie([])), query_words("horse")) == {}
 
 
 def test_the_dense_leg_takes_the_place_of_the_related_list() -> None:
@@ -98,8 +102,9 @@ def test_followed_in_background_a_query_never_embeds_the_trie_itself() -> None:
     vocabulary.follow_in_background(TrieView(_trie(BASE))).result()
     counting.asked.clear()
     newer = TrieView(_trie([*BASE, ("objects: bicycle", "d")]))  # not followed yet: the last followed view answers
-    assert "horse" in vocabulary.related(newer, ["stallion"]) and "bicycle" not in vocabulary.related(newer, ["bike"])
+    assert "horse" in vocabulary.related(newer, query_words("stallion"))["stallion"]
+    assert "bicycle" not in vocabulary.related(newer, query_words("bike")).get("bike", {})
     assert counting.asked == ["stallion", "bike"]
     vocabulary.follow_in_background(newer).result()
-    assert "bicycle" in vocabulary.related(newer, ["bike"])
+    assert "bicycle" in vocabulary.related(newer, query_words("bike"))["bike"]
     vocabulary.close()
