@@ -13,7 +13,7 @@ from tiny_models import before_each_decoder_call
 
 from ssi_plugin.config import EngineSettings
 from ssi_plugin.engine import EngineClient
-from ssi_plugin.identifiers import SSI, SSIRecord
+from ssi_plugin.identifiers import SSI, SSIRecord, query_words
 from ssi_plugin.search import SSIQuery, SSISearcher
 
 pytestmark = pytest.mark.engine
@@ -73,7 +73,7 @@ def test_a_new_image_is_found_by_a_paraphrase_through_its_related_concepts(
     searcher, _ = live
     paraphrase = "a stallion feeding on a meadow"  # none of these words is a concept of any image
     _write(engine, index_name, "img-horse", "objects: horse | actions: graze | scene: pasture", "a horse in a pasture")
-    _eventually(lambda: "horse" in searcher.vocabulary.related(searcher.generator.trie, ["stallion"]))
+    _eventually(lambda: "horse" in searcher.vocabulary.related(searcher.generator.trie, query_words("stallion")).get("stallion", {}))
     result = searcher.search(SSIQuery(query=paraphrase, explain=True), size=3)
     assert result.hits[0].id == "img-horse" and "related" in result.hits[0].ranks
     assert result.lists["terms"] == 0 and result.lists["related"] >= 1
