@@ -21,12 +21,13 @@ Ranked lists, each one engine query:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from ssi_plugin.engine.vectors import knn_search
 from ssi_plugin.generation.generator import GenerationResult, candidate_probabilities
-from ssi_plugin.identifiers import SLOTS, query_concepts
+from ssi_plugin.identifiers import SLOTS, identifier_words, query_concepts
+from ssi_plugin.search.coverage import QueryWords
 from ssi_plugin.search.options import SSIQuery
 from ssi_plugin.search.related import BOOST_POWER
 
@@ -64,9 +65,10 @@ and SSI alone 85.2 / 97.7; on the synthetic corpus (1,200 queries, 30 % of the i
 1 (the dense list as one more list) 86.4 / 97.7 and 22.9 / 61.3, with the terms list at 1.0 93.2 / 98.9 and 39.8 / 67.9."""
 
 RELATED_BELOW_CONFIDENCE = 0.9
-"""The related list is asked only while the generator's best identifier holds less than this share of the beam's
-mass: a generator sure of an image it was trained on is rarely wrong, and the words it does not know are then
-paraphrases of it, which the related list would credit to other images (see ``LIST_WEIGHTS``)."""
+"""The related list is asked while the generator's best identifier holds less than this share of the beam's mass: a
+generator sure of an image it was trained on is rarely wrong, and the words it does not know are then paraphrases of
+it, which the related list would credit to other images (see ``LIST_WEIGHTS``). It is asked too when that identifier
+explains none of the query's words (``asks_related``)."""
 _MIN_BOOST = 1e-4
 
 
@@ -103,13 +105,32 @@ def planned_lists(options: SSIQuery) -> list[str]:
     return ["exact", "concepts", *lexical, *(["bm25"] if options.bm25_field else [])]
 
 
+def asks_related(result: GenerationResult, words: QueryWords) -> bool:
+    """Whether the related list is asked: while the generator is unsure (``RELATED_BELOW_CONFIDENCE``), or sure of an
+    identifier that explains none of the query's words, not even through a related concept: it then names an image
+    it was trained on, whatever the query says (an image ingested after training, described in words the generator
+    never saw, drew 0.93 of its mass to a portrait).
+
+    ``eval --unseen 0.3`` on the demo set, mean of three trained models, Recall@1 seen / unseen: 89.4 / 72.6 against
+    89.4 / 70.2 on the confidence alone (below 0.2 of the words explained instead of none: 88.3 / 73.8); the synthetic
+    corpus (first 1,200 queries) 20.5 / 20.3 either way."""
+    probabilities = candidate_probabilities(result.candidates)
+    if not probabilities:
+        return True
+    best, probability = max(probabilities.items(), key=lambda item: item[1])
+    if probability < RELATED_BELOW_CONFIDENCE:
+        return True
+    concepts = identifier_words(best)
+    return words.held(concepts) + words.related_to(concepts) == 0
+
+
 def plan_queries(result: GenerationResult, options: SSIQuery, *, window: int, filters: Sequence[dict[str, Any]] = (),
                  must_not: Sequence[dict[str, Any]] = (), dense: DenseLeg | None = None,
-                 related: Mapping[str, float] | None = None) -> dict[str, dict[str, Any]]:
+                 words: QueryWords | None = None) -> dict[str, dict[str, Any]]:
     """The search bodies of each list, by list name; lists with nothing to ask are left out.
 
-    ``related``: ``{concept: cosine}`` of the concepts near the query's words, asked unless there is a dense leg or
-    the generator is sure of its best identifier (``RELATED_BELOW_CONFIDENCE``).
+    ``words``: the query's words and the concepts near those no identifier holds; the related list asks for those
+    concepts unless there is a dense leg or ``asks_related`` says no.
 
     Every list matches only documents that pass ``filters`` and none of ``must_not``.
     """
@@ -131,8 +152,8 @@ def plan_queries(result: GenerationResult, options: SSIQuery, *, window: int, fi
     if terms and dense is None:
         bodies["terms"] = _list(terms, window, filters, must_not)
     near = [{"term": {f"ssi.{slot}": {"value": concept, "boost": cosine**BOOST_POWER}}}
-            for concept, cosine in (related or {}).items() for slot in SLOTS]
-    if near and dense is None and max(probabilities.values(), default=0.0) < RELATED_BELOW_CONFIDENCE:
+            for concept, cosine in (words.near() if words is not None else {}).items() for slot in SLOTS]
+    if near and dense is None and words is not None and asks_related(result, words):
         bodies["related"] = _list(near, window, filters, must_not)
     if options.bm25_field and options.query:
         bodies["bm25"] = _list([{"match": {options.bm25_field: options.query}}], window, filters, must_not)

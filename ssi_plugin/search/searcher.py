@@ -262,7 +262,7 @@ class SSISearcher:
 
         window = max(_MIN_WINDOW, request.offset + request.size)
         bodies = plan_queries(generation, options, window=window, filters=request.list_filters, must_not=request.must_not,
-                              dense=dense, related=explained.near() if explained is not None else None)
+                              dense=dense, words=explained)
         for body in bodies.values():  # a list is read for its ranking; what hits carry is asked of the page (_page)
             body["_source"] = False
             body["docvalue_fields"] = list(_EXPLAIN_FIELDS)

@@ -11,6 +11,7 @@ from ssi_plugin.embedding import shared_encoder
 from ssi_plugin.generation.generator import Candidate, GenerationResult
 from ssi_plugin.identifiers import SLOTS, query_words
 from ssi_plugin.search import SSIQuery
+from ssi_plugin.search.coverage import QueryWords
 from ssi_plugin.search.plan import plan_queries, planned_lists
 from ssi_plugin.search.related import MIN_COSINE, ConceptVocabulary
 from ssi_plugin.trie import IdentifierTrie, TrieView
@@ -81,20 +82,25 @@ def test_the_dense_leg_takes_the_place_of_the_related_list() -> None:
     assert "related" not in planned_lists(SSIQuery(query="a stallion", hybrid=True))
 
 
-def _generation(*scores: float) -> GenerationResult:
-    candidates = [Candidate(identifier=f"objects: thing{n}", score=score, image_ids=(f"img-{n}",))
+def _generation(*scores: float, first: str = "objects: thing0") -> GenerationResult:
+    candidates = [Candidate(identifier=first if n == 0 else f"objects: thing{n}", score=score, image_ids=(f"img-{n}",))
                   for n, score in enumerate(scores)]
-    return GenerationResult(query="a stallion", candidates=candidates, query_tokens=3)
+    return GenerationResult(query="a stallion grazing", candidates=candidates, query_tokens=3)
 
 
-def test_the_related_list_is_asked_only_while_the_generator_is_unsure() -> None:
-    options, near = SSIQuery(query="a stallion"), {"horse": 0.71}
-    unsure = plan_queries(_generation(-1.0, -1.2, -1.5), options, window=10, related=near)
+def test_the_related_list_is_asked_while_the_generator_is_unsure_or_sure_of_what_the_query_does_not_say() -> None:
+    options = SSIQuery(query="a stallion grazing")
+    words = QueryWords(query_words(options.query or ""), {"stallion": {"horse": 0.71}})
+    unsure = plan_queries(_generation(-1.0, -1.2, -1.5), options, window=10, words=words)
     assert unsure["related"]["query"]["bool"]["should"] == [
         {"term": {f"ssi.{slot}": {"value": "horse", "boost": pytest.approx(0.71**3)}}} for slot in SLOTS]
-    sure = plan_queries(_generation(-0.01, -6.0), options, window=10, related=near)  # 99.7 % of the beam's mass
-    assert "related" not in sure and "exact" in sure
-    assert "related" in plan_queries(_generation(), options, window=10, related=near)  # nothing generated at all
+    # 99.7 % of the beam's mass on an identifier that holds a word of the query, or a concept related to one: trusted.
+    for named in ("objects: horse", "objects: dog | actions: graze"):
+        sure = plan_queries(_generation(-0.01, -6.0, first=named), options, window=10, words=words)
+        assert "related" not in sure and "exact" in sure
+    # As sure of an identifier that explains none of the query's words: it names what it was trained on, not the query.
+    assert "related" in plan_queries(_generation(-0.01, -6.0, first="objects: cat, sofa"), options, window=10, words=words)
+    assert "related" in plan_queries(_generation(), options, window=10, words=words)  # nothing generated at all
 
 
 def test_followed_in_background_a_query_never_embeds_the_trie_itself() -> None:
