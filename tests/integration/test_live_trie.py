@@ -15,6 +15,7 @@ from ssi_plugin.config import EngineSettings
 from ssi_plugin.engine import EngineClient
 from ssi_plugin.identifiers import SSI, SSIRecord, query_words
 from ssi_plugin.search import SSIQuery, SSISearcher
+from ssi_plugin.search.plan import LIST_WEIGHTS
 
 pytestmark = pytest.mark.engine
 
@@ -77,6 +78,20 @@ def test_a_new_image_is_found_by_a_paraphrase_through_its_related_concepts(
     result = searcher.search(SSIQuery(query=paraphrase, explain=True), size=3)
     assert result.hits[0].id == "img-horse" and "related" in result.hits[0].ranks
     assert result.lists["terms"] == 0 and result.lists["related"] >= 1
+
+
+def test_the_query_words_list_scores_an_image_by_the_share_of_the_query_it_explains(
+        engine: EngineClient, index_name: str, live: tuple[SSISearcher, Path]) -> None:
+    """All four words of the query: the list's whole weight; one plain word ("red"): a quarter of it, whatever the
+    engine's idf makes of the words (``explain`` shows each list's share)."""
+    searcher, _ = live
+    _write(engine, index_name, "img-new", NEW.id, "a red bicycle leaning on a lamppost in the snow")
+    _write(engine, index_name, "img-red", SSI(objects=("mailbox",), attributes=("red",)).id, "a red mailbox")
+    _eventually(lambda: searcher.trie.health().images == len(IMAGES) + 2)
+    query = SSIQuery(query="a red bicycle by a lamppost in the snow", explain=True)
+    hits = {hit.id: hit for hit in searcher.search(query, size=10).hits}
+    assert hits["img-new"].shares["terms"] == pytest.approx(LIST_WEIGHTS["terms"])
+    assert hits["img-red"].shares["terms"] == pytest.approx(LIST_WEIGHTS["terms"] / 4)
 
 
 def test_replicas_from_one_folder_answer_alike_after_a_third_client_writes(
