@@ -14,7 +14,8 @@ from ssi_plugin.config import EngineSettings
 from ssi_plugin.engine import connect
 from ssi_plugin.engine.scan import scan
 
-ERROR_NAMES = ("EngineUnreachable", "EngineError", "ShardsFailed", "OutputUnwritable", "Interrupted", "Traceback")
+ERROR_NAMES = ("EngineUnreachable", "EngineError", "EngineRequestError", "ShardsFailed", "OutputUnwritable", "Interrupted",
+               "Traceback")
 """How the line naming a job's failure starts (a traceback counts as one, and fails the check)."""
 
 
@@ -47,7 +48,7 @@ def count(url: str, index: str) -> int:
         return 0
 
 
-def assert_one_line(stderr: str, code: int, expected_code: int, line_start: str) -> None:
+def assert_one_line(stderr: str, code: int, expected_code: int, line_start: str | tuple[str, ...]) -> None:
     """The job exited with ``expected_code`` and named its failure in exactly one line, starting ``line_start``."""
     assert "Traceback" not in stderr, stderr[-3000:]
     assert "Aborting" not in stderr, stderr[-3000:]
