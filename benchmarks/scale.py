@@ -153,9 +153,7 @@ def measure(engine: EngineClient, size: int, folder: Path, cache_dir: Path, *, r
         figures["read_s"] = round(total - timings["build_s"], 2)
         saved = next((cache_dir / "tries" / index).glob("*/*/sync.json")).parent
         figures["trie_rss_mib"] = round(loaded_resident_mb(saved) * 1e6 / 2**20, 1)
-        kept = cache_dir / "generate-trie"
-        shutil.copytree(saved, kept)
-        figures["trie_folder"] = str(kept)
+        shutil.copytree(saved, _generate_trie(cache_dir))
 
         new = {image_id: ssi.id for image_id, ssi in (_identifier(n, resolver) for n in range(size, size + 1000))}
         started = time.perf_counter()
@@ -166,13 +164,19 @@ def measure(engine: EngineClient, size: int, folder: Path, cache_dir: Path, *, r
         del trie
         gc.collect()
 
-        figures.update(_through_serve(engine, index, folder, cache_dir, _texts(), size, resolver,
+        texts = _texts()
+        figures.update(_through_serve(engine, index, folder, cache_dir, texts, size, resolver,
                                       measure_freshness=size <= 100_000))
         if replicas:
-            figures.update(_replica_memory(engine, index, folder, cache_dir, _texts()[0]))
+            figures.update(_replica_memory(engine, index, folder, cache_dir, texts[0]))
         return figures
     finally:
         engine.request("DELETE", f"/{index}", params={"ignore_unavailable": "true"})
+
+
+def _generate_trie(cache_dir: Path) -> Path:
+    """Where ``measure`` keeps a copy of the trie it saved, for ``generate_in_turns``."""
+    return cache_dir / "generate-trie"
 
 
 def _texts() -> list[str]:
@@ -336,10 +340,11 @@ def run(quick: bool = False, png: Path = PNG) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory(prefix="ssi-scale-") as tmp:
             folder = _generator_folder(Path(tmp) / "generator")
+            caches = {str(size): Path(tmp) / f"cache-{size}" for size in sizes}
             for size in sizes:
-                results[str(size)] = measure(engine, size, folder, Path(tmp) / f"cache-{size}", replicas=size == sizes[-1])
+                results[str(size)] = measure(engine, size, folder, caches[str(size)], replicas=size == sizes[-1])
                 print(json.dumps({str(size): results[str(size)]}), flush=True)
-            timed = generate_in_turns(folder, {size: Path(figures.pop("trie_folder")) for size, figures in results.items()})
+            timed = generate_in_turns(folder, {size: _generate_trie(cache) for size, cache in caches.items()})
             for size, figures in timed.items():
                 results[size].update(figures)
             print(json.dumps(timed), flush=True)

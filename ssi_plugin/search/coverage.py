@@ -11,12 +11,11 @@ fusion takes it as it is.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
+from ssi_plugin.search.fusion import Ranking
 from ssi_plugin.search.related import BOOST_POWER
-
-Ranking = Sequence[tuple[str, float]]
 
 EXPLAINED_LISTS = ("terms", "related")
 """Lists scored by ``by_words_explained``, on one scale for every query: fusion takes their scores as they are."""

@@ -21,7 +21,7 @@ Ranked lists, each one engine query:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ssi_plugin.engine.vectors import knn_search
@@ -107,7 +107,7 @@ def planned_lists(options: SSIQuery) -> list[str]:
     return ["exact", "concepts", *lexical, *(["bm25"] if options.bm25_field else [])]
 
 
-def asks_related(result: GenerationResult, words: QueryWords) -> bool:
+def asks_related(probabilities: Mapping[str, float], words: QueryWords) -> bool:
     """Whether the related list is asked: while the generator is unsure (``RELATED_BELOW_CONFIDENCE``), or sure of an
     identifier that explains none of the query's words, not even through a related concept: it then names an image
     it was trained on, whatever the query says (an image ingested after training, described in words the generator
@@ -115,8 +115,8 @@ def asks_related(result: GenerationResult, words: QueryWords) -> bool:
 
     ``eval --unseen 0.3`` on the demo set, mean of three trained models, Recall@1 seen / unseen: 89.4 / 72.6 against
     89.4 / 70.2 on the confidence alone (below 0.2 of the words explained instead of none: 88.3 / 73.8); the synthetic
-    corpus (first 1,200 queries) 20.5 / 20.3 either way."""
-    probabilities = candidate_probabilities(result.candidates)
+    corpus (first 1,200 queries) 20.5 / 20.3 either way. ``probabilities``: the generated identifiers' shares of the
+    beam's mass (``candidate_probabilities``)."""
     if not probabilities:
         return True
     best, probability = max(probabilities.items(), key=lambda item: item[1])
@@ -155,7 +155,7 @@ def plan_queries(result: GenerationResult, options: SSIQuery, *, window: int, fi
         bodies["terms"] = _list(terms, window, filters, must_not)
     near = [{"term": {f"ssi.{slot}": {"value": concept, "boost": cosine**BOOST_POWER}}}
             for concept, cosine in (words.near() if words is not None else {}).items() for slot in SLOTS]
-    if near and dense is None and words is not None and asks_related(result, words):
+    if near and dense is None and words is not None and asks_related(probabilities, words):
         bodies["related"] = _list(near, window, filters, must_not)
     if options.bm25_field and options.query:
         bodies["bm25"] = _list([{"match": {options.bm25_field: options.query}}], window, filters, must_not)
