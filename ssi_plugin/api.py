@@ -173,13 +173,14 @@ class SSIIndex:
         return report
 
     def search(self, text: str | None = None, *, image: str | os.PathLike[str] | None = None, size: int = 10, k: int = 10,
-               fusion: Fusion | None = None, bm25_field: str | None = None, hybrid: bool = False,
+               fusion: Fusion | None = None, bm25_field: str | None = None, bm25: bool = True, hybrid: bool = False,
                vector_field: str | None = None, explain: bool = False) -> SearchResult:
         """The images of the index that best match ``text``, or ``image`` (with ``text`` as its caption, if given).
 
         ``image``: a local file, a ``data:`` URL or an http(s) URL of a public address. ``k`` identifiers are
-        generated; ``fusion`` (``linear`` or ``rrf``), ``bm25_field`` and ``hybrid``/``vector_field`` (the engine's
-        kNN search) shape the lists fused, as in an ``ssi`` clause. ``explain`` fills each hit's matched concepts and
+        generated; ``fusion`` (``linear`` or ``rrf``), ``bm25_field`` (None: the clause's default, the caption;
+        ``bm25=False``: no BM25 list) and ``hybrid``/``vector_field`` (the engine's kNN search) shape the lists fused,
+        as in an ``ssi`` clause. ``explain`` fills each hit's matched concepts and
         list ranks. ``result.hits`` are typed: id, score, identifier, source...
         """
         from pydantic import ValidationError
@@ -187,9 +188,11 @@ class SSIIndex:
         from ssi_plugin.search import SSIQuery
 
         chosen: dict[str, Any] = {"fusion": fusion} if fusion is not None else {}  # unset: the clause's default
+        if bm25_field is not None or not bm25:
+            chosen["bm25_field"] = bm25_field if bm25 else None
         image_url = _image_url(image) if image is not None else None
         try:
-            query = SSIQuery(query=text, image=image_url, k=k, bm25_field=bm25_field, hybrid=hybrid,
+            query = SSIQuery(query=text, image=image_url, k=k, hybrid=hybrid,
                              vector_field=vector_field, explain=explain, **chosen)
         except ValidationError as exc:
             raise InputError(describe_validation_error(exc)) from None

@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 @click.option("--size", type=click.IntRange(min=1), default=10, show_default=True, help="Hits to show.")
 @click.option("-k", "--candidates", "k", type=click.IntRange(1, 100), default=10, show_default=True, help="Identifiers to generate.")
 @click.option("--fusion", type=click.Choice(["linear", "rrf"]), help="How the lists are fused [default: the searcher's, linear].")
-@click.option("--bm25-field", help="Also run BM25 on this text field (e.g. caption) and fuse it in.")
+@click.option("--bm25-field", help="The BM25 list (asked while the generator is unsure) searches this text field [default: caption, "
+              "unless --hybrid].")
+@click.option("--no-bm25", is_flag=True, help="No BM25 list.")
 @click.option("--hybrid", is_flag=True, help="Also ask the engine's kNN search over the caption vectors "
               "(ingest --vectors) and fuse it in.")
 @click.option("--vector-field", help="The dense leg searches this vector field instead (implies --hybrid).")
@@ -41,7 +43,8 @@ if TYPE_CHECKING:
 @click.pass_context
 def search_command(
     ctx: click.Context, text: str | None, image_file: Path | None, images: QueryImageReader, index: str, model_dir: Path | None,
-    size: int, k: int, fusion: Fusion | None, bm25_field: str | None, hybrid: bool, vector_field: str | None, explain: bool, as_json: bool,
+    size: int, k: int, fusion: Fusion | None, bm25_field: str | None, no_bm25: bool, hybrid: bool, vector_field: str | None,
+    explain: bool, as_json: bool,
 ) -> None:
     """Search INDEX for images matching TEXT, or like the image of --image."""
     from ssi_plugin import SSIIndex
@@ -49,7 +52,7 @@ def search_command(
     if text is None and image_file is None:
         raise click.UsageError("give TEXT, --image FILE, or both")
     with SSIIndex.connect(index=index, generator_dir=model_dir, images=images, log=log, **engine_flags(ctx)) as searched:
-        result = searched.search(text, image=image_file, size=size, k=k, fusion=fusion, bm25_field=bm25_field,
+        result = searched.search(text, image=image_file, size=size, k=k, fusion=fusion, bm25_field=bm25_field, bm25=not no_bm25,
                                  hybrid=hybrid, vector_field=vector_field, explain=explain or as_json)
     if as_json:
         click.echo(json.dumps(result.as_engine_response(), indent=2))

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ssi_plugin.engine.vectors import VECTOR_FIELD
+from ssi_plugin.indexing.documents import CAPTION_FIELD
 
 Fusion = Literal["rrf", "linear"]
 
@@ -26,7 +27,12 @@ class SSIQuery(BaseModel):
         description="linear (default): weighted sum of each list's scores over its best, so the generator's "
                     "probabilities decide between exact identifiers; rrf: reciprocal-rank fusion, ranks only.",
     )
-    bm25_field: str | None = Field(default=None, description="Also run BM25 on this text field and fuse it in.")
+    bm25_field: str | None = Field(
+        default=None,
+        description=f"Also run BM25 on this text field and fuse it in, while the generator is unsure of the query. "
+                    f"Left out: the ingested caption (`{CAPTION_FIELD}`) when there is query text and no dense leg; "
+                    f"null: no BM25 list.",
+    )
     hybrid: bool = Field(default=False, description="Also ask the engine's kNN search over the caption vectors "
                          "(`ingest --vectors`) and fuse it in: the dense leg.")
     vector_field: str | None = Field(default=None, description="The dense leg searches this vector field instead "
@@ -44,6 +50,16 @@ class SSIQuery(BaseModel):
         if self.vector_field is not None:
             return self.vector_field
         return VECTOR_FIELD if self.hybrid or self.query_vector is not None else None
+
+    @property
+    def bm25_searched_field(self) -> str | None:
+        """The text field the BM25 list searches; None: no BM25 list. Unless the clause names one (or null), the
+        caption ingested with each image, while there is text to search and no dense leg: the caption holds words
+        its identifier left out, so an image ingested after the generator was trained is found by them too
+        (``LIST_WEIGHTS`` in ``ssi_plugin.search.plan``); a dense leg takes its place, as it does the terms lists'."""
+        if "bm25_field" in self.model_fields_set:
+            return self.bm25_field
+        return CAPTION_FIELD if self.query is not None and self.dense_field is None else None
 
     @field_validator("query")
     @classmethod

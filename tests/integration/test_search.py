@@ -11,7 +11,9 @@ import pytest
 from tiny_generator import IMAGES, index_with_generator
 
 from ssi_plugin.engine import EngineClient
+from ssi_plugin.identifiers import SSI, SSIRecord
 from ssi_plugin.search import SSIQuery, SSISearcher
+from ssi_plugin.search.plan import LIST_WEIGHTS
 
 pytestmark = pytest.mark.engine
 
@@ -40,14 +42,26 @@ def test_search_json_speaks_the_engines_format_and_explains_hits(engine: EngineC
     assert "matched:" in readable.stdout and hits[0]["_id"] in readable.stdout
 
 
-def test_bm25_and_linear_fusion_in_the_python_api(engine: EngineClient, index_name: str, tmp_path: Path) -> None:
+def test_the_caption_finds_an_image_by_a_word_its_identifier_left_out(engine: EngineClient, index_name: str,
+                                                                      tmp_path: Path) -> None:
     folder = index_with_generator(engine, index_name, tmp_path)
+    ssi = SSI(objects=("bicycle", "lamppost"))
+    engine.request("PUT", f"/{index_name}/_doc/img-5", params={"refresh": "true"}, body={
+        "caption": "a red bicycle leaning on a lamppost in the snow",
+        "ssi": SSIRecord(id="img-5", ssi=ssi, rationale="Test.", annotator="test", version="1").index_fields()})
     searcher = SSISearcher.open(engine, index_name, model_dir=folder)
-    result = searcher.search(SSIQuery(query="cat sofa", bm25_field="caption", fusion="linear", explain=True), size=4)
-    assert result.hits and result.hits[0].ranks
-    by_bm25 = [hit for hit in result.hits if "bm25" in hit.ranks]
-    assert by_bm25 and by_bm25[0].id == "img-3", "the BM25 list contributes its own best hit"
+
+    result = searcher.search(SSIQuery(query="snow", explain=True), size=10)
+    assert result.lists["bm25"] == 1, "the caption's BM25 list, by default"
     assert result.generate_ms > 0 and result.engine_ms > 0
+    without = searcher.search(SSIQuery(query="snow", bm25_field=None, explain=True), size=10)
+    assert "bm25" not in without.lists
+    gained = {hit.id: hit.score for hit in result.hits}
+    for hit in without.hits:  # only the snowy image is any closer
+        gained[hit.id] -= hit.score
+    assert gained.pop("img-5") == pytest.approx(LIST_WEIGHTS["bm25"]) and all(abs(rest) < 1e-9 for rest in gained.values())
+    named = searcher.search(SSIQuery(query="cat sofa", bm25_field="caption", fusion="rrf", explain=True), size=4)
+    assert next(hit.id for hit in named.hits if "bm25" in hit.ranks) == "img-3"
 
 
 def test_missing_index_and_missing_generator_are_clear(engine: EngineClient, index_name: str, tmp_path: Path) -> None:
@@ -67,9 +81,9 @@ def test_a_query_nothing_can_place_still_answers_and_names_the_empty_lists(engin
     folder = index_with_generator(engine, index_name, tmp_path)
     searcher = SSISearcher.open(engine, index_name, model_dir=folder)
     foreign = searcher.search(SSIQuery(query="狗在公园里", explain=True), size=5)
-    assert foreign.hits == [] and foreign.empty_lists == ["exact", "concepts", "terms", "related"]
+    assert foreign.hits == [] and foreign.empty_lists == ["exact", "concepts", "terms", "related", "bm25"]
     explained = foreign.as_engine_response()["_ssi"]
-    assert explained["empty_lists"] == ["exact", "concepts", "terms", "related"] and "vocabulary" in explained["warnings"][0]
+    assert explained["empty_lists"] == ["exact", "concepts", "terms", "related", "bm25"] and "vocabulary" in explained["warnings"][0]
 
     mixed = searcher.search(SSIQuery(query="狗 and a frisbee", bm25_field="caption", explain=True), size=5)
     assert mixed.hits[0].id == "img-1" and mixed.lists["terms"] >= 1 and mixed.lists["bm25"] >= 1
@@ -78,7 +92,7 @@ def test_a_query_nothing_can_place_still_answers_and_names_the_empty_lists(engin
     assert "terms" in only_function_words.empty_lists and only_function_words.lists["exact"] >= 1  # the generator still answers
 
     done = _search(engine, tmp_path, "狗在公园里", "--index", index_name)
-    assert done.returncode == 0 and "these lists found nothing: exact, concepts, terms, related" in done.stderr
+    assert done.returncode == 0 and "these lists found nothing: exact, concepts, terms, related, bm25" in done.stderr
 
 
 def test_an_image_is_the_query_of_the_command(engine: EngineClient, index_name: str, tmp_path: Path) -> None:

@@ -78,8 +78,8 @@ def test_no_words_and_an_empty_trie_give_nothing() -> None:
 
 
 def test_the_dense_leg_takes_the_place_of_the_related_list() -> None:
-    assert planned_lists(SSIQuery(query="a stallion")) == ["exact", "concepts", "terms", "related"]
-    assert "related" not in planned_lists(SSIQuery(query="a stallion", hybrid=True))
+    assert planned_lists(SSIQuery(query="a stallion")) == ["exact", "concepts", "terms", "related", "bm25"]
+    assert planned_lists(SSIQuery(query="a stallion", hybrid=True)) == ["exact", "concepts", "dense"]
 
 
 def _generation(*scores: float, first: str = "objects: thing0") -> GenerationResult:
