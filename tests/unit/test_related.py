@@ -88,19 +88,32 @@ def _generation(*scores: float, first: str = "objects: thing0") -> GenerationRes
     return GenerationResult(query="a stallion grazing", candidates=candidates, query_tokens=3)
 
 
-def test_the_related_list_is_asked_while_the_generator_is_unsure_or_sure_of_what_the_query_does_not_say() -> None:
+def test_the_related_and_bm25_lists_are_asked_while_the_generator_is_unsure_or_sure_of_what_the_query_does_not_say(
+) -> None:
     options = SSIQuery(query="a stallion grazing")
     words = QueryWords(query_words(options.query or ""), {"stallion": {"horse": 0.71}})
     unsure = plan_queries(_generation(-1.0, -1.2, -1.5), options, window=10, words=words)
     assert unsure["related"]["query"]["bool"]["should"] == [
         {"term": {f"ssi.{slot}": {"value": "horse", "boost": pytest.approx(0.71**3)}}} for slot in SLOTS]
+    assert unsure["bm25"]["query"]["bool"]["should"] == [{"match": {"caption": "a stallion grazing"}}]
     # 99.7 % of the beam's mass on an identifier that holds a word of the query, or a concept related to one: trusted.
     for named in ("objects: horse", "objects: dog | actions: graze"):
         sure = plan_queries(_generation(-0.01, -6.0, first=named), options, window=10, words=words)
-        assert "related" not in sure and "exact" in sure
+        assert "related" not in sure and "bm25" not in sure and "exact" in sure
     # As sure of an identifier that explains none of the query's words: it names what it was trained on, not the query.
-    assert "related" in plan_queries(_generation(-0.01, -6.0, first="objects: cat, sofa"), options, window=10, words=words)
-    assert "related" in plan_queries(_generation(), options, window=10, words=words)  # nothing generated at all
+    assert {"related", "bm25"} <= set(plan_queries(_generation(-0.01, -6.0, first="objects: cat, sofa"), options,
+                                                   window=10, words=words))
+    assert {"related", "bm25"} <= set(plan_queries(_generation(), options, window=10, words=words))  # nothing generated
+
+
+def test_the_bm25_list_searches_the_caption_unless_told_another_field_or_none() -> None:
+    words = QueryWords(query_words("a stallion"))
+    notes = plan_queries(_generation(-1.0), SSIQuery(query="a stallion", bm25_field="notes"), window=10, words=words)
+    assert notes["bm25"]["query"]["bool"]["should"] == [{"match": {"notes": "a stallion"}}]
+    nothing = SSIQuery.model_validate({"query": "a stallion", "bm25_field": None})  # as a search body says it
+    assert "bm25" not in planned_lists(nothing) and "bm25" not in plan_queries(_generation(-1.0), nothing, window=10,
+                                                                                 words=words)
+    assert SSIQuery(image="data:image/png;base64,AAAA").bm25_searched_field is None  # no text to search
 
 
 def test_followed_in_background_a_query_never_embeds_the_trie_itself() -> None:
