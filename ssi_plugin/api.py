@@ -187,9 +187,12 @@ class SSIIndex:
 
         from ssi_plugin.search import SSIQuery
 
+        if bm25_field is not None and not bm25:
+            raise InputError(f"bm25_field={bm25_field!r} names the BM25 list's field and bm25=False asks for none: "
+                             "give one of them")
         chosen: dict[str, Any] = {"fusion": fusion} if fusion is not None else {}  # unset: the clause's default
         if bm25_field is not None or not bm25:
-            chosen["bm25_field"] = bm25_field if bm25 else None
+            chosen["bm25_field"] = bm25_field
         image_url = _image_url(image) if image is not None else None
         try:
             query = SSIQuery(query=text, image=image_url, k=k, hybrid=hybrid,

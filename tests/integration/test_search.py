@@ -63,6 +63,10 @@ def test_the_caption_finds_an_image_by_a_word_its_identifier_left_out(engine: En
     named = searcher.search(SSIQuery(query="cat sofa", bm25_field="caption", fusion="rrf", explain=True), size=4)
     assert next(hit.id for hit in named.hits if "bm25" in hit.ranks) == "img-3"
 
+    both = _search(engine, tmp_path, "snow", "--index", index_name, "--bm25-field", "caption", "--no-bm25")
+    assert both.returncode == 2 and "bm25_field='caption' names the BM25 list's field and bm25=False" in both.stderr
+    assert "Traceback" not in both.stderr
+
 
 def test_missing_index_and_missing_generator_are_clear(engine: EngineClient, index_name: str, tmp_path: Path) -> None:
     missing_index = _search(engine, tmp_path, "a dog", "--index", f"{index_name}-absent")
