@@ -164,7 +164,7 @@ def plan_queries(result: GenerationResult, options: SSIQuery, *, window: int, fi
     near = [{"term": {f"ssi.{slot}": {"value": concept, "boost": cosine**BOOST_POWER}}}
             for concept, cosine in (words.near() if words is not None else {}).items() for slot in SLOTS]
     past_the_generator = words is None or looks_past_the_generator(probabilities, words)
-    if near and dense is None and words is not None and past_the_generator:
+    if near and dense is None and past_the_generator:  # near: only with words
         bodies["related"] = _list(near, window, filters, must_not)
     if (bm25_field := options.bm25_searched_field) and options.query and past_the_generator:
         bodies["bm25"] = _list([{"match": {bm25_field: options.query}}], window, filters, must_not)
