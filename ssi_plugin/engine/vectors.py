@@ -65,11 +65,14 @@ def cosine_of(score: float) -> float:
 
 
 def vector_dims(engine: EngineClient, index: str, field: str) -> int | None:
-    """The dimension of ``field`` in every index ``index`` names; None when one of them lacks it."""
-    answer = engine.request("GET", f"/{index}/_mapping/field/{field}") or {}
+    """The dimension of ``field`` in every index ``index`` names; None when one of them lacks it.
+
+    Read from each index's whole mapping, which the cluster state holds: the field-mapping API asks the index's
+    shards, and answers 404 until they have started (as on a node just restarted, where ``demo`` failed)."""
+    answer = engine.request("GET", f"/{index}/_mapping") or {}
     found: dict[str, int] = {}
     for name, held in answer.items():
-        leaf = next(iter(held.get("mappings", {}).get(field, {}).get("mapping", {}).values()), None)
+        leaf = _mapped(held.get("mappings", {}), field)
         if leaf is None:
             return None
         if leaf.get("type") not in _TYPES.values():
@@ -78,6 +81,14 @@ def vector_dims(engine: EngineClient, index: str, field: str) -> int | None:
     if len(set(found.values())) > 1:
         raise InputError(f"field [{field}] has different dimensions across [{index}]: {found}")
     return next(iter(found.values()), None)
+
+
+def _mapped(mappings: dict[str, Any], field: str) -> dict[str, Any] | None:
+    """The mapping of ``field`` (a dotted path through object fields) in an index's ``mappings``; None if absent."""
+    node: dict[str, Any] | None = mappings
+    for part in field.split("."):
+        node = (node or {}).get("properties", {}).get(part)
+    return node
 
 
 def ensure_vector_field(engine: EngineClient, index: str, *, field: str = VECTOR_FIELD, dims: int = DIMS) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from ssi_plugin.engine import EngineClient
+from ssi_plugin.engine.vectors import vector_dims
 from ssi_plugin.errors import EngineRequestError
 
 pytestmark = pytest.mark.engine
@@ -120,3 +121,15 @@ def test_a_document_vector_of_the_wrong_length_is_refused_naming_the_dimension(
     assert result.error["type"] == expected_type
     assert result.error["caused_by"]["type"] == "illegal_argument_exception"
     assert WRONG_DOCUMENT_REASON[engine_kind] in result.error["caused_by"]["reason"]
+
+
+def test_a_vector_fields_dimension_is_read_before_the_index_shards_have_started(engine: EngineClient, engine_kind: str,
+                                                                                index_name: str) -> None:
+    """As on a node just restarted: the field-mapping API asks the shards and answered 404 (``demo`` failed)."""
+    body = vector_index_body(engine_kind)
+    body["settings"]["index.routing.allocation.require._name"] = "no-such-node"  # the primary stays unassigned
+    body["mappings"]["properties"]["nested"] = {"properties": {"vec": body["mappings"]["properties"]["vec"]}}
+    engine.request("PUT", f"/{index_name}", params={"wait_for_active_shards": "0"}, body=body)
+    assert vector_dims(engine, index_name, "vec") == DIMENSION
+    assert vector_dims(engine, index_name, "nested.vec") == DIMENSION
+    assert vector_dims(engine, index_name, "tag.vec") is None and vector_dims(engine, index_name, "absent") is None
