@@ -45,7 +45,7 @@ from ssi_plugin.annotation.base import (
 from ssi_plugin.annotation.captions import checked_caption, first_caption
 from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.errors import AnnotationError, ModelError
-from ssi_plugin.identifiers import SLOTS, Slot, build_ssi, clean_concept
+from ssi_plugin.identifiers import SLOTS, Slot, build_ssi, clean_concept, word_lemmas
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -130,9 +130,7 @@ def _agreed_lemma(word: str, pos: str, spacy_lemma: str) -> str:
     spaCy's small model alone gets common caption verbs wrong (``riding`` -> ``rid``);
     lemminflect alone cannot choose between ``leaves`` -> ``leave`` and ``leaf``.
     """
-    from lemminflect import getLemma
-
-    lemmas = getLemma(word, pos, lemmatize_oov=True)
+    lemmas = word_lemmas(word, pos)
     if not lemmas or spacy_lemma in lemmas:
         return spacy_lemma or word
     return lemmas[0]

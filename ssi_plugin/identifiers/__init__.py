@@ -13,6 +13,7 @@ from ssi_plugin.identifiers.normalize import (
     query_concepts,
     query_words,
     word_forms,
+    word_lemmas,
 )
 from ssi_plugin.identifiers.record import SSIRecord
 from ssi_plugin.identifiers.ssi import SLOTS, SSI, Slot, identifier_words, parse_ssi
@@ -34,4 +35,5 @@ __all__ = [
     "query_concepts",
     "query_words",
     "word_forms",
+    "word_lemmas",
 ]

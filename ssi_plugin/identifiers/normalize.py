@@ -17,7 +17,7 @@ import functools
 import itertools
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from ssi_plugin.identifiers.ssi import (
     MAX_CONCEPTS_PER_SLOT,
@@ -48,11 +48,15 @@ def clean_concept(text: str) -> str | None:
     return ascii_text
 
 
-@functools.cache
-def _lemmatizer() -> Callable[[str, str], tuple[str, ...]]:
+@functools.lru_cache(maxsize=65536)
+def word_lemmas(word: str, pos: str) -> tuple[str, ...]:
+    """lemminflect's lemmas of ``word`` as ``pos`` (``NOUN``, ``VERB``, ``ADJ``): its dictionary's, or for a word the
+    dictionary lacks its rules'. Not for an adjective: the rules strip any "-ed", "-er" or "-est" ("fashioned" ->
+    "fashione", "other" -> "oth", "stuffed" -> "stuff"), so an adjective the dictionary lacks gets no lemma (it is
+    its own)."""
     from lemminflect import getLemma
 
-    return functools.partial(getLemma, lemmatize_oov=True)
+    return tuple(getLemma(word, pos, lemmatize_oov=pos != "ADJ"))
 
 
 def lemmatize_concept(text: str, slot: Slot) -> str | None:
@@ -63,7 +67,7 @@ def lemmatize_concept(text: str, slot: Slot) -> str | None:
     words = re.split(r"([ -])", concept)  # keeps the separators at odd positions
     head = 0 if slot == "actions" else len(words) - 1
     if words[head].isalpha():
-        lemmas = _lemmatizer()(words[head], _SLOT_POS[slot])
+        lemmas = word_lemmas(words[head], _SLOT_POS[slot])
         if lemmas and lemmas[0]:
             words[head] = lemmas[0].lower()
     return clean_concept("".join(words))

@@ -68,7 +68,7 @@ def test_what_the_small_tagger_gets_wrong_is_corrected(annotator: CaptionAnnotat
         ("A close-up of a cat's face with a pink nose.", "objects: cat, face, nose | attributes: close, pink"),
         ("A close up of a plate of food with broccoli.", "objects: broccoli, food, plate | attributes: close"),
         ("A grey-haired man in a suit.", "objects: man, suit | attributes: grey"),
-        ("A scanned page about region-based segmentation.", "objects: page, region, segmentation | attributes: scan"),
+        ("A scanned page about region-based segmentation.", "objects: page, region, segmentation | attributes: scanned"),
         ("A herd of zebras.", "objects: zebra"),
     ],
 )

@@ -112,6 +112,8 @@ def test_parse_inverts_serialize(objects, actions, attributes, scene, number) ->
         ("jumping over", "actions", "jump over"),
         ("Café", "scene", "cafe"),
         ("bigger", "attributes", "big"),
+        ("old-fashioned", "attributes", "old-fashioned"),  # lemminflect's rules alone would strip "-ed": "old-fashione"
+        ("stuffed", "attributes", "stuffed"),
         ("  red ", "attributes", "red"),
         ("!!!", "objects", None),
         ("", "objects", None),
