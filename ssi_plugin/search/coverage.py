@@ -47,6 +47,10 @@ class QueryWords:
         return sum(max((cosine for concept, cosine in near.items() if concept in concepts), default=0.0) ** BOOST_POWER
                    for near in self.related.values()) / self._count()
 
+    def explained(self, concepts: Collection[str]) -> float:
+        """The share of the query's words ``concepts`` explain, held or through related concepts."""
+        return self.held(concepts) + self.related_to(concepts)
+
     def _count(self) -> int:
         return max(len(self.stands_for), 1)
 

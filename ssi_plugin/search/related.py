@@ -11,8 +11,9 @@ query word that no identifier holds (cached). The concepts within ``MIN_COSINE``
 
 Only words the index does not know are expanded: a word it holds is what the user meant (the terms list finds it),
 and word vectors do not tell a synonym from a sibling ("dog" is as close to "cat", 0.66, as "stallion" to "horse",
-0.71), so expanding it would bring in the sibling. And the list is asked only while the generator is unsure, or
-sure of an identifier that explains none of the query's words (``ssi_plugin.search.plan.looks_past_the_generator``).
+0.71), so expanding it would bring in the sibling. And the list is fused only while the generator is unsure, or sure
+of an identifier that explains less of the query than another image
+(``ssi_plugin.search.plan.looks_past_the_generator``).
 
 Vectors are kept per trie part (the base, the small delta beside it): taking in new images embeds only the
 concepts no part had, and a merged base re-embeds nothing.

@@ -22,13 +22,20 @@ from ssi_plugin.embedding import shared_encoder
 from ssi_plugin.engine import EngineClient
 from ssi_plugin.engine.vectors import cosine_of
 from ssi_plugin.errors import EngineRequestError, InputError, SSIError, searches_would_fail
-from ssi_plugin.generation.generator import GenerationResult, Generator
+from ssi_plugin.generation.generator import GenerationResult, Generator, candidate_probabilities
 from ssi_plugin.identifiers import identifier_words, query_concepts, query_words
 from ssi_plugin.search.coverage import EXPLAINED_LISTS, QueryWords, by_words_explained
 from ssi_plugin.search.fusion import fused_shares, ranked
 from ssi_plugin.search.image_query import QueryImageReader, image_generation
 from ssi_plugin.search.options import SSIQuery
-from ssi_plugin.search.plan import DenseLeg, list_weights, plan_queries, planned_lists
+from ssi_plugin.search.plan import (
+    PAST_THE_GENERATOR,
+    DenseLeg,
+    list_weights,
+    looks_past_the_generator,
+    plan_queries,
+    planned_lists,
+)
 from ssi_plugin.search.related import ConceptVocabulary
 from ssi_plugin.search.request import SSISearchRequest
 
@@ -103,7 +110,9 @@ class SearchResult(BaseModel):
     generation: GenerationResult
     query_image: Annotation | None = Field(default=None, description="The annotator's reading of the query image.")
     lists: dict[str, int] = Field(default_factory=dict, description="Documents each list found (0: the list was empty "
-                                  "or had nothing to ask, e.g. no identifier was generated for an unplaceable query).")
+                                  "or had nothing to ask, e.g. no identifier was generated for an unplaceable query; "
+                                  "or, for related and bm25, was set aside for a generator sure of the image that "
+                                  "explains the query best).")
     generate_ms: float
     engine_ms: float
     took_ms: float
@@ -278,8 +287,10 @@ class SSISearcher:
             for hit in response["hits"]["hits"]:
                 found.setdefault(hit["_id"], hit)
         if explained is not None:
-            rankings = by_words_explained(
-                rankings, {doc_id: identifier_words(_identifier_of(hit) or "") for doc_id, hit in found.items()}, explained)
+            concepts_of = {doc_id: identifier_words(_identifier_of(hit) or "") for doc_id, hit in found.items()}
+            rankings = by_words_explained(rankings, concepts_of, explained)
+            if not looks_past_the_generator(candidate_probabilities(generation.candidates), explained, concepts_of.values()):
+                rankings = {name: ranking for name, ranking in rankings.items() if name not in PAST_THE_GENERATOR}
 
         exact_found = [_identifier_of(hit) for hit in responses["exact"]["hits"]["hits"]] if "exact" in responses else []
         shares = fused_shares(rankings, options.fusion, weights=list_weights(generation, exact_found, dense=dense is not None),

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from ssi_plugin.embedding import shared_encoder
-from ssi_plugin.generation.generator import Candidate, GenerationResult
+from ssi_plugin.generation.generator import Candidate, GenerationResult, candidate_probabilities
 from ssi_plugin.identifiers import SLOTS, query_words
 from ssi_plugin.search import SSIQuery
 from ssi_plugin.search.coverage import QueryWords
-from ssi_plugin.search.plan import plan_queries, planned_lists
+from ssi_plugin.search.plan import looks_past_the_generator, plan_queries, planned_lists
 from ssi_plugin.search.related import MIN_COSINE, ConceptVocabulary
 from ssi_plugin.trie import IdentifierTrie, TrieView
 
@@ -88,22 +88,32 @@ def _generation(*scores: float, first: str = "objects: thing0") -> GenerationRes
     return GenerationResult(query="a stallion grazing", candidates=candidates, query_tokens=3)
 
 
-def test_the_related_and_bm25_lists_are_asked_while_the_generator_is_unsure_or_sure_of_what_the_query_does_not_say(
-) -> None:
+def test_the_related_and_bm25_lists_are_always_asked() -> None:
     options = SSIQuery(query="a stallion grazing")
     words = QueryWords(query_words(options.query or ""), {"stallion": {"horse": 0.71}})
-    unsure = plan_queries(_generation(-1.0, -1.2, -1.5), options, window=10, words=words)
-    assert unsure["related"]["query"]["bool"]["should"] == [
-        {"term": {f"ssi.{slot}": {"value": "horse", "boost": pytest.approx(0.71**3)}}} for slot in SLOTS]
-    assert unsure["bm25"]["query"]["bool"]["should"] == [{"match": {"caption": "a stallion grazing"}}]
-    # 99.7 % of the beam's mass on an identifier that holds a word of the query, or a concept related to one: trusted.
-    for named in ("objects: horse", "objects: dog | actions: graze"):
-        sure = plan_queries(_generation(-0.01, -6.0, first=named), options, window=10, words=words)
-        assert "related" not in sure and "bm25" not in sure and "exact" in sure
-    # As sure of an identifier that explains none of the query's words: it names what it was trained on, not the query.
-    assert {"related", "bm25"} <= set(plan_queries(_generation(-0.01, -6.0, first="objects: cat, sofa"), options,
-                                                   window=10, words=words))
-    assert {"related", "bm25"} <= set(plan_queries(_generation(), options, window=10, words=words))  # nothing generated
+    for generation in (_generation(-1.0, -1.2, -1.5), _generation(-0.01, -6.0, first="objects: horse")):
+        bodies = plan_queries(generation, options, window=10, words=words)
+        assert bodies["related"]["query"]["bool"]["should"] == [
+            {"term": {f"ssi.{slot}": {"value": "horse", "boost": pytest.approx(0.71**3)}}} for slot in SLOTS]
+        assert bodies["bm25"]["query"]["bool"]["should"] == [{"match": {"caption": "a stallion grazing"}}]
+
+
+def test_they_are_fused_unless_the_generator_is_sure_of_an_image_that_explains_the_query_best() -> None:
+    words = QueryWords(query_words("a stallion grazing"), {"stallion": {"horse": 0.71}})
+
+    def looks_past(*scores: float, first: str, found: Sequence[Sequence[str]] = ()) -> bool:
+        return looks_past_the_generator(candidate_probabilities(_generation(*scores, first=first).candidates), words,
+                                        [frozenset(concepts) for concepts in found])
+
+    assert looks_past(-1.0, -1.2, -1.5, first="objects: horse | actions: graze")  # unsure
+    # 99.7 % of the beam's mass on an identifier that explains a word, and no image found explains more: trusted.
+    assert not looks_past(-0.01, -6.0, first="objects: horse", found=[("horse",), ("cow", "pasture")])
+    assert not looks_past(-0.01, -6.0, first="objects: dog | actions: graze", found=[("horse",)])  # 1 word, 0.36 of one
+    # An image found that explains more of the query than the one the generator is sure of: it may be a new one.
+    assert looks_past(-0.01, -6.0, first="objects: dog | actions: graze", found=[("horse", "graze")])
+    # As sure of an identifier that explains none of the query's words: it names what it was trained on.
+    assert looks_past(-0.01, -6.0, first="objects: cat, sofa")
+    assert looks_past_the_generator({}, words, [])  # nothing generated
 
 
 def test_the_bm25_list_searches_the_caption_unless_told_another_field_or_none() -> None:
