@@ -29,6 +29,10 @@ class QueryWords:
     stands_for: Mapping[str, frozenset[str]]
     related: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
+    def concepts(self) -> list[str]:
+        """Every concept the query's words stand for, in a stable order: what the terms list asks the engine."""
+        return sorted(frozenset().union(*self.stands_for.values()))
+
     def near(self) -> dict[str, float]:
         """Every related concept with its best cosine to any word: what the related list asks the engine."""
         near: dict[str, float] = {}

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 from ssi_plugin.engine.vectors import knn_search
 from ssi_plugin.generation.generator import GenerationResult, candidate_probabilities
-from ssi_plugin.identifiers import SLOTS, identifier_words, query_concepts
+from ssi_plugin.identifiers import SLOTS, identifier_words
 from ssi_plugin.search.coverage import QueryWords
 from ssi_plugin.search.options import SSIQuery
 from ssi_plugin.search.related import BOOST_POWER
@@ -174,7 +174,7 @@ def plan_queries(result: GenerationResult, options: SSIQuery, *, window: int, fi
     ]
     if concepts:
         bodies["concepts"] = _list(concepts, window, filters, must_not)
-    terms = [{"term": {f"ssi.{slot}": concept}} for concept in query_concepts(options.query or "") for slot in SLOTS]
+    terms = [{"term": {f"ssi.{slot}": concept}} for concept in words.concepts() for slot in SLOTS] if words is not None else []
     if terms and dense is None:
         bodies["terms"] = _list(terms, window, filters, must_not)
     near = [{"term": {f"ssi.{slot}": {"value": concept, "boost": cosine**BOOST_POWER}}}
