@@ -132,7 +132,7 @@ the generator's answer stands."""
 def looks_past_the_generator(probabilities: Mapping[str, float], words: QueryWords,
                              found: Iterable[Collection[str]]) -> bool:
     """Whether the lists of ``PAST_THE_GENERATOR`` are fused: while the generator is unsure (``SURE_FROM``), or sure of
-    an identifier that explains less of the query than an image the lists found (``found``: their identifiers'
+    an identifier that explains less of the query than an image any list found (``found``: their identifiers'
     concepts), or none of it: the generator then names an image it was trained on, whatever the query says (an image
     ingested after training, described in words the generator never saw, drew 0.93 of its mass to a portrait; "a
     kitty napping on a computer" 0.95 to a teddy bear, while the cat on the laptop explains two of its words).
