@@ -135,7 +135,8 @@ def looks_past_the_generator(probabilities: Mapping[str, float], words: QueryWor
     an identifier that explains less of the query than an image any list found (``found``: their identifiers'
     concepts), or none of it: the generator then names an image it was trained on, whatever the query says (an image
     ingested after training, described in words the generator never saw, drew 0.93 of its mass to a portrait; "a
-    kitty napping on a computer" 0.95 to a teddy bear, while the cat on the laptop explains two of its words).
+    kitty napping on top of a computer" 0.95 to a teddy bear, while a cat on a laptop explains two of its words
+    through related concepts).
 
     A word counts in full when an identifier holds one of its forms, as cosine³ through a related concept
     (``QueryWords``): the measure the terms and related lists are scored by, so no parameter is added.
