@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 @click.option("--size", type=click.IntRange(min=1), default=10, show_default=True, help="Hits to show.")
 @click.option("-k", "--candidates", "k", type=click.IntRange(1, 100), default=10, show_default=True, help="Identifiers to generate.")
 @click.option("--fusion", type=click.Choice(["linear", "rrf"]), help="How the lists are fused [default: the searcher's, linear].")
-@click.option("--bm25-field", help="The BM25 list (asked while the generator is unsure) searches this text field [default: caption, "
+@click.option("--bm25-field", help="The BM25 list (fused unless the generator is sure of the image that explains the query best) "
+              "searches this text field [default: caption, "
               "unless --hybrid].")
 @click.option("--no-bm25", is_flag=True, help="No BM25 list.")
 @click.option("--hybrid", is_flag=True, help="Also ask the engine's kNN search over the caption vectors "

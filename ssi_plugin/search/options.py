@@ -29,7 +29,8 @@ class SSIQuery(BaseModel):
     )
     bm25_field: str | None = Field(
         default=None,
-        description=f"Also run BM25 on this text field and fuse it in, while the generator is unsure of the query. "
+        description=f"Also run BM25 on this text field and fuse it in, unless the generator is sure of the image that "
+                    f"explains the query best. "
                     f"Left out: the ingested caption (`{CAPTION_FIELD}`) when there is query text and no dense leg; "
                     f"null: no BM25 list.",
     )
