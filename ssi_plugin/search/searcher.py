@@ -58,6 +58,16 @@ def _first_cause(error: Any) -> str:
                else error.get("reason", error))
 
 
+def _status_of(answer: Mapping[str, Any]) -> int:
+    """The status of one failed search of an ``_msearch``; a query text too long for the engine's clause limit is
+    the request's fault (400, as Elasticsearch 8 says it), though OpenSearch answers it with 500."""
+    error = answer.get("error")
+    causes = (error.get("root_cause") or []) if isinstance(error, dict) else []
+    if any(isinstance(cause, dict) and cause.get("type") == "too_many_clauses" for cause in causes):
+        return 400
+    return int(answer.get("status", 500))
+
+
 def _list_score(name: str, hit: Mapping[str, Any]) -> float:
     """A hit's score in its list; the dense list's is its cosine (the engines' ``(1 + cos) / 2`` crowds every hit
     near the best, which fusion by score over the best would read as all equally good)."""
@@ -348,7 +358,7 @@ class SSISearcher:
                     error = answer["error"]
                     reason = f"{(labels or {}).get(name, name)}: {_first_cause(error)}"
                     body = {**answer, "error": {**error, "reason": reason}} if isinstance(error, dict) else answer
-                    raise EngineRequestError("POST", f"/{self.index}/_msearch", int(answer.get("status", 500)), reason, body)
+                    raise EngineRequestError("POST", f"/{self.index}/_msearch", _status_of(answer), reason, body)
         except SSIError as exc:
             if self.trie is not None and searches_would_fail(exc):  # the next queries ask first, until a read succeeds
                 self.trie.failing(exc)

@@ -11,6 +11,7 @@ import pytest
 from tiny_generator import IMAGES, index_with_generator
 
 from ssi_plugin.engine import EngineClient
+from ssi_plugin.errors import EngineRequestError
 from ssi_plugin.generation.generator import Candidate, GenerationResult
 from ssi_plugin.identifiers import SSI, SSIRecord
 from ssi_plugin.search import SSIQuery, SSISearcher
@@ -155,3 +156,18 @@ def test_a_sure_generator_is_trusted_unless_an_image_found_explains_more_of_the_
     assert looked_past.lists["related"] >= 1 and looked_past.lists["bm25"] >= 1
     new_image = next(hit for hit in looked_past.hits if hit.id == "img-5")
     assert new_image.shares["bm25"] == pytest.approx(LIST_WEIGHTS["bm25"]) and new_image.shares["related"] > 0
+
+
+def test_a_query_text_over_the_engines_clause_limit_is_the_requests_fault(engine: EngineClient, index_name: str,
+                                                                         tmp_path: Path) -> None:
+    """OpenSearch answers a match over more than 1,024 words with a 500 (too_many_clauses); the searcher says 400.
+    Elasticsearch 9 sizes its limit by the heap and answers."""
+    searcher = SSISearcher.open(engine, index_name, model_dir=index_with_generator(engine, index_name, tmp_path))
+    # No BM25 list: the page's highlight is what meets the limit, while the engine fetches the hits.
+    body = {"query": {"ssi": {"query": "dog " * 1100, "bm25_field": None}}, "highlight": {"fields": {"caption": {}}}}
+    if engine.kind == "elasticsearch":
+        assert searcher.search_request(index_name, body, {})["hits"]["hits"]
+        return
+    with pytest.raises(EngineRequestError) as raised:
+        searcher.search_request(index_name, body, {})
+    assert raised.value.status == 400 and "maxClauseCount" in raised.value.reason
