@@ -7,6 +7,7 @@ Three parts; ``--only`` runs some of them, all run by default:
     each (20; quick: 3), after 5 s (quick: 1 s) of the most clients, untimed: each
     query word's first embedding and the first calls are not counted. Target: at
     least 50 queries/s with p99 at most 200 ms at 16 clients on a 2-core machine.
+    Each run also gives the CPU time serve spent per query (its workers included).
 ``mixed``
     16 clients for 60 s (``--mixed-seconds``; quick: 3), each request drawn by a
     seeded RNG: 80 % pass-through (60 % a ``match`` on ``caption`` through
@@ -233,13 +234,31 @@ def figures_of(run: Run) -> dict[str, Any]:
 # -- the parts ------------------------------------------------------------------------------------
 
 
+def _serve_processes(serve: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    """serve's command and, with ``--workers``, its workers."""
+    command = psutil.Process(serve.pid)
+    return [command, *command.children(recursive=True)]
+
+
+def ssi_run(url: str, serve: subprocess.Popen[bytes], workload: Workload, clients: int, seconds: float) -> dict[str, Any]:
+    """One run of ``ssi`` queries, with the CPU time serve spent per query: a figure of the work a query costs that
+    moves less from day to day than queries/s on a shared machine."""
+
+    def cpu_seconds() -> float:
+        return sum(sum(process.cpu_times()[:2]) for process in _serve_processes(serve))
+
+    before = cpu_seconds()
+    row = figures_of(drive(url, workload, clients, seconds))
+    row["serve_cpu_ms_per_query"] = round((cpu_seconds() - before) * 1000 / max(row["queries"], 1), 2)
+    return row
+
+
 def mixed(url: str, serve: subprocess.Popen[bytes], workload: Workload, seconds: float, *, warmup: float) -> dict[str, Any]:
     """The mixed workload from 16 clients for ``seconds`` after a warm-up of ``warmup``; serve's RSS while it runs
     (with ``--workers``, of the command and its workers together)."""
-    command = psutil.Process(serve.pid)
 
     def resident() -> int:
-        return sum(process.memory_info().rss for process in (command, *command.children(recursive=True)))
+        return sum(process.memory_info().rss for process in _serve_processes(serve))
 
     before_warmup = resident()
     drive(url, workload, MIXED_CLIENTS, warmup, seed=SEED + 1)
@@ -453,7 +472,7 @@ def run(quick: bool = False, *, only: Sequence[str] = PARTS, index: str | None =
                         workload = Workload(name, texts)
                         figures["ssi_warmup_s"] = warmup
                         drive(url, workload, max(clients), warmup)  # each query's first words and calls are not timed
-                        figures["runs"] = [figures_of(drive(url, workload, count, seconds)) for count in clients]
+                        figures["runs"] = [ssi_run(url, serve, workload, count, seconds) for count in clients]
                     if "mixed" in only:
                         workload = Workload(name, texts, _some_ids(engine, name), MIX)
                         figures["mixed"] = mixed(url, serve, workload, mixed_seconds or (3.0 if quick else 60.0),
@@ -505,7 +524,9 @@ def table(figures: dict[str, Any]) -> str:
     """The figures as plain text: one row per client count, one per kind of the mixed run, the outage's story."""
     lines: list[str] = []
     if "runs" in figures:
-        lines += ["ssi queries only", *_rows([(str(row["clients"]), row) for row in figures["runs"]], "clients"), ""]
+        lines += ["ssi queries only", *_rows([(str(row["clients"]), row) for row in figures["runs"]], "clients"),
+                  "serve CPU per query: " + ", ".join(f"{row['serve_cpu_ms_per_query']:.1f} ms at {row['clients']} clients"
+                                                      for row in figures["runs"]), ""]
     if "mixed" in figures:
         mixed = figures["mixed"]
         rss = mixed["rss_mib"]
