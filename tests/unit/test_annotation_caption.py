@@ -55,6 +55,15 @@ def test_compounds_places_and_verb_lemmas(annotator: CaptionAnnotator) -> None:
         ("A blurry wall clock photographed while the camera was moving.",
          "objects: camera, wall clock | actions: move | attributes: blurry"),
         ("Two giraffes standing next to each other.", "objects: giraffe | actions: stand | attributes: two"),  # not "oth"
+        # a verb the tagger read as the end of a compound ("dog leap", "costumes dance"), told by its agreement with
+        # the noun before it; a gerund before the noun keeps the compound ("fishing poles")
+        ("A brown dog leaps into the air to catch a frisbee.",
+         "objects: air, dog, frisbee | actions: catch, leap | attributes: brown"),
+        ("Women in colorful costumes dance in a parade.",
+         "objects: costume, woman | actions: dance | attributes: colorful | scene: parade"),
+        ("A band marches in a parade.", "objects: band | actions: march | scene: parade"),
+        ("Marching band members walk down the street playing drums during a parade.",
+         "objects: band member, drum | actions: march, walk | scene: street"),
     ],
 )
 def test_what_the_small_tagger_gets_wrong_is_corrected(annotator: CaptionAnnotator, caption: str, expected: str) -> None:
