@@ -53,10 +53,12 @@ def word_lemmas(word: str, pos: str) -> tuple[str, ...]:
     """lemminflect's lemmas of ``word`` as ``pos`` (``NOUN``, ``VERB``, ``ADJ``): its dictionary's, or for a word the
     dictionary lacks its rules'. Not for an adjective: the rules strip any "-ed", "-er" or "-est" ("fashioned" ->
     "fashione", "other" -> "oth", "stuffed" -> "stuff"), so an adjective the dictionary lacks gets no lemma (it is
-    its own)."""
+    its own). Nor for a noun without the "-s" of an English plural: the rules read Latin plurals into it
+    ("pepperoni" -> "pepperonus", "quinoa" -> "quinoum"), which no query says."""
     from lemminflect import getLemma
 
-    return tuple(getLemma(word, pos, lemmatize_oov=pos != "ADJ"))
+    rules = pos == "VERB" or (pos == "NOUN" and word.endswith("s"))
+    return tuple(getLemma(word, pos, lemmatize_oov=rules))
 
 
 def lemmatize_concept(text: str, slot: Slot) -> str | None:

@@ -114,6 +114,11 @@ def test_parse_inverts_serialize(objects, actions, attributes, scene, number) ->
         ("bigger", "attributes", "big"),
         ("old-fashioned", "attributes", "old-fashioned"),  # lemminflect's rules alone would strip "-ed": "old-fashione"
         ("stuffed", "attributes", "stuffed"),
+        # nouns lemminflect's dictionary lacks: its rules take an English plural's "-s" off, but read a Latin
+        # plural into a word without one
+        ("frisbees", "objects", "frisbee"),
+        ("pepperoni", "objects", "pepperoni"),
+        ("macula", "objects", "macula"),
         ("  red ", "attributes", "red"),
         ("!!!", "objects", None),
         ("", "objects", None),
