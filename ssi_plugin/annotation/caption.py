@@ -188,7 +188,7 @@ def _agreeing_verb(tokens: Sequence[Token], index: int) -> str | None:
     subject, word = tokens[index - 1], tokens[index]
     if subject.lower_.endswith("ing") or "VERB" not in _lexicon_classes(word.lower_):
         return None
-    if (subject.tag_, word.tag_) not in (("NN", "NNS"), ("NNS", "NN"), ("NNP", "NNS")):
+    if (subject.tag_, word.tag_) not in (("NN", "NNS"), ("NNS", "NN")):
         return None
     return _lemma(word, "VERB")
 
