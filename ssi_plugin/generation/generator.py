@@ -105,6 +105,9 @@ for 0.000 and 0.083 of their queries."""
 MAX_BATCH = 32
 """Most queries decoded together (``Generator.generate`` from several threads)."""
 
+WORD_TOKENS_CACHE = 65536
+"""Query words whose copyable tokens a generator keeps."""
+
 
 @dataclass(frozen=True)
 class _Query:
@@ -183,6 +186,8 @@ class Generator:
         set_output_layer(model, HiddenStatesHead(self._head), path=self._head_path)
         self._structure_tokens = np.unique(encode_identifiers(tokenizer, [" ".join([*SLOTS, ":", ",", "|", "#"])])[0])
         """The identifier grammar's own tokens (slot names, separators): never copied from a query."""
+        self._word_tokens = functools.lru_cache(maxsize=WORD_TOKENS_CACHE)(self._tokens_of_word)
+        """A word's copyable tokens, kept: the words of queries repeat."""
         self._encoder = PromptEncoder(model.get_encoder()) if spec.architecture == "seq2seq" else None
         self._steps = DecoderSteps.of(model)
         self._combined = Combiner(self._decode, limit=MAX_BATCH)
@@ -264,7 +269,7 @@ class Generator:
         prompt, query_tokens, truncated = prompt_ids(self.tokenizer, self.spec, query)
         notes = [f"the query has {query_tokens} tokens; only the first {self.spec.max_query_tokens} were used"] if truncated else []
         answer = functools.partial(GenerationResult, query=query, query_tokens=query_tokens, truncated=truncated)
-        if self._all_unknown(self.tokenizer(query)["input_ids"]):
+        if self.tokenizer.unk_token_id in prompt and self._all_unknown(self.tokenizer(query)["input_ids"]):
             return answer(candidates=[], warnings=[*notes, "no word of the query is in the model's vocabulary"])
         candidates = self._combined(_Query(prompt=prompt, k=k, beams=max(k, beams or k), copy_tokens=self._copy_tokens(query)),
                                     abandon=abandon)
@@ -303,8 +308,11 @@ class Generator:
         words = [concept for concept in query_concepts(query) if " " not in concept and concept not in SLOTS]
         if not words:
             return None
-        tokens = np.fromiter(chain.from_iterable(self.tokenizer(words, add_special_tokens=False)["input_ids"]), dtype=np.int64)
-        return np.setdiff1d(tokens, self._structure_tokens)
+        return np.unique(np.fromiter(chain.from_iterable(map(self._word_tokens, words)), dtype=np.int64))
+
+    def _tokens_of_word(self, word: str) -> tuple[int, ...]:
+        tokens = self.tokenizer(word, add_special_tokens=False)["input_ids"]
+        return tuple(np.setdiff1d(np.asarray(tokens, dtype=np.int64), self._structure_tokens).tolist())
 
     def _all_unknown(self, query_ids: list[int]) -> bool:
         unknown = self.tokenizer.unk_token_id
