@@ -8,6 +8,7 @@ from ssi_plugin.identifiers.collisions import (
 from ssi_plugin.identifiers.normalize import (
     build_ssi,
     clean_concept,
+    concepts_of_words,
     lemmatize_concept,
     normalize_rationale,
     query_concepts,
@@ -28,6 +29,7 @@ __all__ = [
     "Slot",
     "build_ssi",
     "clean_concept",
+    "concepts_of_words",
     "identifier_words",
     "lemmatize_concept",
     "normalize_rationale",

@@ -130,7 +130,12 @@ def query_words(text: str) -> dict[str, frozenset[str]]:
 
 def query_concepts(text: str) -> list[str]:
     """Every concept a query's words could stand for (``query_words``), in a stable order."""
-    return sorted(frozenset().union(*query_words(text).values()))
+    return concepts_of_words(query_words(text))
+
+
+def concepts_of_words(words: Mapping[str, Iterable[str]]) -> list[str]:
+    """Every concept of ``query_words``' answer, in a stable order."""
+    return sorted(frozenset().union(*words.values()))
 
 
 def build_ssi(

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
+from ssi_plugin.identifiers import concepts_of_words
 from ssi_plugin.search.fusion import Ranking
 from ssi_plugin.search.related import BOOST_POWER
 
@@ -31,7 +32,7 @@ class QueryWords:
 
     def concepts(self) -> list[str]:
         """Every concept the query's words stand for, in a stable order: what the terms list asks the engine."""
-        return sorted(frozenset().union(*self.stands_for.values()))
+        return concepts_of_words(self.stands_for)
 
     def near(self) -> dict[str, float]:
         """Every related concept with its best cosine to any word: what the related list asks the engine."""
