@@ -85,7 +85,7 @@ def _slot_lists(annotator: CaptionAnnotator, caption: str) -> dict[str, list[str
         text = checked_caption(caption)
     except AnnotationError:
         return None
-    found = extract_concepts(annotator.nlp(text or ""))
+    found = extract_concepts(annotator.nlp(text or ""), nouns=annotator.nouns)
     return {slot: [concept for concept, _ in found[slot][: annotator.caps[slot]]] for slot in SLOTS}
 
 

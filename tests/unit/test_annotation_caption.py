@@ -55,6 +55,13 @@ def test_compounds_places_and_verb_lemmas(annotator: CaptionAnnotator) -> None:
         ("A blurry wall clock photographed while the camera was moving.",
          "objects: camera, wall clock | actions: move | attributes: blurry"),
         ("Two giraffes standing next to each other.", "objects: giraffe | actions: stand | attributes: two"),  # not "oth"
+        # nouns the lexicon knows only as verbs, but WordNet as nouns too, stay nouns; a verb WordNet has no noun of
+        # stays the verb ("perform")
+        ("Freshly pulled espresso served at a café bar.",
+         "objects: espresso | actions: serve | attributes: pulled | scene: cafe bar"),
+        ("A pepperoni pizza on a pan with a slice missing.", "objects: pan, pepperoni pizza, slice | actions: miss"),
+        ("Dancers in traditional dress perform at a festival.",
+         "objects: dancer, dress, festival | actions: perform | attributes: traditional"),
         # a verb the tagger read as the end of a compound ("dog leap", "costumes dance"), told by its agreement with
         # the noun before it; a gerund before the noun keeps the compound ("fishing poles")
         ("A brown dog leaps into the air to catch a frisbee.",
