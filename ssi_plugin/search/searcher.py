@@ -27,6 +27,7 @@ from ssi_plugin.identifiers import identifier_words, query_concepts, query_words
 from ssi_plugin.search.coverage import EXPLAINED_LISTS, QueryWords, by_words_explained
 from ssi_plugin.search.fusion import fused_shares, ranked
 from ssi_plugin.search.image_query import QueryImageReader, image_generation
+from ssi_plugin.search.meaning import IdentifierMeanings
 from ssi_plugin.search.options import SSIQuery
 from ssi_plugin.search.plan import (
     PAST_THE_GENERATOR,
@@ -170,17 +171,19 @@ class SSISearcher:
     from the trie cache), and with ``poll`` kept in step by a background thread until ``close``.
     ``images`` reads the query images (default: the offline annotator, loaded on the first one).
     ``vocabulary`` holds the vectors of the trie's concepts for the related-concepts list (default: embedded
-    on the first text query).
+    on the first text query); ``meanings`` those of the identifiers found, for the meaning list.
     """
 
     def __init__(self, engine: EngineClient, generator: Generator, *, index: str, trie: IndexTrie | None = None,
-                 images: QueryImageReader | None = None, vocabulary: ConceptVocabulary | None = None) -> None:
+                 images: QueryImageReader | None = None, vocabulary: ConceptVocabulary | None = None,
+                 meanings: IdentifierMeanings | None = None) -> None:
         self.engine = engine
         self.generator = generator
         self.index = index
         self.trie = trie
         self.images = images or QueryImageReader()
         self.vocabulary = vocabulary or ConceptVocabulary()
+        self.meanings = meanings or IdentifierMeanings()
         self._embedder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssi-embed")  # its thread starts on first use
 
     @classmethod
@@ -271,12 +274,14 @@ class SSISearcher:
         started = time.perf_counter()
         embedding = self._embed(options)
         words = self._words(options)
+        meaning = self._meaning(options)
         query_image = self.images.annotate(options.image, caption=options.query) if options.image is not None else None
         generation = (image_generation(query_image, caption=options.query) if query_image is not None
                       else self.generator.generate(options.query, k=options.k,  # type: ignore[arg-type]  # text, when no image
                                                    abandon=lambda: self._found_unavailable(since=known)))
         dense = embedding.result() if embedding is not None else None
         explained = words.result() if words is not None else None
+        query_vector = meaning.result() if meaning is not None else None
         generated = time.perf_counter()
 
         window = max(_MIN_WINDOW, request.offset + request.size)
@@ -301,6 +306,9 @@ class SSISearcher:
             rankings = by_words_explained(rankings, concepts_of, explained)
             if not looks_past_the_generator(candidate_probabilities(generation.candidates), explained, concepts_of.values()):
                 rankings = {name: ranking for name, ranking in rankings.items() if name not in PAST_THE_GENERATOR}
+        if query_vector is not None:
+            listed = dict.fromkeys(doc_id for ranking in rankings.values() for doc_id, _ in ranking)
+            rankings["meaning"] = self.meanings.ranking(query_vector, {doc_id: _identifier_of(found[doc_id]) for doc_id in listed})
 
         exact_found = [_identifier_of(hit) for hit in responses["exact"]["hits"]["hits"]] if "exact" in responses else []
         shares = fused_shares(rankings, options.fusion, weights=list_weights(generation, exact_found, dense=dense is not None),
@@ -391,6 +399,14 @@ class SSISearcher:
             return QueryWords(stands_for, self.vocabulary.related(view, stands_for))
 
         return self._embedder.submit(read)
+
+    def _meaning(self, options: SSIQuery) -> Future[Any] | None:
+        """The query's vector for the meaning list, made on another thread while the generator runs; none with a
+        dense leg (which takes its place) or without text."""
+        text = options.query
+        if text is None or options.dense_field is not None:
+            return None
+        return self._embedder.submit(self.meanings.query_vector, text)
 
     def _require_vectors(self, field: str, headers: Mapping[str, str] | None) -> None:
         """An empty dense list over an index that holds no vector is a mistake to report, not an SSI-only answer."""

@@ -58,10 +58,9 @@ def test_the_caption_finds_an_image_by_a_word_its_identifier_left_out(engine: En
     assert result.generate_ms > 0 and result.engine_ms > 0
     without = searcher.search(SSIQuery(query="snow", bm25_field=None, explain=True), size=10)
     assert "bm25" not in without.lists
-    gained = {hit.id: hit.score for hit in result.hits}
-    for hit in without.hits:  # only the snowy image is any closer
-        gained[hit.id] -= hit.score
-    assert gained.pop("img-5") == pytest.approx(LIST_WEIGHTS["bm25"]) and all(abs(rest) < 1e-9 for rest in gained.values())
+    bm25 = {hit.id: hit.shares["bm25"] for hit in result.hits if "bm25" in hit.shares}
+    assert bm25 == {"img-5": pytest.approx(LIST_WEIGHTS["bm25"])}  # only the snowy image's caption says it
+    assert not any("bm25" in hit.shares for hit in without.hits)
     named = searcher.search(SSIQuery(query="cat sofa", bm25_field="caption", fusion="rrf", explain=True), size=4)
     assert next(hit.id for hit in named.hits if "bm25" in hit.ranks) == "img-3"
 
@@ -87,9 +86,9 @@ def test_a_query_nothing_can_place_still_answers_and_names_the_empty_lists(engin
     folder = index_with_generator(engine, index_name, tmp_path)
     searcher = SSISearcher.open(engine, index_name, model_dir=folder)
     foreign = searcher.search(SSIQuery(query="狗在公园里", explain=True), size=5)
-    assert foreign.hits == [] and foreign.empty_lists == ["exact", "concepts", "terms", "related", "bm25"]
+    assert foreign.hits == [] and foreign.empty_lists == ["exact", "concepts", "terms", "related", "meaning", "bm25"]
     explained = foreign.as_engine_response()["_ssi"]
-    assert explained["empty_lists"] == ["exact", "concepts", "terms", "related", "bm25"] and "vocabulary" in explained["warnings"][0]
+    assert explained["empty_lists"] == ["exact", "concepts", "terms", "related", "meaning", "bm25"] and "vocabulary" in explained["warnings"][0]
 
     mixed = searcher.search(SSIQuery(query="狗 and a frisbee", bm25_field="caption", explain=True), size=5)
     assert mixed.hits[0].id == "img-1" and mixed.lists["terms"] >= 1 and mixed.lists["bm25"] >= 1
@@ -98,7 +97,7 @@ def test_a_query_nothing_can_place_still_answers_and_names_the_empty_lists(engin
     assert "terms" in only_function_words.empty_lists and only_function_words.lists["exact"] >= 1  # the generator still answers
 
     done = _search(engine, tmp_path, "狗在公园里", "--index", index_name)
-    assert done.returncode == 0 and "these lists found nothing: exact, concepts, terms, related, bm25" in done.stderr
+    assert done.returncode == 0 and "these lists found nothing: exact, concepts, terms, related, meaning, bm25" in done.stderr
 
 
 def test_an_image_is_the_query_of_the_command(engine: EngineClient, index_name: str, tmp_path: Path) -> None:
@@ -156,6 +155,10 @@ def test_a_sure_generator_is_trusted_unless_an_image_found_explains_more_of_the_
     assert looked_past.lists["related"] >= 1 and looked_past.lists["bm25"] >= 1
     new_image = next(hit for hit in looked_past.hits if hit.id == "img-5")
     assert new_image.shares["bm25"] == pytest.approx(LIST_WEIGHTS["bm25"]) and new_image.shares["related"] > 0
+    # every image the lists found is also scored by how close its identifier is to the whole query: the kitten on the
+    # laptop is the closest, so it holds the meaning list's whole weight
+    assert looked_past.lists["meaning"] >= 2
+    assert new_image.ranks["meaning"] == 1 and new_image.shares["meaning"] == pytest.approx(LIST_WEIGHTS["meaning"])
 
 
 def test_a_query_text_over_the_engines_clause_limit_is_the_requests_fault(engine: EngineClient, index_name: str,

@@ -73,7 +73,7 @@ def test_the_clause_needs_text_or_an_image_and_text_for_the_text_lists() -> None
     assert SSIQuery(image="data:image/png;base64,AAAA").query is None
     assert planned_lists(SSIQuery(image="data:image/png;base64,AAAA")) == ["exact", "concepts"]
     assert planned_lists(SSIQuery(image="data:image/png;base64,AAAA", query="a cat")) == [
-        "exact", "concepts", "terms", "related", "bm25"]
+        "exact", "concepts", "terms", "related", "meaning", "bm25"]
     with pytest.raises(ValidationError, match=r"requires \[query\] \(text\), \[image\], or both"):
         SSIQuery()
     with pytest.raises(ValidationError, match=r"\[bm25_field\] searches the query text"):

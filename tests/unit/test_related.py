@@ -78,7 +78,7 @@ def test_no_words_and_an_empty_trie_give_nothing() -> None:
 
 
 def test_the_dense_leg_takes_the_place_of_the_related_list() -> None:
-    assert planned_lists(SSIQuery(query="a stallion")) == ["exact", "concepts", "terms", "related", "bm25"]
+    assert planned_lists(SSIQuery(query="a stallion")) == ["exact", "concepts", "terms", "related", "meaning", "bm25"]
     assert planned_lists(SSIQuery(query="a stallion", hybrid=True)) == ["exact", "concepts", "dense"]
 
 

@@ -1,0 +1,73 @@
+"""How close in meaning each image's identifier is to the whole query: the score of the meaning list.
+
+The terms and related lists read a query word by word: a word an identifier holds counts in full, a word none holds
+through its nearest concepts. An image ingested after the generator was trained is found only by them, and one
+caption's identifier often holds few words of another caption of the same photo ("a father and his two young
+children play in the sand near the water" for ``family, sandcastle, build, beach``), while a word alone also reaches
+siblings ("green" is ``orange`` at 0.65). So every image any list found is also scored by the cosine between the
+query's all-MiniLM-L6-v2 embedding (the model the related and dense lists use, made on the searcher's second thread
+while the generator runs) and its identifier's, its concepts read as a phrase ("family, sandcastle, build, beach").
+Fused like the dense list (each cosine over the best), it ranks only what the other lists found: no vector field, and
+no identifier is embedded that no query found.
+
+Identifier vectors are kept (``IDENTIFIER_CACHE``, least recently used go first): the identifiers a query finds
+come back query after query.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from ssi_plugin.embedding import MiniLMEncoder, shared_encoder
+from ssi_plugin.identifiers import identifier_words
+
+if TYPE_CHECKING:
+    import numpy as np
+
+IDENTIFIER_CACHE = 65536
+"""Identifiers whose vectors a searcher keeps."""
+
+
+def identifier_phrase(identifier: str) -> str:
+    """What an identifier says, as the text that is embedded: its concepts, slots and disambiguator left out."""
+    return ", ".join(identifier_words(identifier))
+
+
+class IdentifierMeanings:
+    """Embeds identifiers (cached) and ranks found images by how close their identifier is to a query's vector."""
+
+    def __init__(self, encoder: Callable[[], MiniLMEncoder] = shared_encoder, *, cache: int = IDENTIFIER_CACHE) -> None:
+        self._encoder = encoder
+        self._cache = cache
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def query_vector(self, text: str) -> np.ndarray:
+        return self._encoder().encode([text])[0]
+
+    def ranking(self, query: np.ndarray, identifiers: Mapping[str, str | None]) -> list[tuple[str, float]]:
+        """``(document id, cosine)`` of every document with an identifier (``identifiers``: each document's), best
+        first; a cosine below 0 counts as 0."""
+        known = {doc_id: identifier for doc_id, identifier in identifiers.items() if identifier}
+        vectors = self._vectors_of(known.values())
+        scored = [(doc_id, max(0.0, float(vectors[identifier] @ query))) for doc_id, identifier in known.items()]
+        return sorted(scored, key=lambda hit: -hit[1])
+
+    def _vectors_of(self, identifiers: Iterable[str]) -> dict[str, np.ndarray]:
+        wanted = list(dict.fromkeys(identifiers))
+        with self._lock:
+            found = {identifier: self._vectors[identifier] for identifier in wanted if identifier in self._vectors}
+            for identifier in found:
+                self._vectors.move_to_end(identifier)
+        missing = [identifier for identifier in wanted if identifier not in found]
+        if missing:  # embedded outside the lock: other queries read the cache meanwhile
+            fresh = dict(zip(missing, self._encoder().encode([identifier_phrase(i) for i in missing]), strict=True))
+            found.update(fresh)
+            with self._lock:
+                self._vectors.update(fresh)
+                while len(self._vectors) > self._cache:
+                    self._vectors.popitem(last=False)
+        return found
