@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
 import pytest
+from encoders import CountingEncoder
 
-from ssi_plugin.embedding import shared_encoder
 from ssi_plugin.search.meaning import IdentifierMeanings, identifier_phrase
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -15,17 +12,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SANDCASTLE = "objects: family, sandcastle | actions: build | scene: beach"
 FOUNTAIN = "objects: child, water fountain | actions: play | attributes: hot"
 ROAD = "objects: construction worker, vest | actions: work | attributes: orange, two | scene: road"
-
-
-class CountingEncoder:
-    """The packaged encoder, recording what it is asked to embed."""
-
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        self.asked.extend(texts)
-        return shared_encoder().encode(texts)
 
 
 def test_an_identifier_is_embedded_as_the_phrase_of_its_concepts() -> None:

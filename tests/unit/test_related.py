@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import pytest
+from encoders import CountingEncoder
 
-from ssi_plugin.embedding import shared_encoder
 from ssi_plugin.generation.generator import Candidate, GenerationResult, candidate_probabilities
 from ssi_plugin.identifiers import SLOTS, query_words
 from ssi_plugin.search import SSIQuery
@@ -23,17 +22,6 @@ def _trie(pairs: list[tuple[str, str]]) -> IdentifierTrie:
     """A trie over characters: the vocabulary reads identifiers, not tokens."""
     return IdentifierTrie.build(pairs, encode=lambda batch: [[ord(c) for c in text] for text in batch], end_token_id=0,
                                 tokenizer_fingerprint="chars")
-
-
-class CountingEncoder:
-    """The packaged encoder, recording what it is asked to embed."""
-
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        self.asked.extend(texts)
-        return shared_encoder().encode(texts)
 
 
 def _vocabulary() -> tuple[ConceptVocabulary, CountingEncoder]:
