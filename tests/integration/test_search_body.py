@@ -77,7 +77,7 @@ def test_the_rest_of_the_body(searcher: SSISearcher) -> None:
     details = explained["_explanation"]["details"]
     assert explained["_explanation"]["value"] == explained["_score"]
     assert sum(detail["value"] for detail in details) == pytest.approx(explained["_score"])
-    assert all(detail["description"].split(" list")[0] in {"exact", "concepts", "terms", "bm25"} for detail in details)
+    assert all(detail["description"].split(" list")[0] in {"exact", "concepts", "terms", "meaning", "bm25"} for detail in details)
 
     highlighted = _ask(searcher, highlight={"fields": {"caption": {}}}, size=1)["hits"]["hits"][0]
     assert "<em>" in highlighted["highlight"]["caption"][0]
