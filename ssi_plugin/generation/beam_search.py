@@ -38,7 +38,7 @@ import torch
 
 from ssi_plugin.generation.constraint import AllowedColumns, log_softmax_over
 from ssi_plugin.generation.decoder_steps import DecoderSteps, StepCache
-from ssi_plugin.generation.encoding import PromptEncoder
+from ssi_plugin.generation.encoding import EncodedPrompts, padded
 from ssi_plugin.trie import TrieView, encode_tokens
 
 if TYPE_CHECKING:
@@ -99,29 +99,26 @@ class _Beam:
 class _CachedDecoder:
     """One model step for the beams of a batch of queries, whose key/value cache follows the beams chosen at each step.
 
-    An encoder-decoder (``encoder``: its ``PromptEncoder``) reads the prompts once and attends to them right-padded,
-    under their attention mask; a causal model (no ``encoder``) takes them left-padded, with an attention mask and
+    An encoder-decoder attends to its encoder's reading of the prompts (``encoded``), right-padded under their
+    attention mask; a causal model (no ``encoded``) takes them left-padded, with an attention mask and
     positions that skip the padding. ``project`` turns the model's last output (hidden states, under a
     ``HiddenStatesHead``) into column scores.
     """
 
-    def __init__(self, model: Any, prompts: Sequence[list[int]], *, encoder: PromptEncoder | None, start_token_id: int | None,
-                 pad_token_id: int, project: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    def __init__(self, model: Any, prompts: Sequence[list[int]], *, encoded: EncodedPrompts | None,
+                 start_token_id: int | None, pad_token_id: int, project: Callable[[torch.Tensor], torch.Tensor]) -> None:
         self._model = model
         self._project = project
-        self._seq2seq = encoder is not None
+        self._seq2seq = encoded is not None
         self._cache: Cache | None = None
         self._queries = torch.arange(len(prompts))
         """The query of each row of the next model call."""
-        ids, mask = _padded(prompts, pad_token_id, left=encoder is None)
-        if encoder is not None:
+        if encoded is not None:
             assert start_token_id is not None, "an encoder-decoder's decoder starts from its decoder_start_token_id"
-            self._memory = encoder(prompts, ids, mask)
-            self._memory_mask = mask
+            self._memory, self._memory_mask = encoded.states, encoded.mask
             self._first = torch.full((len(prompts), 1), start_token_id, dtype=torch.long)
         else:
-            self._first = ids
-            self._mask = mask
+            self._first, self._mask = padded(prompts, pad_token_id, left=True)
 
     def first(self, forced: tuple[int, ...]) -> torch.Tensor:
         """Scores of the token after the ``forced`` first tokens, one row per query, shape ``(queries, columns)``."""
@@ -163,12 +160,11 @@ class _CachedDecoder:
 class _SteppedDecoder:
     """What ``_CachedDecoder`` does for an encoder-decoder, through its ``DecoderSteps`` (one traced call each)."""
 
-    def __init__(self, steps: DecoderSteps, prompts: Sequence[list[int]], *, encoder: PromptEncoder, start_token_id: int,
-                 pad_token_id: int, project: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    def __init__(self, steps: DecoderSteps, prompts: Sequence[list[int]], *, encoded: EncodedPrompts, start_token_id: int,
+                 project: Callable[[torch.Tensor], torch.Tensor]) -> None:
         self._steps = steps
         self._project = project
-        ids, self._memory_mask = _padded(prompts, pad_token_id, left=False)
-        self._memory = encoder(prompts, ids, self._memory_mask)
+        self._memory, self._memory_mask = encoded.states, encoded.mask
         self._start = torch.full((len(prompts), 1), start_token_id, dtype=torch.long)
         self._cache: StepCache | None = None
 
@@ -188,18 +184,6 @@ def _followed_by(first: torch.Tensor, forced: tuple[int, ...]) -> torch.Tensor:
     return torch.cat([first, torch.tensor([forced] * rows, dtype=torch.long).view(rows, -1)], dim=1)
 
 
-def _padded(prompts: Sequence[list[int]], pad: int, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """The prompts as one ``(queries, longest)`` tensor of ids and its attention mask."""
-    longest = max(map(len, prompts))
-    ids = torch.full((len(prompts), longest), pad, dtype=torch.long)
-    mask = torch.zeros((len(prompts), longest), dtype=torch.long)
-    for row, prompt in enumerate(prompts):
-        span = slice(longest - len(prompt), longest) if left else slice(0, len(prompt))
-        ids[row, span] = torch.tensor(prompt, dtype=torch.long)
-        mask[row, span] = 1
-    return ids, mask
-
-
 def constrained_beam_search(
     model: Any,
     requests: Sequence[DecodeRequest],
@@ -208,7 +192,7 @@ def constrained_beam_search(
     columns: AllowedColumns,
     project: Callable[[torch.Tensor], torch.Tensor],
     max_tokens: int,
-    encoder: PromptEncoder | None,
+    encoded: EncodedPrompts | None,
     steps: DecoderSteps | None = None,
     start_token_id: int | None = None,
     pad_token_id: int = 0,
@@ -221,18 +205,17 @@ def constrained_beam_search(
     that arrive together share the model's passes; each query's ranking is the one it gets alone). A query found
     ``gone`` at a step (asked once per step while it has live beams) loses its beams there.
     ``project`` maps the model's last output to the scores of the columns of ``columns`` (the trie's tokens, or
-    the full vocabulary with the identity mapping); ``encoder`` reads the prompts of an encoder-decoder (None for a
-    causal model), whose decoder runs as ``steps`` when it has them.
+    the full vocabulary with the identity mapping); ``encoded``: an encoder-decoder's reading of the prompts (None for
+    a causal model), whose decoder runs as ``steps`` when it has them.
     """
     if not requests:
         return []
     prompts = [request.prompt for request in requests]
     decoder: _CachedDecoder | _SteppedDecoder
-    if steps is not None and encoder is not None and start_token_id is not None:
-        decoder = _SteppedDecoder(steps, prompts, encoder=encoder, start_token_id=start_token_id,
-                                  pad_token_id=pad_token_id, project=project)
+    if steps is not None and encoded is not None and start_token_id is not None:
+        decoder = _SteppedDecoder(steps, prompts, encoded=encoded, start_token_id=start_token_id, project=project)
     else:
-        decoder = _CachedDecoder(model, prompts, encoder=encoder, start_token_id=start_token_id,
+        decoder = _CachedDecoder(model, prompts, encoded=encoded, start_token_id=start_token_id,
                                  pad_token_id=pad_token_id, project=project)
     copy = _CopyPrior.of(requests, copy_weight, columns=columns.count)
     end = trie.end_token_id

@@ -10,11 +10,16 @@ a BERT encoder gets two things the padded batch of a generic encoder does not:
   Under load a batch of 8 demo queries took 86 ms op by op in ``serve`` against 56 alone.
 
 Each prompt's states are the ones it gets alone, as with padding (tested).
+
+The states also say what a prompt means: averaged over its tokens (``EncodedPrompts.meanings``) they are, for the
+default generator, the sentence vector of all-MiniLM-L6-v2 after fine-tuning at a tenth of the decoder's learning
+rate. The meaning list compares a query's with its found identifiers' at no second model pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -34,6 +39,21 @@ class _PackedForward(torch.nn.Module):
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return self.encoder(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
+
+
+@dataclass(frozen=True)
+class EncodedPrompts:
+    """A batch's prompts as an encoder read them: ``states`` ``(prompts, longest, hidden)``, laid out right-padded
+    as ``mask`` says."""
+
+    states: torch.Tensor
+    mask: torch.Tensor
+
+    def meanings(self) -> torch.Tensor:
+        """Each prompt's states averaged over its tokens, at unit length (as all-MiniLM-L6-v2 pools a sentence)."""
+        weights = self.mask.unsqueeze(-1).to(self.states.dtype)
+        pooled = (self.states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1)
 
 
 class PromptEncoder:
@@ -56,6 +76,23 @@ class PromptEncoder:
             for row, piece in enumerate(states.split(lengths[pack]), start=pack.start):
                 memory[row, : len(piece)] = piece
         return memory
+
+    def read(self, prompts: Sequence[list[int]], pad_token_id: int) -> EncodedPrompts:
+        """The prompts' states, right-padded with ``pad_token_id`` where a generic encoder computes them."""
+        ids, mask = padded(prompts, pad_token_id, left=False)
+        return EncodedPrompts(self(prompts, ids, mask), mask)
+
+
+def padded(prompts: Sequence[list[int]], pad: int, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prompts as one ``(queries, longest)`` tensor of ids and its attention mask."""
+    longest = max(map(len, prompts))
+    ids = torch.full((len(prompts), longest), pad, dtype=torch.long)
+    mask = torch.zeros((len(prompts), longest), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        span = slice(longest - len(prompt), longest) if left else slice(0, len(prompt))
+        ids[row, span] = torch.tensor(prompt, dtype=torch.long)
+        mask[row, span] = 1
+    return ids, mask
 
 
 def packs(lengths: Sequence[int], limit: int | None = None) -> list[slice]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -56,6 +56,10 @@ class GenerationResult(BaseModel):
     query_tokens: int
     truncated: bool = False
     warnings: list[str] = Field(default_factory=list)
+    query_vector: list[float] | None = Field(
+        default=None, exclude=True, repr=False,
+        description="What the query means to the generator (``Generator.embed``), read in its decoding; None when it "
+        "was not decoded, or the model has no encoder.")
 
 
 def candidate_probabilities(candidates: Iterable[Candidate]) -> dict[str, float]:
@@ -117,6 +121,14 @@ class _Query:
     k: int
     beams: int
     copy_tokens: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    """A query's candidates (None: the trie was empty) and, from an encoder-decoder, its encoder's vector."""
+
+    candidates: list[Candidate] | None
+    query_vector: np.ndarray | None = None
 
 
 class _Decoding:
@@ -189,6 +201,7 @@ class Generator:
         self._word_tokens = functools.lru_cache(maxsize=WORD_TOKENS_CACHE)(self._tokens_of_word)
         """A word's copyable tokens, kept: the words of queries repeat."""
         self._encoder = PromptEncoder(model.get_encoder()) if spec.architecture == "seq2seq" else None
+        self._pad_token_id = tokenizer.pad_token_id or 0
         self._steps = DecoderSteps.of(model)
         self._combined = Combiner(self._decode, limit=MAX_BATCH)
         self.use_trie(trie)
@@ -271,33 +284,55 @@ class Generator:
         answer = functools.partial(GenerationResult, query=query, query_tokens=query_tokens, truncated=truncated)
         if self.tokenizer.unk_token_id in prompt and self._all_unknown(self.tokenizer(query)["input_ids"]):
             return answer(candidates=[], warnings=[*notes, "no word of the query is in the model's vocabulary"])
-        candidates = self._combined(_Query(prompt=prompt, k=k, beams=max(k, beams or k), copy_tokens=self._copy_tokens(query)),
-                                    abandon=abandon)
-        if candidates is None:
+        decoded = self._combined(_Query(prompt=prompt, k=k, beams=max(k, beams or k), copy_tokens=self._copy_tokens(query)),
+                                 abandon=abandon)
+        if decoded.candidates is None:
             return answer(candidates=[], warnings=[*notes, "the identifier trie is empty: nothing can be retrieved"])
-        return answer(candidates=candidates, concepts=concept_weights(candidates), warnings=notes)
+        vector = decoded.query_vector.tolist() if decoded.query_vector is not None else None
+        return answer(candidates=decoded.candidates, concepts=concept_weights(decoded.candidates), warnings=notes,
+                      query_vector=vector)
 
-    def _decode(self, queries: list[_Query], gone: Callable[[int], bool]) -> list[list[Candidate] | None]:
-        """One batched beam search over the trie of the moment (None for each query when it is empty); a query
-        ``gone`` (its caller abandoned it) is dropped at the next step."""
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors of what ``texts`` mean to the generator, one row each: its encoder's states averaged over the
+        tokens (``EncodedPrompts.meanings``; ``generate`` gives a query's in its result, read in its decoding). A
+        causal model reads a text only to continue it, so there they are all-MiniLM-L6-v2's sentence vectors."""
+        import torch
+
+        if self._encoder is None:
+            from ssi_plugin.embedding import shared_encoder
+
+            return shared_encoder().encode(texts)
+        if not texts:
+            return np.zeros((0, self.model.config.hidden_size), dtype=np.float32)
+        prompts = [prompt_ids(self.tokenizer, self.spec, " ".join(text.split()))[0] for text in texts]
+        with torch.inference_mode():
+            return self._encoder.read(prompts, self._pad_token_id).meanings().numpy()
+
+    def _decode(self, queries: list[_Query], gone: Callable[[int], bool]) -> list[_Decoded]:
+        """One batched beam search over the trie of the moment (no candidates when it is empty); a query ``gone``
+        (its caller abandoned it) is dropped at the next step."""
         import torch
 
         from ssi_plugin.generation.beam_search import DecodeRequest, constrained_beam_search
 
         decoding = self._decoding
         if decoding.columns is None or decoding.project is None:
-            return [None] * len(queries)
+            return [_Decoded(None)] * len(queries)
         requests = [DecodeRequest(prompt=query.prompt, beams=query.beams, copyable=decoding.copyable(query.copy_tokens))
                     for query in queries]
         config = self.model.config
         with intra_op_threads(self.threads), torch.inference_mode():
+            encoded = (self._encoder.read([query.prompt for query in queries], self._pad_token_id)
+                       if self._encoder is not None else None)
             found = constrained_beam_search(
                 self.model, requests, decoding.trie, columns=decoding.columns, project=decoding.project,
-                max_tokens=self.spec.max_identifier_tokens + 1, encoder=self._encoder, steps=self._steps,
+                max_tokens=self.spec.max_identifier_tokens + 1, encoded=encoded, steps=self._steps,
                 start_token_id=getattr(config, "decoder_start_token_id", None),
-                pad_token_id=self.tokenizer.pad_token_id or 0, copy_weight=self.copy_weight, gone=gone,
+                pad_token_id=self._pad_token_id, copy_weight=self.copy_weight, gone=gone,
             )
-        return [_candidates(decoding.trie, hypotheses)[: query.k] for query, hypotheses in zip(queries, found, strict=True)]
+            vectors = encoded.meanings().numpy() if encoded is not None else [None] * len(queries)
+        return [_Decoded(_candidates(decoding.trie, hypotheses)[: query.k], vector)
+                for query, hypotheses, vector in zip(queries, found, vectors, strict=True)]
 
     def _copy_tokens(self, query: str) -> np.ndarray | None:
         """The tokens of the query's words and their lemmas that a copy prior may favour (never the grammar's own)."""

@@ -53,6 +53,12 @@ class SSIQuery(BaseModel):
         return VECTOR_FIELD if self.hybrid or self.query_vector is not None else None
 
     @property
+    def reads_words(self) -> bool:
+        """Whether the query text is read for its words and meaning (the terms, related and meaning lists, and BM25
+        by default): there is text, and no dense leg, which takes their place."""
+        return self.query is not None and self.dense_field is None
+
+    @property
     def bm25_searched_field(self) -> str | None:
         """The text field the BM25 list searches; None: no BM25 list. Unless the clause names one (or null), the
         caption ingested with each image, while there is text to search and no dense leg: the caption holds words
@@ -60,7 +66,7 @@ class SSIQuery(BaseModel):
         (``LIST_WEIGHTS`` in ``ssi_plugin.search.plan``); a dense leg takes its place, as it does the terms lists'."""
         if "bm25_field" in self.model_fields_set:
             return self.bm25_field
-        return CAPTION_FIELD if self.query is not None and self.dense_field is None else None
+        return CAPTION_FIELD if self.reads_words else None
 
     @field_validator("query")
     @classmethod

@@ -171,7 +171,8 @@ class SSISearcher:
     from the trie cache), and with ``poll`` kept in step by a background thread until ``close``.
     ``images`` reads the query images (default: the offline annotator, loaded on the first one).
     ``vocabulary`` holds the vectors of the trie's concepts for the related-concepts list (default: embedded
-    on the first text query); ``meanings`` those of the identifiers found, for the meaning list.
+    on the first text query); ``meanings`` those of the identifiers found, for the meaning list (default: read by the
+    generator's encoder).
     """
 
     def __init__(self, engine: EngineClient, generator: Generator, *, index: str, trie: IndexTrie | None = None,
@@ -183,7 +184,7 @@ class SSISearcher:
         self.trie = trie
         self.images = images or QueryImageReader()
         self.vocabulary = vocabulary or ConceptVocabulary()
-        self.meanings = meanings or IdentifierMeanings()
+        self.meanings = meanings or IdentifierMeanings(generator.embed)
         self._embedder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssi-embed")  # its thread starts on first use
 
     @classmethod
@@ -274,14 +275,13 @@ class SSISearcher:
         started = time.perf_counter()
         embedding = self._embed(options)
         words = self._words(options)
-        meaning = self._meaning(options)
         query_image = self.images.annotate(options.image, caption=options.query) if options.image is not None else None
         generation = (image_generation(query_image, caption=options.query) if query_image is not None
                       else self.generator.generate(options.query, k=options.k,  # type: ignore[arg-type]  # text, when no image
                                                    abandon=lambda: self._found_unavailable(since=known)))
         dense = embedding.result() if embedding is not None else None
         explained = words.result() if words is not None else None
-        query_vector = meaning.result() if meaning is not None else None
+        query_vector = self._query_vector(options, generation)
         generated = time.perf_counter()
 
         window = max(_MIN_WINDOW, request.offset + request.size)
@@ -387,10 +387,10 @@ class SSISearcher:
         return self._embedder.submit(lambda: DenseLeg(self.engine.kind, field, shared_encoder().encode([text])[0].tolist()))
 
     def _words(self, options: SSIQuery) -> Future[QueryWords] | None:
-        """The query's words and the concepts near those no identifier holds, found on another thread while the
-        generator runs; none with a dense leg."""
+        """The query's words and the concepts near those no identifier holds (the terms and related lists), found on
+        another thread while the generator runs; none with a dense leg (which takes their place) or without text."""
         text = options.query
-        if text is None or options.dense_field is not None:
+        if text is None or not options.reads_words:
             return None
         view = self.generator.trie
 
@@ -400,13 +400,14 @@ class SSISearcher:
 
         return self._embedder.submit(read)
 
-    def _meaning(self, options: SSIQuery) -> Future[Any] | None:
-        """The query's vector for the meaning list, made on another thread while the generator runs; none with a
-        dense leg (which takes its place) or without text."""
-        text = options.query
-        if text is None or options.dense_field is not None:
+    def _query_vector(self, options: SSIQuery, generation: GenerationResult) -> Sequence[float] | None:
+        """What the query text means, for the meaning list: read in its decoding, or by the generator's encoder for
+        a query it did not decode (an image's caption); none where the terms lists are not asked."""
+        if options.query is None or not options.reads_words:
             return None
-        return self._embedder.submit(self.meanings.query_vector, text)
+        if generation.query_vector is not None:
+            return generation.query_vector
+        return self.generator.embed([options.query])[0]
 
     def _require_vectors(self, field: str, headers: Mapping[str, str] | None) -> None:
         """An empty dense list over an index that holds no vector is a mistake to report, not an SSI-only answer."""

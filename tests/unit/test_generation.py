@@ -9,12 +9,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tiny_models import before_each_decoder_call, tiny_model
 
+from ssi_plugin.embedding import shared_encoder
 from ssi_plugin.errors import InputError, ModelError
 from ssi_plugin.generation.constraint import TrieConstraint
 from ssi_plugin.generation.generator import (
@@ -246,11 +248,13 @@ def test_generation_runs_on_its_own_thread_count_and_restores_torchs(parts, thre
 
 def test_queries_asked_together_decode_together_and_rank_as_they_would_alone(parts):
     """Concurrent callers share the model's passes (fewer decoder calls than one query at a time), and every query
-    gets the identifiers and scores it gets alone: prompts of different lengths are padded, copy priors kept apart."""
+    gets the identifiers and scores it gets alone: prompts of different lengths are padded, copy priors kept apart.
+    So does the vector of what it means, which an encoder-decoder reads in its decoding (``embed`` gives the same)."""
     generator = _generator(parts, IDENTIFIERS[:60], copy_weight=0.5)
     queries = ["dog", "a cat jumps on the beach", "kite", "the boat and the ball in the street with a tree",
                "frisbee park", "bike", "a dog catches a frisbee in the park", "tree"]
-    alone = {query: generator.generate(query, k=4).candidates for query in queries}
+    results = {query: generator.generate(query, k=4) for query in queries}
+    alone = {query: result.candidates for query, result in results.items()}
     calls: list[int] = []
     release = threading.Event()
 
@@ -269,7 +273,8 @@ def test_queries_asked_together_decode_together_and_rank_as_they_would_alone(par
             while len(generator._combined._queue) < len(queries) - 1 and time.monotonic() < deadline:
                 time.sleep(0.01)
             release.set()
-            together = {query: future.result(timeout=60).candidates for query, future in futures.items()}
+            together_results = {query: future.result(timeout=60) for query, future in futures.items()}
+            together = {query: result.candidates for query, result in together_results.items()}
         calls_together = len(calls)
         calls.clear()
         release.set()
@@ -280,13 +285,21 @@ def test_queries_asked_together_decode_together_and_rank_as_they_would_alone(par
         assert [c.identifier for c in together[query]] == [c.identifier for c in alone[query]], query
         assert [c.image_ids for c in together[query]] == [c.image_ids for c in alone[query]], query
         assert [c.score for c in together[query]] == pytest.approx([c.score for c in alone[query]], abs=1e-4), query
+    embedded = generator.embed(queries)
+    assert embedded.shape[0] == len(queries) and np.linalg.norm(embedded, axis=1) == pytest.approx(1.0, abs=1e-5)
+    for row, query in enumerate(queries):
+        vector, batched = results[query].query_vector, together_results[query].query_vector
+        if parts[2].architecture == "causal":  # it reads a text only to continue it: embed falls back to MiniLM
+            assert vector is None and batched is None
+            assert embedded[row] == pytest.approx(shared_encoder().encode([query])[0], abs=1e-5)
+        else:
+            assert vector == pytest.approx(embedded[row].tolist(), abs=1e-5) and batched == pytest.approx(vector, abs=1e-5)
 
 
 def test_a_bert_encoder_reads_a_batch_s_prompts_side_by_side_each_as_it_would_alone(parts, monkeypatch):
     """No padding is computed: the prompts of a batch go through the encoder packed in rows of at most
     ``PACKED_TOKENS``, in one traced call per row, and each prompt's states are the ones it gets alone."""
     from ssi_plugin.generation import encoding
-    from ssi_plugin.generation.beam_search import _padded
 
     model, tokenizer, spec = parts
     if spec.architecture != "seq2seq":
@@ -299,7 +312,7 @@ def test_a_bert_encoder_reads_a_batch_s_prompts_side_by_side_each_as_it_would_al
     prompts = [prompt_ids(tokenizer, spec, text)[0] for text in ("dog", "a cat jumps on the beach", "kite", "the boat")]
     monkeypatch.setattr(encoding, "PACKED_TOKENS", sum(map(len, prompts[:3])))
     with torch.inference_mode():
-        memory = prompt_encoder(prompts, *_padded(prompts, tokenizer.pad_token_id, left=False))
+        memory = prompt_encoder(prompts, *encoding.padded(prompts, tokenizer.pad_token_id, left=False))
         for row, prompt in enumerate(prompts):
             alone = encoder(input_ids=torch.tensor([prompt])).last_hidden_state[0]
             assert torch.allclose(memory[row, : len(prompt)], alone, atol=1e-5), row
