@@ -63,7 +63,7 @@ def default_variants(*, epochs: int | None = None, seeds: int = 1) -> list[Model
         ("ssi", base, f"SSI generator with Rationale-Guided Supervision (lambda = {base.rationale_weight}), "
                       "searched through the engine (exact ids + concepts + the query's own words + the concepts related to "
                       "words no identifier holds + BM25 on the caption, these two unless the generator is sure of the image that "
-                      "explains the query best; every image found also scored by how close its identifier is in meaning to "
+                      "explains the query best; the first images fused also scored by how close their identifier is in meaning to "
                       "the query; linear fusion)"),
         ("ssi-no-rgs", base.model_copy(update={"rationale_weight": 0.0}),
          "the same SSI generator trained without rationales (lambda = 0)"),

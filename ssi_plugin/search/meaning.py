@@ -4,14 +4,15 @@ The terms and related lists read a query word by word: a word an identifier hold
 through its nearest concepts. An image ingested after the generator was trained is found only by them, and one
 caption's identifier often holds few words of another caption of the same photo ("a father and his two young
 children play in the sand near the water" for ``family, sandcastle, build, beach``), while a word alone also reaches
-siblings ("green" is ``orange`` at 0.65). So every image any list found is also scored by the cosine between what
-the query means to the generator and what its identifier does, its concepts read as a phrase ("family, sandcastle,
-build, beach"): both read by the generator's encoder, its states averaged (``Generator.embed``). The default
-generator's encoder is all-MiniLM-L6-v2 fine-tuned at a tenth of the decoder's rate, and it reads the query for
-decoding anyway, so the query's vector costs no model pass (all-MiniLM-L6-v2 itself, on the searcher's second thread
-while the generator ran, cost 10-25 % more p50, and gave the same Recall within a point or two). Fused like the dense
-list (each cosine over the best), it ranks only what the other lists found: no vector field, and no identifier is
-embedded that no query found.
+siblings ("green" is ``orange`` at 0.65). So the first images of the other lists fused (``MEANING_CANDIDATES``) are
+also scored by the cosine between what the query means to the generator and what its identifier does, its concepts
+read as a phrase ("family, sandcastle, build, beach"): both read by the generator's encoder, its states averaged
+(``Generator.embed``). The default generator's encoder is all-MiniLM-L6-v2 fine-tuned at a tenth of the decoder's
+rate, and it reads the query for decoding anyway, so the query's vector costs no model pass (all-MiniLM-L6-v2 itself,
+on the searcher's second thread while the generator ran, cost 10-25 % more p50, and gave the same Recall within a
+point or two). Fused like the dense list (each cosine over the best): no vector field, and no identifier is embedded
+that no query found. An identifier's vector as the mean of its concepts' (which the related list holds for every
+concept of the trie, so no query would embed anything) lost 10 points of Recall@1 on the synthetic corpus.
 
 Identifier vectors are kept (``IDENTIFIER_CACHE``, least recently used go first): the identifiers a query finds
 come back query after query.
@@ -28,6 +29,11 @@ from ssi_plugin.identifiers import identifier_words
 
 if TYPE_CHECKING:
     import numpy as np
+
+MEANING_CANDIDATES = 20
+"""The images the meaning list scores: the first of the other lists fused. An identifier the cache does not hold
+costs a pass of the encoder over its phrase (3 to 4 ms on the 2-core machine), so scoring every image the lists
+found (up to 250 at 50 per list) cost hundreds of ms per query over a large index."""
 
 IDENTIFIER_CACHE = 65536
 """Identifiers whose vectors a searcher keeps."""

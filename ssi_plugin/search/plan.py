@@ -13,7 +13,7 @@ Ranked lists, each one engine query:
   closeness: a paraphrase finds an image the generator was never trained on;
   the hits of these two are scored by the share of the query's words their
   identifier explains (``ssi_plugin.search.coverage``), not by the engine;
-- ``meaning``: every image the other lists found, scored by the cosine between the query's vector and its
+- ``meaning``: the first images of the other lists fused, scored by the cosine between the query's vector and its
   identifier's, both read by the generator's encoder (``ssi_plugin.search.meaning``): what a caption of the same photo
   in other words still shares;
 - ``bm25``: the query text on the caption ingested with each image (by default; ``bm25_field`` names another

@@ -27,7 +27,7 @@ from ssi_plugin.identifiers import identifier_words, query_concepts, query_words
 from ssi_plugin.search.coverage import EXPLAINED_LISTS, QueryWords, by_words_explained
 from ssi_plugin.search.fusion import fused_shares, ranked
 from ssi_plugin.search.image_query import QueryImageReader, image_generation
-from ssi_plugin.search.meaning import IdentifierMeanings
+from ssi_plugin.search.meaning import MEANING_CANDIDATES, IdentifierMeanings
 from ssi_plugin.search.options import SSIQuery
 from ssi_plugin.search.plan import (
     PAST_THE_GENERATOR,
@@ -306,13 +306,12 @@ class SSISearcher:
             rankings = by_words_explained(rankings, concepts_of, explained)
             if not looks_past_the_generator(candidate_probabilities(generation.candidates), explained, concepts_of.values()):
                 rankings = {name: ranking for name, ranking in rankings.items() if name not in PAST_THE_GENERATOR}
-        if query_vector is not None:
-            listed = dict.fromkeys(doc_id for ranking in rankings.values() for doc_id, _ in ranking)
-            rankings["meaning"] = self.meanings.ranking(query_vector, {doc_id: _identifier_of(found[doc_id]) for doc_id in listed})
-
         exact_found = [_identifier_of(hit) for hit in responses["exact"]["hits"]["hits"]] if "exact" in responses else []
-        shares = fused_shares(rankings, options.fusion, weights=list_weights(generation, exact_found, dense=dense is not None),
-                              absolute=EXPLAINED_LISTS)
+        weights = list_weights(generation, exact_found, dense=dense is not None)
+        if query_vector is not None:
+            leading = ranked(fused_shares(rankings, options.fusion, weights=weights, absolute=EXPLAINED_LISTS))[:MEANING_CANDIDATES]
+            rankings["meaning"] = self.meanings.ranking(query_vector, {doc_id: _identifier_of(found[doc_id]) for doc_id, _ in leading})
+        shares = fused_shares(rankings, options.fusion, weights=weights, absolute=EXPLAINED_LISTS)
         fused = ranked(shares)
         if request.min_score is not None:
             fused = [(doc_id, score) for doc_id, score in fused if score >= request.min_score]
