@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
 
 MAX_TOKENS = 256
 """all-MiniLM-L6-v2's ``max_seq_length``."""
@@ -49,11 +50,18 @@ class MiniLMEncoder:
                 with self._tokenizing:
                     batch = self.tokenizer(list(texts[start : start + self.batch_size]), padding=True, truncation=True,
                                            max_length=MAX_TOKENS, return_tensors="pt")
-                tokens = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
-                pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-                rows.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
+                rows.append(mean_pooled(self.model(**batch).last_hidden_state, batch["attention_mask"]).numpy())
         return np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, DIMS), dtype=np.float32)
+
+
+def mean_pooled(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each text's token states ``(texts, tokens, hidden)`` averaged over its tokens (``mask``), at unit length: the
+    sentence vector as all-MiniLM-L6-v2's sentence-transformers manifest pools it."""
+    import torch
+
+    weights = mask.unsqueeze(-1).to(states.dtype)
+    pooled = (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, dim=-1)
 
 
 @cache

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from ssi_plugin.embedding import mean_pooled
 from ssi_plugin.generation.tracing import traced
 
 PACKED_TOKENS = 256
@@ -51,9 +52,7 @@ class EncodedPrompts:
 
     def meanings(self) -> torch.Tensor:
         """Each prompt's states averaged over its tokens, at unit length (as all-MiniLM-L6-v2 pools a sentence)."""
-        weights = self.mask.unsqueeze(-1).to(self.states.dtype)
-        pooled = (self.states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, dim=-1)
+        return mean_pooled(self.states, self.mask)
 
 
 class PromptEncoder:
