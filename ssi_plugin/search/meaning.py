@@ -72,6 +72,10 @@ class IdentifierMeanings:
         scored = [(doc_id, max(0.0, float(vectors[phrase] @ query))) for doc_id, phrase in phrases.items()]
         return sorted(scored, key=lambda hit: -hit[1])
 
+    def read_ahead(self, identifiers: Iterable[str | None]) -> None:
+        """Embed now the phrases of ``identifiers`` the cache does not hold (a query's ``ranking`` will want them)."""
+        self._vectors_of(identifier_phrase(identifier) for identifier in identifiers if identifier)
+
     def _vectors_of(self, phrases: Iterable[str]) -> dict[str, np.ndarray]:
         wanted = list(dict.fromkeys(phrases))
         with self._lock:

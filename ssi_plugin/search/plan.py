@@ -169,11 +169,15 @@ def looks_past_the_generator(probabilities: Mapping[str, float], words: QueryWor
 def plan_queries(result: GenerationResult, options: SSIQuery, *, window: int, filters: Sequence[dict[str, Any]] = (),
                  must_not: Sequence[dict[str, Any]] = (), dense: DenseLeg | None = None,
                  words: QueryWords | None = None) -> dict[str, dict[str, Any]]:
-    """The search bodies of each list, by list name; lists with nothing to ask are left out.
+    """The search bodies of each list, by list name: the generator's lists (``generated_lists``), then the query's
+    own (``query_lists``); lists with nothing to ask are left out."""
+    return {**generated_lists(result, window=window, filters=filters, must_not=must_not),
+            **query_lists(options, window=window, filters=filters, must_not=must_not, dense=dense, words=words)}
 
-    ``words``: the query's words and the concepts near those no identifier holds; the related list asks for those
-    concepts unless there is a dense leg (then ``words`` is None). Whether it and the BM25 list are fused is decided
-    once their hits are known (``looks_past_the_generator``).
+
+def generated_lists(result: GenerationResult, *, window: int, filters: Sequence[dict[str, Any]] = (),
+                    must_not: Sequence[dict[str, Any]] = ()) -> dict[str, dict[str, Any]]:
+    """The lists of what the generator found: its identifiers (exact) and their concepts.
 
     Every list matches only documents that pass ``filters`` and none of ``must_not``.
     """
@@ -191,6 +195,19 @@ def plan_queries(result: GenerationResult, options: SSIQuery, *, window: int, fi
     ]
     if concepts:
         bodies["concepts"] = _list(concepts, window, filters, must_not)
+    return bodies
+
+
+def query_lists(options: SSIQuery, *, window: int, filters: Sequence[dict[str, Any]] = (),
+                must_not: Sequence[dict[str, Any]] = (), dense: DenseLeg | None = None,
+                words: QueryWords | None = None) -> dict[str, dict[str, Any]]:
+    """The lists of the query's own words or vector, which need no generation (so they can be asked while it runs).
+
+    ``words``: the query's words and the concepts near those no identifier holds; the related list asks for those
+    concepts unless there is a dense leg (then ``words`` is None). Whether it and the BM25 list are fused is decided
+    once their hits are known (``looks_past_the_generator``).
+    """
+    bodies: dict[str, dict[str, Any]] = {}
     terms = [{"term": {f"ssi.{slot}": concept}} for concept in words.concepts() for slot in SLOTS] if words is not None else []
     if terms and dense is None:
         bodies["terms"] = _list(terms, window, filters, must_not)

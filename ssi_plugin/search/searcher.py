@@ -1,4 +1,8 @@
-"""Text in, fused hits out: generate identifiers, query the engine once, fuse.
+"""Text in, fused hits out: generate identifiers, ask the engine for every list in one request, fuse.
+
+A query that arrives alone asks the lists of its own words while the generator runs, and the generator's lists
+after it: the second core is idle then (``SSISearcher._ask_early``). Among other queries every list goes in one
+request, since both cores are busy with them.
 
 ``SSISearcher.search`` is the Python API behind ``ssi-plugin search``;
 ``search_request`` answers a standard ``_search`` body holding an ``ssi``
@@ -9,6 +13,7 @@ response, for ``ssi-plugin serve``.
 from __future__ import annotations
 
 import fnmatch
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,12 +35,15 @@ from ssi_plugin.search.image_query import QueryImageReader, image_generation
 from ssi_plugin.search.meaning import MEANING_CANDIDATES, IdentifierMeanings
 from ssi_plugin.search.options import SSIQuery
 from ssi_plugin.search.plan import (
+    LIST_WEIGHTS,
     PAST_THE_GENERATOR,
     DenseLeg,
+    generated_lists,
     list_weights,
     looks_past_the_generator,
     plan_queries,
     planned_lists,
+    query_lists,
 )
 from ssi_plugin.search.related import ConceptVocabulary
 from ssi_plugin.search.request import SSISearchRequest
@@ -74,6 +82,62 @@ def _list_score(name: str, hit: Mapping[str, Any]) -> float:
     near the best, which fusion by score over the best would read as all equally good)."""
     score = float(hit["_score"] or 0.0)
     return max(0.0, cosine_of(score)) if name == "dense" else score
+
+
+class _InFlight:
+    """How many queries a searcher is answering (entered for each)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.count -= 1
+
+
+def _labels(options: SSIQuery) -> dict[str, str]:
+    """How a list's failure is named where its name alone would not say what was asked."""
+    return {"dense": f"dense leg on field [{options.dense_field}]"}
+
+
+def _for_ranking(bodies: dict[str, dict[str, Any]], request: SSISearchRequest) -> dict[str, dict[str, Any]]:
+    """The lists' bodies as they are asked: read for their ranking (what hits carry is asked of the page: ``_page``)."""
+    for body in bodies.values():
+        body["_source"] = False
+        body["docvalue_fields"] = list(_EXPLAIN_FIELDS)
+        if request.timeout is not None:
+            body["timeout"] = request.timeout
+    return bodies
+
+
+def _rankings(responses: Mapping[str, dict[str, Any]]) -> tuple[dict[str, list[tuple[str, float]]], dict[str, dict[str, Any]]]:
+    """Each list's ``(document id, score)`` ranking, and every document found (its first hit)."""
+    rankings = {name: [(hit["_id"], _list_score(name, hit)) for hit in response["hits"]["hits"]]
+                for name, response in responses.items()}
+    found: dict[str, dict[str, Any]] = {}
+    for response in responses.values():
+        for hit in response["hits"]["hits"]:
+            found.setdefault(hit["_id"], hit)
+    return rankings, found
+
+
+def _by_words_explained(rankings: dict[str, list[tuple[str, float]]], found: Mapping[str, Mapping[str, Any]],
+                        words: QueryWords) -> tuple[dict[str, list[tuple[str, float]]], dict[str, list[str]]]:
+    """``by_words_explained`` over the documents found, and each one's identifier words."""
+    concepts_of = {doc_id: identifier_words(_identifier_of(hit) or "") for doc_id, hit in found.items()}
+    return by_words_explained(rankings, concepts_of, words), concepts_of
+
+
+def _leading(rankings: Mapping[str, list[tuple[str, float]]], found: Mapping[str, Mapping[str, Any]], options: SSIQuery,
+             weights: Mapping[str, float]) -> dict[str, str | None]:
+    """The identifier of each image the meaning list scores: the first ``MEANING_CANDIDATES`` of the lists fused."""
+    leading = ranked(fused_shares(rankings, options.fusion, weights=weights, absolute=EXPLAINED_LISTS))[:MEANING_CANDIDATES]
+    return {doc_id: _identifier_of(found[doc_id]) for doc_id, _ in leading}
 
 
 def _identifier_of(hit: Mapping[str, Any]) -> str | None:
@@ -186,6 +250,8 @@ class SSISearcher:
         self.vocabulary = vocabulary or ConceptVocabulary()
         self.meanings = meanings or IdentifierMeanings(generator.embed)
         self._embedder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssi-embed")  # its thread starts on first use
+        self._early = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssi-early")
+        self._in_flight = _InFlight()
 
     @classmethod
     def open(cls, engine: EngineClient, index: str, *, model_dir: Path, cache_dir: Path | None = None,
@@ -230,6 +296,7 @@ class SSISearcher:
             self.trie.stop()
         self.vocabulary.close()
         self._embedder.shutdown(wait=False)
+        self._early.shutdown(wait=False)
 
     def search(
         self,
@@ -268,6 +335,11 @@ class SSISearcher:
         waiting its turn at the generator. A query still waiting for its turn when such a failure is found (by
         another query or a read of the trie) fails then, with that error.
         """
+        with self._in_flight:
+            return self._run(request, headers, alone=self._in_flight.count == 1)
+
+    def _run(self, request: SSISearchRequest, headers: Mapping[str, str] | None, *, alone: bool) -> SearchResult:
+        """``run``; a query ``alone`` (no other in flight) asks the query's own lists while the generator runs."""
         known = self.trie.unavailable if self.trie is not None else None
         if known is not None:
             self._msearch({"probe": {"size": 0, "track_total_hits": False}}, headers, labels={"probe": "availability check"})
@@ -275,6 +347,8 @@ class SSISearcher:
         started = time.perf_counter()
         embedding = self._embed(options)
         words = self._words(options)
+        window = max(_MIN_WINDOW, request.offset + request.size)
+        asked_early = self._ask_early(request, window, embedding, words, headers) if alone else None
         query_image = self.images.annotate(options.image, caption=options.query) if options.image is not None else None
         generation = (image_generation(query_image, caption=options.query) if query_image is not None
                       else self.generator.generate(options.query, k=options.k,  # type: ignore[arg-type]  # text, when no image
@@ -284,33 +358,25 @@ class SSISearcher:
         query_vector = self._query_vector(options, generation)
         generated = time.perf_counter()
 
-        window = max(_MIN_WINDOW, request.offset + request.size)
-        bodies = plan_queries(generation, options, window=window, filters=request.list_filters, must_not=request.must_not,
-                              dense=dense, words=explained)
-        for body in bodies.values():  # a list is read for its ranking; what hits carry is asked of the page (_page)
-            body["_source"] = False
-            body["docvalue_fields"] = list(_EXPLAIN_FIELDS)
-            if request.timeout is not None:
-                body["timeout"] = request.timeout
-        responses = self._msearch(bodies, headers, labels={"dense": f"dense leg on field [{options.dense_field}]"})
+        if asked_early is None:
+            bodies = plan_queries(generation, options, window=window, filters=request.list_filters,
+                                  must_not=request.must_not, dense=dense, words=explained)
+            responses = self._msearch(_for_ranking(bodies, request), headers, labels=_labels(options))
+        else:
+            bodies = generated_lists(generation, window=window, filters=request.list_filters, must_not=request.must_not)
+            responses = {**self._msearch(_for_ranking(bodies, request), headers), **asked_early.result()}
         if dense is not None and not responses["dense"]["hits"]["hits"]:
             self._require_vectors(dense.field, headers)
-        rankings = {name: [(hit["_id"], _list_score(name, hit)) for hit in response["hits"]["hits"]]
-                    for name, response in responses.items()}
-        found: dict[str, dict[str, Any]] = {}
-        for response in responses.values():
-            for hit in response["hits"]["hits"]:
-                found.setdefault(hit["_id"], hit)
+        rankings, found = _rankings(responses)
         if explained is not None:
-            concepts_of = {doc_id: identifier_words(_identifier_of(hit) or "") for doc_id, hit in found.items()}
-            rankings = by_words_explained(rankings, concepts_of, explained)
+            rankings, concepts_of = _by_words_explained(rankings, found, explained)
             if not looks_past_the_generator(candidate_probabilities(generation.candidates), explained, concepts_of.values()):
                 rankings = {name: ranking for name, ranking in rankings.items() if name not in PAST_THE_GENERATOR}
         exact_found = [_identifier_of(hit) for hit in responses["exact"]["hits"]["hits"]] if "exact" in responses else []
         weights = list_weights(generation, exact_found, dense=dense is not None)
         if query_vector is not None:
-            leading = ranked(fused_shares(rankings, options.fusion, weights=weights, absolute=EXPLAINED_LISTS))[:MEANING_CANDIDATES]
-            rankings["meaning"] = self.meanings.ranking(query_vector, {doc_id: _identifier_of(found[doc_id]) for doc_id, _ in leading})
+            leading = _leading(rankings, found, options, weights)
+            rankings["meaning"] = self.meanings.ranking(query_vector, leading)
         shares = fused_shares(rankings, options.fusion, weights=weights, absolute=EXPLAINED_LISTS)
         fused = ranked(shares)
         if request.min_score is not None:
@@ -346,6 +412,27 @@ class SSISearcher:
             engine_ms=(searched - generated) * 1000,
             took_ms=(finished - started) * 1000,
         )
+
+    def _ask_early(self, request: SSISearchRequest, window: int, embedding: Future[DenseLeg] | None,
+                   words: Future[QueryWords] | None, headers: Mapping[str, str] | None) -> Future[dict[str, dict[str, Any]]]:
+        """The query's own lists (``query_lists``), asked on a thread of their own while the generator runs, and the
+        phrases of the images leading them embedded for the meaning list: on an idle machine the engine's answer and
+        those phrases (new ones cost 2-3 ms each) are ready when the generation is."""
+        options = request.clause
+
+        def ask() -> dict[str, dict[str, Any]]:
+            dense = embedding.result() if embedding is not None else None
+            explained = words.result() if words is not None else None
+            bodies = query_lists(options, window=window, filters=request.list_filters, must_not=request.must_not,
+                                 dense=dense, words=explained)
+            responses = self._msearch(_for_ranking(bodies, request), headers, labels=_labels(options))
+            if explained is not None and options.query is not None and options.reads_words:  # the meaning list's
+                rankings, found = _rankings(responses)
+                rankings, _ = _by_words_explained(rankings, found, explained)
+                self.meanings.read_ahead(_leading(rankings, found, options, LIST_WEIGHTS).values())
+            return responses
+
+        return self._early.submit(ask)
 
     def _found_unavailable(self, *, since: SSIError | None) -> SSIError | None:
         """A failure searches would meet too, found since ``since`` was the one known."""

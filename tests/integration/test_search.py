@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tiny_generator import IMAGES, index_with_generator
@@ -175,3 +177,43 @@ def test_a_query_text_over_the_engines_clause_limit_is_the_requests_fault(engine
     with pytest.raises(EngineRequestError) as raised:
         searcher.search_request(index_name, body, {})
     assert raised.value.status == 400 and "maxClauseCount" in raised.value.reason
+
+
+def test_a_query_alone_asks_its_own_lists_while_the_generator_runs_and_gets_the_same_answer(
+        engine: EngineClient, index_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no other query in flight the machine's other core is idle: the terms, related and BM25 lists are asked
+    (and their leading images' phrases embedded) while the generator runs. Among other queries they wait for it and
+    go in the one request. The answer is the same either way."""
+    searcher = SSISearcher.open(engine, index_name, model_dir=index_with_generator(engine, index_name, tmp_path))
+    events: list[str] = []
+    generate, msearch = searcher.generator.generate, searcher.engine.msearch
+
+    def slow_generate(*args: Any, **kwargs: Any) -> GenerationResult:
+        events.append("generating")
+        result = generate(*args, **kwargs)
+        time.sleep(0.5)  # long enough for the engine to answer meanwhile
+        events.append("generated")
+        return result
+
+    def asked(body: dict[str, Any]) -> str:
+        text = json.dumps(body)
+        generated = '"term": {"ssi.id"' in text or '"term": {"ssi.concepts"' in text  # the exact and concepts lists
+        return "page" if '"ids"' in text else "generator's lists" if generated else "query's lists"
+
+    def recorded_msearch(index: str, bodies: list[dict[str, Any]], **kwargs: Any) -> list[dict[str, Any]]:
+        events.append(" + ".join(sorted({asked(body) for body in bodies})))
+        return msearch(index, bodies, **kwargs)
+
+    monkeypatch.setattr(searcher.generator, "generate", slow_generate)
+    monkeypatch.setattr(searcher.engine, "msearch", recorded_msearch)
+    query = SSIQuery(query="a dog catching a frisbee on the grass", explain=True)
+    alone = searcher.search(query, size=5)
+    assert sorted(events) == ["generated", "generating", "generator's lists", "page", "query's lists"]
+    assert events.index("query's lists") < events.index("generated") < events.index("generator's lists") < events.index("page")
+    events.clear()
+    with searcher._in_flight:  # another query is being answered
+        among_others = searcher.search(query, size=5)
+    assert events == ["generating", "generated", "generator's lists + query's lists", "page"]
+    assert alone.hits and [(hit.id, hit.score, hit.shares) for hit in alone.hits] == \
+        [(hit.id, hit.score, hit.shares) for hit in among_others.hits]
+    assert alone.lists == among_others.lists and alone.lists["terms"] and alone.lists["meaning"]
