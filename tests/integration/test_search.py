@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -204,10 +205,19 @@ def test_a_query_alone_asks_its_own_lists_while_the_generator_runs_and_gets_the_
         events.append(" + ".join(sorted({asked(body) for body in bodies})))
         return msearch(index, bodies, **kwargs)
 
+    embedded_on: list[str] = []
+    embed = searcher.meanings._embed
+
+    def recorded_embed(phrases: Any) -> Any:
+        embedded_on.append(threading.current_thread().name)
+        return embed(phrases)
+
     monkeypatch.setattr(searcher.generator, "generate", slow_generate)
     monkeypatch.setattr(searcher.engine, "msearch", recorded_msearch)
+    monkeypatch.setattr(searcher.meanings, "_embed", recorded_embed)
     query = SSIQuery(query="a dog catching a frisbee on the grass", explain=True)
     alone = searcher.search(query, size=5)
+    assert embedded_on and embedded_on[0].startswith("ssi-early"), "the leading images' phrases, while it generated"
     assert sorted(events) == ["generated", "generating", "generator's lists", "page", "query's lists"]
     assert events.index("query's lists") < events.index("generated") < events.index("generator's lists") < events.index("page")
     events.clear()
