@@ -426,7 +426,7 @@ class SSISearcher:
             bodies = query_lists(options, window=window, filters=request.list_filters, must_not=request.must_not,
                                  dense=dense, words=explained)
             responses = self._msearch(_for_ranking(bodies, request), headers, labels=_labels(options))
-            if explained is not None and options.query is not None and options.reads_words:  # the meaning list's
+            if explained is not None:  # words are read where the meaning list is (``SSIQuery.reads_words``)
                 rankings, found = _rankings(responses)
                 rankings, _ = _by_words_explained(rankings, found, explained)
                 self.meanings.read_ahead(_leading(rankings, found, options, LIST_WEIGHTS).values())
