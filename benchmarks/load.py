@@ -7,7 +7,8 @@ Three parts; ``--only`` runs some of them, all run by default:
     each (20; quick: 3), after 5 s (quick: 1 s) of the most clients, untimed: each
     query word's first embedding and the first calls are not counted. Target: at
     least 50 queries/s with p99 at most 200 ms at 16 clients on a 2-core machine.
-    Each run also gives the CPU time serve spent per query (its workers included).
+    Each run also gives the CPU time serve spent per query (its workers included),
+    the engine's (when it runs on this machine) and how many cores were busy.
 ``mixed``
     16 clients for 60 s (``--mixed-seconds``; quick: 3), each request drawn by a
     seeded RNG: 80 % pass-through (60 % a ``match`` on ``caption`` through
@@ -240,16 +241,44 @@ def _serve_processes(serve: subprocess.Popen[bytes]) -> list[psutil.Process]:
     return [command, *command.children(recursive=True)]
 
 
-def ssi_run(url: str, serve: subprocess.Popen[bytes], workload: Workload, clients: int, seconds: float) -> dict[str, Any]:
+def engine_process(url: str) -> psutil.Process | None:
+    """The process that listens on the engine's port when it runs on this machine (none for a remote engine)."""
+    address = urlsplit(url)
+    if address.hostname not in {"127.0.0.1", "localhost", "::1"}:
+        return None
+    port = address.port or (443 if address.scheme == "https" else 9200)
+    try:
+        listening = [c.pid for c in psutil.net_connections(kind="tcp")
+                     if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid]
+    except psutil.AccessDenied:  # a system that keeps other processes' sockets to itself
+        return None
+    return psutil.Process(listening[0]) if listening else None
+
+
+def _busy_seconds() -> float:
+    """CPU time the whole machine has spent on anything but idling and waiting for I/O."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def ssi_run(url: str, serve: subprocess.Popen[bytes], workload: Workload, clients: int, seconds: float, *,
+            engine: psutil.Process | None = None) -> dict[str, Any]:
     """One run of ``ssi`` queries, with the CPU time serve spent per query: a figure of the work a query costs that
-    moves less from day to day than queries/s on a shared machine."""
+    moves less from day to day than queries/s on a shared machine. With the ``engine``'s process (on this machine),
+    its CPU time per query too, and how many cores the machine kept busy: where serve, the engine and the clients
+    fill every core, queries/s is what the machine has, whatever batching does."""
 
-    def cpu_seconds() -> float:
-        return sum(sum(process.cpu_times()[:2]) for process in _serve_processes(serve))
+    def cpu_seconds(processes: list[psutil.Process]) -> float:
+        return sum(sum(process.cpu_times()[:2]) for process in processes)
 
-    before = cpu_seconds()
+    before, engine_before, busy_before, started = (cpu_seconds(_serve_processes(serve)), cpu_seconds([engine] if engine else []),
+                                                   _busy_seconds(), time.perf_counter())
     row = figures_of(drive(url, workload, clients, seconds))
-    row["serve_cpu_ms_per_query"] = round((cpu_seconds() - before) * 1000 / max(row["queries"], 1), 2)
+    queries = max(row["queries"], 1)
+    row["serve_cpu_ms_per_query"] = round((cpu_seconds(_serve_processes(serve)) - before) * 1000 / queries, 2)
+    row["engine_cpu_ms_per_query"] = (round((cpu_seconds([engine]) - engine_before) * 1000 / queries, 2)
+                                      if engine is not None else None)
+    row["busy_cores"] = round((_busy_seconds() - busy_before) / (time.perf_counter() - started), 2)
     return row
 
 
@@ -472,7 +501,8 @@ def run(quick: bool = False, *, only: Sequence[str] = PARTS, index: str | None =
                         workload = Workload(name, texts)
                         figures["ssi_warmup_s"] = warmup
                         drive(url, workload, max(clients), warmup)  # each query's first words and calls are not timed
-                        figures["runs"] = [ssi_run(url, serve, workload, count, seconds) for count in clients]
+                        local = engine_process(engine.url)
+                        figures["runs"] = [ssi_run(url, serve, workload, count, seconds, engine=local) for count in clients]
                     if "mixed" in only:
                         workload = Workload(name, texts, _some_ids(engine, name), MIX)
                         figures["mixed"] = mixed(url, serve, workload, mixed_seconds or (3.0 if quick else 60.0),
@@ -526,7 +556,10 @@ def table(figures: dict[str, Any]) -> str:
     if "runs" in figures:
         lines += ["ssi queries only", *_rows([(str(row["clients"]), row) for row in figures["runs"]], "clients"),
                   "serve CPU per query: " + ", ".join(f"{row['serve_cpu_ms_per_query']:.1f} ms at {row['clients']} clients"
-                                                      for row in figures["runs"]), ""]
+                                                      for row in figures["runs"]),
+                  *(["engine CPU per query: " + ", ".join(f"{row['engine_cpu_ms_per_query']:.1f} ms" for row in figures["runs"])]
+                    if all(row.get("engine_cpu_ms_per_query") is not None for row in figures["runs"]) else []),
+                  "busy cores: " + ", ".join(f"{row['busy_cores']:.2f} of {psutil.cpu_count()}" for row in figures["runs"]), ""]
     if "mixed" in figures:
         mixed = figures["mixed"]
         rss = mixed["rss_mib"]

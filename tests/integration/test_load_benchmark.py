@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from ssi_plugin.engine import EngineClient
@@ -43,6 +44,8 @@ def test_the_quick_load_run_answers_every_query_at_every_client_count(report: tu
         assert row["queries"] >= row["clients"] and row["queries_per_s"] > 0, row
         assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"], row
         assert row["serve_cpu_ms_per_query"] > 0, row  # serve's own work per query, apart from the engine's
+        assert row["engine_cpu_ms_per_query"] > 0, row  # the test's node listens on this machine: its share is found
+        assert 0 < row["busy_cores"] <= psutil.cpu_count() + 0.5, row
     printed = [line.split() for line in stdout.splitlines()]
     table = [line for line in printed if line and line[0].isdigit()]
     assert [int(line[0]) for line in table] == [1, 4, 16], stdout
