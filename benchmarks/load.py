@@ -246,7 +246,7 @@ def engine_process(url: str) -> psutil.Process | None:
     address = urlsplit(url)
     if address.hostname not in {"127.0.0.1", "localhost", "::1"}:
         return None
-    port = address.port or (443 if address.scheme == "https" else 9200)
+    port = address.port or (443 if address.scheme == "https" else 80)
     try:
         listening = [c.pid for c in psutil.net_connections(kind="tcp")
                      if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid]
@@ -271,12 +271,13 @@ def ssi_run(url: str, serve: subprocess.Popen[bytes], workload: Workload, client
     def cpu_seconds(processes: list[psutil.Process]) -> float:
         return sum(sum(process.cpu_times()[:2]) for process in processes)
 
-    before, engine_before, busy_before, started = (cpu_seconds(_serve_processes(serve)), cpu_seconds([engine] if engine else []),
-                                                   _busy_seconds(), time.perf_counter())
+    engine_processes = [engine] if engine is not None else []
+    serve_before, engine_before = cpu_seconds(_serve_processes(serve)), cpu_seconds(engine_processes)
+    busy_before, started = _busy_seconds(), time.perf_counter()
     row = figures_of(drive(url, workload, clients, seconds))
     queries = max(row["queries"], 1)
-    row["serve_cpu_ms_per_query"] = round((cpu_seconds(_serve_processes(serve)) - before) * 1000 / queries, 2)
-    row["engine_cpu_ms_per_query"] = (round((cpu_seconds([engine]) - engine_before) * 1000 / queries, 2)
+    row["serve_cpu_ms_per_query"] = round((cpu_seconds(_serve_processes(serve)) - serve_before) * 1000 / queries, 2)
+    row["engine_cpu_ms_per_query"] = (round((cpu_seconds(engine_processes) - engine_before) * 1000 / queries, 2)
                                       if engine is not None else None)
     row["busy_cores"] = round((_busy_seconds() - busy_before) / (time.perf_counter() - started), 2)
     return row
