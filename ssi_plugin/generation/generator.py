@@ -32,6 +32,7 @@ from ssi_plugin.threads import intra_op_threads
 from ssi_plugin.trie import IdentifierTrie, TrieView
 
 if TYPE_CHECKING:
+    from ssi_plugin.config import Precision
     from ssi_plugin.generation.beam_search import Hypothesis
 
 
@@ -208,14 +209,20 @@ class Generator:
 
     @classmethod
     def load(cls, folder: str | Path, *, trie: IdentifierTrie | TrieView | None = None, threads: int | None = 1,
-             copy_weight: float = COPY_WEIGHT) -> Generator:
-        """Load a generator folder; its ``trie/`` unless ``trie`` is given (e.g. rebuilt from an index)."""
+             copy_weight: float = COPY_WEIGHT, precision: Precision | None = None) -> Generator:
+        """Load a generator folder; its ``trie/`` unless ``trie`` is given (e.g. rebuilt from an index).
+
+        ``precision``: int8 or float32 (``ssi_plugin.generation.precision``); None: the ``SSI_PRECISION`` setting,
+        int8 unless set.
+        """
         from transformers import (
             AutoModelForCausalLM,
             AutoModelForSeq2SeqLM,
             AutoTokenizer,
         )
 
+        from ssi_plugin.generation.constraint import output_layer_path
+        from ssi_plugin.generation.precision import load_precision, with_precision
         from ssi_plugin.quiet import quiet_weight_loading
 
         quiet_weight_loading()
@@ -228,6 +235,7 @@ class Generator:
             raise ModelError(f"the tokenizer in {folder} does not match its {folder / 'generator.json'}")
         auto = AutoModelForSeq2SeqLM if spec.architecture == "seq2seq" else AutoModelForCausalLM
         model = auto.from_pretrained(folder)
+        model = with_precision(model, load_precision(precision), keep=output_layer_path(model))
         try:
             return cls(model, tokenizer, spec, trie, threads=threads, copy_weight=copy_weight)
         except ModelError as exc:
@@ -253,7 +261,10 @@ class Generator:
     def save(self, folder: str | Path) -> None:
         """Write model, tokenizer, spec and trie (its pairs merged into one) as a folder ``Generator.load`` reads."""
         from ssi_plugin.generation.constraint import HiddenStatesHead, set_output_layer
+        from ssi_plugin.generation.precision import is_quantized
 
+        if is_quantized(self.model):
+            raise ModelError("a generator loaded in int8 cannot be saved: load it with precision='float32' (SSI_PRECISION)")
         view = self.trie
         trie = view.base if view.delta is None and not view.removed else self.build_trie(view.pairs())
         set_output_layer(self.model, self._head, path=self._head_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import threading
@@ -17,14 +18,15 @@ from hypothesis import strategies as st
 from tiny_models import before_each_decoder_call, tiny_model
 
 from ssi_plugin.embedding import shared_encoder
-from ssi_plugin.errors import InputError, ModelError
-from ssi_plugin.generation.constraint import TrieConstraint
+from ssi_plugin.errors import ConfigError, InputError, ModelError
+from ssi_plugin.generation.constraint import TrieConstraint, output_layer_path
 from ssi_plugin.generation.generator import (
     Candidate,
     Generator,
     build_trie,
     concept_weights,
 )
+from ssi_plugin.generation.precision import is_quantized, with_precision
 from ssi_plugin.generation.spec import (
     GeneratorSpec,
     end_token_of,
@@ -169,7 +171,7 @@ def test_folder_round_trip_and_folder_errors(parts, tmp_path: Path):
     _, _, spec = parts
     generator = _generator(parts, IDENTIFIERS[:20])
     generator.save(tmp_path / "gen")
-    loaded = Generator.load(tmp_path / "gen")
+    loaded = Generator.load(tmp_path / "gen", precision="float32")
     query = "a dog catches a frisbee"
     assert loaded.generate(query, k=3).candidates == generator.generate(query, k=3).candidates
     # without its trie
@@ -188,6 +190,41 @@ def test_folder_round_trip_and_folder_errors(parts, tmp_path: Path):
     with pytest.raises(ModelError, match=rf"generator {tmp_path / 'gen'}: .*fingerprint {foreign.manifest.tokenizer_fingerprint}\) "
                                          rf"than the generator's \({spec.tokenizer_fingerprint}\)"):
         Generator.load(tmp_path / "gen", trie=foreign)
+
+
+def test_a_generator_loaded_for_queries_computes_in_int8_and_scores_as_its_float32_model(parts, tmp_path: Path,
+                                                                                         monkeypatch):
+    """int8 by default (``SSI_PRECISION`` or ``precision`` say otherwise): every linear layer but the output layer,
+    which each trie projects, is quantized; every identifier of a small trie scores close to its float32 score."""
+    _generator(parts, IDENTIFIERS[:20]).save(tmp_path / "gen")
+    exact = Generator.load(tmp_path / "gen", precision="float32")
+    fast = Generator.load(tmp_path / "gen")
+    assert not is_quantized(exact.model) and is_quantized(fast.model)
+    assert type(fast._head) is torch.nn.Linear
+    query = "a dog catches a frisbee"
+    scores = [{c.identifier: c.score for c in generator.generate(query, k=20).candidates} for generator in (exact, fast)]
+    assert scores[0].keys() == scores[1].keys() == set(IDENTIFIERS[:20])
+    assert max(abs(scores[0][identifier] - scores[1][identifier]) for identifier in scores[0]) < 0.05
+    with pytest.raises(ModelError, match="loaded in int8 cannot be saved"):
+        fast.save(tmp_path / "again")
+    monkeypatch.setenv("SSI_PRECISION", "float32")
+    assert not is_quantized(Generator.load(tmp_path / "gen").model)
+    monkeypatch.setenv("SSI_PRECISION", "int4")
+    with pytest.raises(ConfigError, match=r"precision: Input should be 'int8' or 'float32'"):
+        Generator.load(tmp_path / "gen")
+
+
+def test_a_torch_without_int8_kernels_loads_the_generator_in_float32_and_says_so(parts, tmp_path: Path, monkeypatch,
+                                                                                    caplog):
+    _generator(parts, IDENTIFIERS[:5]).save(tmp_path / "gen")
+
+    def no_kernels(*args):
+        raise RuntimeError("Didn't find engine for operation quantized::linear_prepack NoQEngine")
+
+    monkeypatch.setattr(torch.ops.quantized, "linear_prepack", no_kernels)
+    loaded = Generator.load(tmp_path / "gen")
+    assert not is_quantized(loaded.model) and loaded.generate("dog", k=2).candidates
+    assert "cannot compute in int8 (Didn't find engine" in caplog.text
 
 
 def test_the_query_s_own_words_lead_the_generator_to_identifiers_it_never_wrote(parts):
@@ -246,11 +283,15 @@ def test_generation_runs_on_its_own_thread_count_and_restores_torchs(parts, thre
         _generator(parts, IDENTIFIERS[:5], threads=0)
 
 
-def test_queries_asked_together_decode_together_and_rank_as_they_would_alone(parts):
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_queries_asked_together_decode_together_and_rank_as_they_would_alone(parts, precision):
     """Concurrent callers share the model's passes (fewer decoder calls than one query at a time), and every query
     gets the identifiers and scores it gets alone: prompts of different lengths are padded, copy priors kept apart.
-    So does the vector of what it means, which an encoder-decoder reads in its decoding (``embed`` gives the same)."""
-    generator = _generator(parts, IDENTIFIERS[:60], copy_weight=0.5)
+    So does the vector of what it means, which an encoder-decoder reads in its decoding (``embed`` gives the same).
+    In int8 too: each row of a layer's input is quantized on its own, whatever the batch beside it."""
+    model, tokenizer, spec = parts
+    model = with_precision(copy.deepcopy(model), precision, keep=output_layer_path(model))
+    generator = _generator((model, tokenizer, spec), IDENTIFIERS[:60], copy_weight=0.5)
     queries = ["dog", "a cat jumps on the beach", "kite", "the boat and the ball in the street with a tree",
                "frisbee park", "bike", "a dog catches a frisbee in the park", "tree"]
     results = {query: generator.generate(query, k=4) for query in queries}
