@@ -84,6 +84,11 @@ def resolve_settings(**given: object) -> EngineSettings:
     return resolved(EngineSettings, **given)
 
 
+def generator_precision(precision: Precision | None = None) -> Precision:
+    """``precision`` if given, else the setting (``SSI_PRECISION``, default int8)."""
+    return resolved(GeneratorSettings, precision=precision).precision
+
+
 def resolved(settings: type[Settings], **given: object) -> Settings:
     """``settings`` as ``resolve_settings`` resolves the engine's."""
     try:

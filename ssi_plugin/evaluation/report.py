@@ -64,7 +64,8 @@ class EvalReport(BaseModel):
     unseen_images: list[str] = Field(default_factory=list, description="Images ingested after training (never trained on).")
     k: int
     protocol: str = "first caption ingested as metadata; other captions are queries; correct when the own image is ranked"
-    models: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Generator folders used, by retriever name.")
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Generator folders used, by retriever "
+                                               "name, and the precision each was loaded in (int8 or float32).")
     results: list[RetrieverResult]
     comparisons: list[PairedComparison] = Field(default_factory=list, description="Paired tests between retrievers "
                                                 "(see `compare_retrievers`); empty when none was run.")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ssi_plugin.config import generator_precision
 from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.engine.capabilities import capabilities
 from ssi_plugin.engine.vectors import ensure_vector_field
@@ -127,7 +128,8 @@ def evaluate(
         dataset=dataset, index=index, engine=f"{engine.kind} {engine.info.version}", images=len(indexed),
         queries=len(queries), skipped_images=[*split.skipped, *(d.id for d in split.documents if d.id not in indexed)],
         unseen_images=sorted(split.unseen & set(indexed)), k=options.k,
-        models={name: {"folder": str(folder)} for name, folder in folders.items()}, results=results,
+        models={name: {"folder": str(folder), "precision": generator_precision()} for name, folder in folders.items()},
+        results=results,
         comparisons=compare_retrievers(results),
     )
 

@@ -221,8 +221,9 @@ class Generator:
             AutoTokenizer,
         )
 
+        from ssi_plugin.config import generator_precision
         from ssi_plugin.generation.constraint import output_layer_path
-        from ssi_plugin.generation.precision import load_precision, with_precision
+        from ssi_plugin.generation.precision import with_precision
         from ssi_plugin.quiet import quiet_weight_loading
 
         quiet_weight_loading()
@@ -235,7 +236,7 @@ class Generator:
             raise ModelError(f"the tokenizer in {folder} does not match its {folder / 'generator.json'}")
         auto = AutoModelForSeq2SeqLM if spec.architecture == "seq2seq" else AutoModelForCausalLM
         model = auto.from_pretrained(folder)
-        model = with_precision(model, load_precision(precision), keep=output_layer_path(model))
+        model = with_precision(model, generator_precision(precision), keep=output_layer_path(model))
         try:
             return cls(model, tokenizer, spec, trie, threads=threads, copy_weight=copy_weight)
         except ModelError as exc:

@@ -27,14 +27,9 @@ from typing import Any
 
 import torch
 
-from ssi_plugin.config import GeneratorSettings, Precision, resolved
+from ssi_plugin.config import Precision
 
 log = logging.getLogger(__name__)
-
-
-def load_precision(precision: Precision | None) -> Precision:
-    """``precision`` if given, else the setting (``SSI_PRECISION``, default int8)."""
-    return resolved(GeneratorSettings, precision=precision).precision
 
 
 class Int8Linear(torch.nn.Module):
