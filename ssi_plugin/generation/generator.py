@@ -243,6 +243,13 @@ class Generator:
             raise ModelError(f"generator {folder}: {exc}") from None
 
     @property
+    def precision(self) -> Precision:
+        """How the model computes: int8 or float32 (``ssi_plugin.generation.precision``)."""
+        from ssi_plugin.generation.precision import is_quantized
+
+        return "int8" if is_quantized(self.model) else "float32"
+
+    @property
     def trie(self) -> TrieView:
         """The identifiers the generator decodes against now."""
         return self._decoding.trie

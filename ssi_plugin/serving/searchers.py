@@ -80,10 +80,11 @@ class IndexSearchers:
         return trained[0] if trained else None
 
     def health(self) -> dict[str, Any]:
-        """Each open index's trie: how many identifiers, how current (``GET /_ssi/health``)."""
+        """Each open index's trie: how many identifiers, how current; and its generator's precision (``GET /_ssi/health``)."""
         with self._lock:
             searchers = dict(self._open)
-        tries = {name: searcher.trie.health().model_dump(mode="json") for name, searcher in searchers.items() if searcher.trie}
+        tries = {name: {**searcher.trie.health().model_dump(mode="json"), "precision": searcher.generator.precision}
+                 for name, searcher in searchers.items() if searcher.trie}
         stale = [name for name, health in tries.items() if health["error"]]
         return {"status": "yellow" if stale else "green", "indices": tries}
 

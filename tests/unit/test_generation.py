@@ -200,6 +200,7 @@ def test_a_generator_loaded_for_queries_computes_in_int8_and_scores_as_its_float
     exact = Generator.load(tmp_path / "gen", precision="float32")
     fast = Generator.load(tmp_path / "gen")
     assert not is_quantized(exact.model) and is_quantized(fast.model)
+    assert (exact.precision, fast.precision) == ("float32", "int8")
     assert type(fast._head) is torch.nn.Linear
     query = "a dog catches a frisbee"
     scores = [{c.identifier: c.score for c in generator.generate(query, k=20).candidates} for generator in (exact, fast)]
@@ -223,7 +224,7 @@ def test_a_torch_without_int8_kernels_loads_the_generator_in_float32_and_says_so
 
     monkeypatch.setattr(torch.ops.quantized, "linear_prepack", no_kernels)
     loaded = Generator.load(tmp_path / "gen")
-    assert not is_quantized(loaded.model) and loaded.generate("dog", k=2).candidates
+    assert loaded.precision == "float32" and loaded.generate("dog", k=2).candidates
     assert "cannot compute in int8 (Didn't find engine" in caplog.text
 
 
