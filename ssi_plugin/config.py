@@ -86,7 +86,10 @@ def resolve_settings(**given: object) -> EngineSettings:
 
 def generator_precision(precision: Precision | None = None) -> Precision:
     """``precision`` if given, else the setting (``SSI_PRECISION``, default int8)."""
-    return resolved(GeneratorSettings, precision=precision).precision
+    try:
+        return resolved(GeneratorSettings, precision=precision).precision
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (the generator's precision: SSI_PRECISION)") from None
 
 
 def resolved(settings: type[Settings], **given: object) -> Settings:

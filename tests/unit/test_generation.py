@@ -211,7 +211,7 @@ def test_a_generator_loaded_for_queries_computes_in_int8_and_scores_as_its_float
     monkeypatch.setenv("SSI_PRECISION", "float32")
     assert not is_quantized(Generator.load(tmp_path / "gen").model)
     monkeypatch.setenv("SSI_PRECISION", "int4")
-    with pytest.raises(ConfigError, match=r"precision: Input should be 'int8' or 'float32'"):
+    with pytest.raises(ConfigError, match=r"precision: Input should be 'int8' or 'float32'.* \(the generator's precision: SSI_PRECISION\)"):
         Generator.load(tmp_path / "gen")
 
 
