@@ -66,10 +66,11 @@ class GeneratorSettings(BaseSettings):
     model_config = SettingsConfigDict(populate_by_name=True, extra="forbid")
 
     precision: Precision = Field(
-        default="int8",
+        default="float32",
         validation_alias=AliasChoices("precision", "SSI_PRECISION"),
-        description="int8: the model's linear layers quantized when loaded (about twice as fast on a CPU, Recall the "
-                    "same within a query or two; ``ssi_plugin.generation.precision``); float32: as trained.",
+        description="float32: as trained. int8: the model's linear layers quantized when loaded, twice as fast alone "
+                    "on a CPU, Recall the same within a query or two, but a query's scores may move by about 1e-2 with "
+                    "the queries decoded beside it (``ssi_plugin.generation.precision``).",
     )
 
 
@@ -85,7 +86,7 @@ def resolve_settings(**given: object) -> EngineSettings:
 
 
 def generator_precision(precision: Precision | None = None) -> Precision:
-    """``precision`` if given, else the setting (``SSI_PRECISION``, default int8)."""
+    """``precision`` if given, else the setting (``SSI_PRECISION``, default float32)."""
     try:
         return resolved(GeneratorSettings, precision=precision).precision
     except ConfigError as exc:

@@ -36,7 +36,7 @@ def cli() -> None:
 
     With no cluster URL (--url, SSI_ENGINE_URL, ELASTICSEARCH_URL or
     OPENSEARCH_URL) every command uses the embedded local OpenSearch node.
-    Generators answer queries in int8 (SSI_PRECISION=float32: as trained).
+    SSI_PRECISION=int8 loads generators in int8: faster on a CPU (see README).
     """
 
 

@@ -1,19 +1,24 @@
-"""The generator's arithmetic when it answers queries: int8 by default, float32 as trained.
+"""The generator's arithmetic when it answers queries: float32 as trained by default, int8 on request.
 
-Generating is a few small matrix products per step over a batch of beams. Loaded in int8, every linear layer but the
-output layer multiplies int8 weights (one scale per output channel) by int8 inputs (one scale per row) with torch's
-fbgemm kernels; the weights take a quarter of the memory traffic. On one core of a Zen 3 EPYC (AVX2) the demo's
-generator (a BERT encoder-decoder) answers a query alone in 10.1 ms instead of 21.4 (p50 of the load benchmark's 60
-captions, three rounds), and through ``serve`` a lone client's ``ssi`` query takes 22-24 ms instead of 32-36.
+Generating is a few small matrix products per step over a batch of beams. Loaded in int8 (``SSI_PRECISION=int8`` or
+``precision="int8"``), every linear layer but the output layer multiplies int8 weights (one scale per output channel)
+by int8 inputs (one scale per row) with torch's fbgemm kernels; the weights take a quarter of the memory traffic. On one
+core of a Zen 3 EPYC (AVX2) the demo's generator (a BERT encoder-decoder) answers a query alone in 10.1 ms instead of
+21.4 (p50 of the load benchmark's 60 captions, three rounds), and through ``serve`` a lone client's ``ssi`` query takes
+22-24 ms instead of 32-36 (``benchmarks.precision``, ``benchmarks.load``).
 
-Each row is scaled on its own (``Int8Linear``), so a query's numbers do not depend on the queries decoded beside it:
-torch's own dynamic quantization reads one range from the whole batch, and a query's scores moved with its neighbours
-(the generator promises the same answers alone or batched). The answers are those of a slightly different model, so
-Recall@1 seen / unseen was replayed on every set the list weights were chosen on, three trained models each, float32 →
-int8: the demo set's two splits 91.1 / 84.5 → 91.1 / 85.7 and 94.4 / 85.7 → 93.3 / 84.5, COCO-style captions 99.4 /
-97.9 → 99.1 / 97.9, Flickr30k-style 91.3 / 85.2 → 91.7 / 85.2, the synthetic corpus 33.3 / 34.2 → 33.7 / 33.6: a query
-or two either way. (Per-batch quantization was no worse, 408.7 / 388.8 summed against 409.5 / 387.5, and a little
-faster: 8.4 ms alone.)
+Not the default, because float32 keeps a promise int8 cannot: a query gets the same identifiers and scores batched with
+others as alone. In float32 a batch changes a prompt's states in the last bits (the packed prompts' attention sums over
+other lengths), which moves scores by about 1e-6; int8 rounds those states onto a grid of 1/127 of their scale, and a
+last-bit change that crosses a rounding boundary moves the scores by about 1e-2. Each row is quantized on its own
+(``Int8Linear``), so the layers themselves do not mix the rows of a batch: with torch's own dynamic quantization, which
+reads one range from the whole batch, 1 of the demo model's 60 load captions got the same scores batched as alone and
+51 the same best identifier; here 54 and 60 (``benchmarks.precision``: ``batched_as_alone``, ``batched_same_best``).
+
+The answers are those of a slightly different model, so Recall@1 seen / unseen was replayed on every set the list
+weights were chosen on, three trained models each, float32 → int8: the demo set's two splits 91.1 / 84.5 → 91.1 / 85.7
+and 94.4 / 85.7 → 93.3 / 84.5, COCO-style captions 99.4 / 97.9 → 99.1 / 97.9, Flickr30k-style 91.3 / 85.2 → 91.7 /
+85.2, the synthetic corpus 33.3 / 34.2 → 33.7 / 33.6: a query or two either way.
 
 The output layer stays float32: each trie projects it onto its own tokens (``HiddenStatesHead``). A model in int8 is not
 saved: training and ``Generator.save`` work in float32.
@@ -38,7 +43,8 @@ class Int8Linear(torch.nn.Module):
     fbgemm's dynamic linear quantizes its whole input on the grid of the input's range. Each row is divided by its
     largest magnitude and one anchor row holding +1 and -1 is appended, so that range is always [-1, 1]: every row is
     quantized on the same grid, at its own scale, whatever else is in the batch (padding included); integer products
-    are exact, and the row's scale and the bias are applied afterwards in float32.
+    are exact, and the row's scale and the bias are applied afterwards in float32. A row's output is therefore the same
+    to the last bit alone and in any batch (tested), given the same row.
     """
 
     bias: torch.Tensor

@@ -78,7 +78,7 @@ def test_create_app_serves_ssi_queries_and_the_searchers_health(engine_url: str,
         assert {hit["_id"] for hit in answer.json()["hits"]["hits"]} <= set(IMAGES)
         health = httpx.get(f"{url}/_ssi/health").json()
         assert health["indices"][index]["images"] == len(IMAGES)
-        assert health["indices"][index]["precision"] == "int8"
+        assert health["indices"][index]["precision"] == "float32"
 
 
 def test_ssi_queries_asked_at_once_get_the_answers_they_get_one_at_a_time(engine_url: str,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 import threading
@@ -19,14 +18,14 @@ from tiny_models import before_each_decoder_call, tiny_model
 
 from ssi_plugin.embedding import shared_encoder
 from ssi_plugin.errors import ConfigError, InputError, ModelError
-from ssi_plugin.generation.constraint import TrieConstraint, output_layer_path
+from ssi_plugin.generation.constraint import TrieConstraint
 from ssi_plugin.generation.generator import (
     Candidate,
     Generator,
     build_trie,
     concept_weights,
 )
-from ssi_plugin.generation.precision import is_quantized, with_precision
+from ssi_plugin.generation.precision import Int8Linear, is_quantized
 from ssi_plugin.generation.spec import (
     GeneratorSpec,
     end_token_of,
@@ -192,13 +191,12 @@ def test_folder_round_trip_and_folder_errors(parts, tmp_path: Path):
         Generator.load(tmp_path / "gen", trie=foreign)
 
 
-def test_a_generator_loaded_for_queries_computes_in_int8_and_scores_as_its_float32_model(parts, tmp_path: Path,
-                                                                                         monkeypatch):
-    """int8 by default (``SSI_PRECISION`` or ``precision`` say otherwise): every linear layer but the output layer,
-    which each trie projects, is quantized; every identifier of a small trie scores close to its float32 score."""
+def test_a_generator_loaded_in_int8_scores_as_its_float32_model(parts, tmp_path: Path, monkeypatch):
+    """float32 by default; in int8 (``precision`` or ``SSI_PRECISION``) every linear layer but the output layer, which
+    each trie projects, is quantized, and every identifier of a small trie scores close to its float32 score."""
     _generator(parts, IDENTIFIERS[:20]).save(tmp_path / "gen")
-    exact = Generator.load(tmp_path / "gen", precision="float32")
-    fast = Generator.load(tmp_path / "gen")
+    exact = Generator.load(tmp_path / "gen")
+    fast = Generator.load(tmp_path / "gen", precision="int8")
     assert not is_quantized(exact.model) and is_quantized(fast.model)
     assert (exact.precision, fast.precision) == ("float32", "int8")
     assert type(fast._head) is torch.nn.Linear
@@ -208,11 +206,28 @@ def test_a_generator_loaded_for_queries_computes_in_int8_and_scores_as_its_float
     assert max(abs(scores[0][identifier] - scores[1][identifier]) for identifier in scores[0]) < 0.05
     with pytest.raises(ModelError, match="loaded in int8 cannot be saved"):
         fast.save(tmp_path / "again")
-    monkeypatch.setenv("SSI_PRECISION", "float32")
-    assert not is_quantized(Generator.load(tmp_path / "gen").model)
+    monkeypatch.setenv("SSI_PRECISION", "int8")
+    assert is_quantized(Generator.load(tmp_path / "gen").model)
     monkeypatch.setenv("SSI_PRECISION", "int4")
     with pytest.raises(ConfigError, match=r"precision: Input should be 'int8' or 'float32'.* \(the generator's precision: SSI_PRECISION\)"):
         Generator.load(tmp_path / "gen")
+
+
+def test_an_int8_layer_gives_each_row_what_it_gives_that_row_alone_and_close_to_float32():
+    """Rows of very different magnitudes side by side: each is quantized at its own scale, never the batch's."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(96, 40)
+    layer = Int8Linear(linear)
+    rows = torch.randn(9, 96) * torch.tensor([0.01, 0.1, 1, 10, 100, 1, 1, 1, 1])[:, None]
+    rows[5] = 0.0
+    with torch.inference_mode():
+        together = layer(rows.reshape(3, 3, 96))
+        assert together.shape == (3, 3, 40)
+        for n, row in enumerate(rows):
+            assert torch.equal(layer(row[None])[0], together.reshape(9, 40)[n]), n
+        exact = linear(rows)
+    error = (together.reshape(9, 40) - exact).abs().amax(dim=1) / rows.abs().amax(dim=1).clamp_min(1e-6)
+    assert float(error.max()) < 0.05  # within a few steps of each row's own grid, the tiny rows included
 
 
 def test_a_torch_without_int8_kernels_loads_the_generator_in_float32_and_says_so(parts, tmp_path: Path, monkeypatch,
@@ -223,7 +238,7 @@ def test_a_torch_without_int8_kernels_loads_the_generator_in_float32_and_says_so
         raise RuntimeError("Didn't find engine for operation quantized::linear_prepack NoQEngine")
 
     monkeypatch.setattr(torch.ops.quantized, "linear_prepack", no_kernels)
-    loaded = Generator.load(tmp_path / "gen")
+    loaded = Generator.load(tmp_path / "gen", precision="int8")
     assert loaded.precision == "float32" and loaded.generate("dog", k=2).candidates
     assert "cannot compute in int8 (Didn't find engine" in caplog.text
 
@@ -284,15 +299,11 @@ def test_generation_runs_on_its_own_thread_count_and_restores_torchs(parts, thre
         _generator(parts, IDENTIFIERS[:5], threads=0)
 
 
-@pytest.mark.parametrize("precision", ["float32", "int8"])
-def test_queries_asked_together_decode_together_and_rank_as_they_would_alone(parts, precision):
+def test_queries_asked_together_decode_together_and_rank_as_they_would_alone(parts):
     """Concurrent callers share the model's passes (fewer decoder calls than one query at a time), and every query
     gets the identifiers and scores it gets alone: prompts of different lengths are padded, copy priors kept apart.
-    So does the vector of what it means, which an encoder-decoder reads in its decoding (``embed`` gives the same).
-    In int8 too: each row of a layer's input is quantized on its own, whatever the batch beside it."""
-    model, tokenizer, spec = parts
-    model = with_precision(copy.deepcopy(model), precision, keep=output_layer_path(model))
-    generator = _generator((model, tokenizer, spec), IDENTIFIERS[:60], copy_weight=0.5)
+    So does the vector of what it means, which an encoder-decoder reads in its decoding (``embed`` gives the same)."""
+    generator = _generator(parts, IDENTIFIERS[:60], copy_weight=0.5)
     queries = ["dog", "a cat jumps on the beach", "kite", "the boat and the ball in the street with a tree",
                "frisbee park", "bike", "a dog catches a frisbee in the park", "tree"]
     results = {query: generator.generate(query, k=4) for query in queries}
