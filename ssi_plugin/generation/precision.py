@@ -13,7 +13,8 @@ other lengths), which moves scores by about 1e-6; int8 rounds those states onto 
 last-bit change that crosses a rounding boundary moves the scores by about 1e-2. Each row is quantized on its own
 (``Int8Linear``), so the layers themselves do not mix the rows of a batch: with torch's own dynamic quantization, which
 reads one range from the whole batch, 1 of the demo model's 60 load captions got the same scores batched as alone and
-51 the same best identifier; here 54 and 60 (``benchmarks.precision``: ``batched_as_alone``, ``batched_same_best``).
+51 the same best identifier; here 52-54 and 60 in two runs (``benchmarks.precision``: ``batched_as_alone``,
+``batched_same_best``).
 
 The answers are those of a slightly different model, so Recall@1 seen / unseen was replayed on every set the list
 weights were chosen on, three trained models each, float32 → int8: the demo set's two splits 91.1 / 84.5 → 91.1 / 85.7
