@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
-from ssi_plugin.config import EngineKind, resolve_settings
+from ssi_plugin.config import EngineKind, generator_precision, resolve_settings
 from ssi_plugin.errors import ConfigError, InputError, describe_validation_error
 
 if TYPE_CHECKING:
@@ -276,7 +276,7 @@ def create_app(url: str | None = None, *, index: str | None = None, generator_di
                                    model_dir=Path(generator_dir) if generator_dir is not None else None)
         held.callback(searchers.close)
         if index is not None:
-            log(f"Loading the generator of {index} ...")
+            log(f"Loading the generator of {index} ({generator_precision()}) ...")
             searchers.preload()
         page = SearchPage(Thumbnails(engine, index=index), default_index=lambda: searchers.default_index)
         proxy = SearchProxy(proxy_settings, searchers, health=searchers.health, page=page, on_shutdown=held.pop_all().close)
