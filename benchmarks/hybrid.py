@@ -34,9 +34,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from benchmarks.scale import QUERIES, SEED, _documents, _generator_folder, _percentile
+from benchmarks.scale import SEED, _documents, _generator_folder, _percentile, _texts
 from ssi_plugin.config import EngineSettings
-from ssi_plugin.datasets.synthetic import synthetic_record
 from ssi_plugin.embedding import DIMS
 from ssi_plugin.engine import EngineClient, connect
 from ssi_plugin.engine.layout import cluster_layout, index_body, install_layout
@@ -72,7 +71,7 @@ def measure(engine: EngineClient, size: int, folder: Path, cache_dir: Path) -> d
         figures["fill_s"] = round(time.perf_counter() - started, 1)
         figures["segments"] = len(engine.request("GET", f"/_cat/segments/{index}", params={"format": "json"}))
 
-        texts = [synthetic_record(SEED + 1, n)[0].captions[-1] for n in range(QUERIES)]
+        texts = _texts()
         searchers = IndexSearchers(engine, cache_dir=cache_dir, index=index, model_dir=folder)
         searchers.preload()
         timings: dict[str, list[float]] = {"plain": [], "hybrid": []}

@@ -76,9 +76,8 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 
-from benchmarks.scale import QUERIES, SEED, _fill, _generator_folder, _percentile, serve_process
+from benchmarks.scale import SEED, _fill, _generator_folder, _percentile, _texts, serve_process
 from ssi_plugin.config import EngineSettings, default_cache_dir
-from ssi_plugin.datasets.synthetic import synthetic_record
 from ssi_plugin.engine import EngineClient, connect
 from ssi_plugin.engine.layout import index_body, install_layout
 from ssi_plugin.engine.local_node import LAUNCHER_CACHE_ENV, LocalNode
@@ -482,7 +481,7 @@ def run(quick: bool = False, *, only: Sequence[str] = PARTS, index: str | None =
     size = 2_000 if quick else 100_000
     seconds = seconds or (3.0 if quick else 20.0)
     warmup = 1.0 if quick else 5.0
-    texts = [synthetic_record(SEED + 1, n)[0].captions[-1] for n in range(QUERIES)]
+    texts = _texts()
     figures: dict[str, Any] = {"parts": [part for part in PARTS if part in only], "load_average_1m": round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory(prefix="ssi-bench-load-") as tmp:
         scratch = Path(tmp)

@@ -27,9 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.scale import QUERIES, SEED, _generator_folder, _identifier, _percentile
+from benchmarks.scale import QUERIES, _generator_folder, _identifier, _percentile, _texts
 from ssi_plugin.config import Precision
-from ssi_plugin.datasets.synthetic import synthetic_record
 from ssi_plugin.generation.generator import GenerationResult, Generator, build_trie
 from ssi_plugin.identifiers import CollisionResolver
 from ssi_plugin.threads import one_thread_per_query
@@ -105,7 +104,7 @@ def run(quick: bool = False, model: Path | None = None) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     one_thread_per_query()
-    texts = [synthetic_record(SEED + 1, n)[0].captions[-1] for n in range(20 if quick else QUERIES)]
+    texts = _texts(20 if quick else QUERIES)
     figures: dict[str, Any] = {"load_average_1m": round(os.getloadavg()[0], 2), "queries": len(texts)}
     if model is not None:
         figures["model"] = str(model)

@@ -179,8 +179,9 @@ def _generate_trie(cache_dir: Path) -> Path:
     return cache_dir / "generate-trie"
 
 
-def _texts() -> list[str]:
-    return [synthetic_record(SEED + 1, n)[0].captions[-1] for n in range(QUERIES)]
+def _texts(count: int = QUERIES) -> list[str]:
+    """The benchmarks' query captions: the last caption of each of the first ``count`` synthetic images of seed ``SEED + 1``."""
+    return [synthetic_record(SEED + 1, n)[0].captions[-1] for n in range(count)]
 
 
 def generate_in_turns(folder: Path, tries: dict[str, Path]) -> dict[str, dict[str, float]]:
