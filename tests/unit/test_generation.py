@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import threading
@@ -16,16 +17,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tiny_models import before_each_decoder_call, tiny_model
 
+from ssi_plugin.config import Precision
 from ssi_plugin.embedding import shared_encoder
 from ssi_plugin.errors import ConfigError, InputError, ModelError
-from ssi_plugin.generation.constraint import TrieConstraint
+from ssi_plugin.generation.constraint import TrieConstraint, output_layer_path
 from ssi_plugin.generation.generator import (
     Candidate,
     Generator,
     build_trie,
     concept_weights,
 )
-from ssi_plugin.generation.precision import Int8Linear, is_quantized
+from ssi_plugin.generation.precision import Int8Linear, is_quantized, with_precision
 from ssi_plugin.generation.spec import (
     GeneratorSpec,
     end_token_of,
@@ -55,8 +57,10 @@ def parts(request):
     return model, tokenizer, spec
 
 
-def _generator(parts, identifiers, **kwargs) -> Generator:
+def _generator(parts, identifiers, *, precision: Precision = "float32", **kwargs) -> Generator:
     model, tokenizer, spec = parts
+    if precision != "float32":  # a copy: the module's model stays float32
+        model = with_precision(copy.deepcopy(model), precision, keep=output_layer_path(model))
     trie = build_trie(tokenizer, [(identifier, f"img-{n}") for n, identifier in enumerate(identifiers)])
     return Generator(model, tokenizer, spec, trie, **kwargs)
 
@@ -299,11 +303,13 @@ def test_generation_runs_on_its_own_thread_count_and_restores_torchs(parts, thre
         _generator(parts, IDENTIFIERS[:5], threads=0)
 
 
-def test_queries_asked_together_decode_together_and_rank_as_they_would_alone(parts):
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_queries_asked_together_decode_together_and_rank_as_they_would_alone(parts, precision):
     """Concurrent callers share the model's passes (fewer decoder calls than one query at a time), and every query
     gets the identifiers and scores it gets alone: prompts of different lengths are padded, copy priors kept apart.
-    So does the vector of what it means, which an encoder-decoder reads in its decoding (``embed`` gives the same)."""
-    generator = _generator(parts, IDENTIFIERS[:60], copy_weight=0.5)
+    So does the vector of what it means, which an encoder-decoder reads in its decoding (``embed`` gives the same).
+    In int8 too, where a last-bit change in what a batch computes moves scores by a hundredth."""
+    generator = _generator(parts, IDENTIFIERS[:60], copy_weight=0.5, precision=precision)
     queries = ["dog", "a cat jumps on the beach", "kite", "the boat and the ball in the street with a tree",
                "frisbee park", "bike", "a dog catches a frisbee in the park", "tree"]
     results = {query: generator.generate(query, k=4) for query in queries}
@@ -349,27 +355,39 @@ def test_queries_asked_together_decode_together_and_rank_as_they_would_alone(par
             assert vector == pytest.approx(embedded[row].tolist(), abs=1e-5) and batched == pytest.approx(vector, abs=1e-5)
 
 
-def test_a_bert_encoder_reads_a_batch_s_prompts_side_by_side_each_as_it_would_alone(parts, monkeypatch):
-    """No padding is computed: the prompts of a batch go through the encoder packed in rows of at most
-    ``PACKED_TOKENS``, in one traced call per row, and each prompt's states are the ones it gets alone."""
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_a_bert_encoder_reads_a_batch_s_prompts_side_by_side_each_exactly_as_alone(parts, precision):
+    """Prompts of a batch go through the encoder packed in rows of at most ``PACKED_TOKENS``, each in a slot of its
+    own, one traced call per row. Each prompt's states are to the last bit the ones it gets alone, and within float
+    error the Hugging Face encoder's. In int8 (where a last-bit change moves scores by a hundredth) so is what the
+    decoder's first step makes of them; float32's products of a batch's rows differ from one row's in the last bits."""
     from ssi_plugin.generation import encoding
 
-    model, tokenizer, spec = parts
+    _, tokenizer, spec = parts
     if spec.architecture != "seq2seq":
         pytest.skip("a causal model reads its prompt with its decoder: there is no encoder")
-    assert encoding.packs([5, 4, 3, 9, 2], limit=12) == [slice(0, 3), slice(3, 5)]
-    assert encoding.packs([20, 3], limit=12) == [slice(0, 1), slice(1, 2)]  # a prompt longer than a row: alone
-    encoder = model.get_encoder()
-    prompt_encoder = encoding.PromptEncoder(encoder)
-    assert isinstance(prompt_encoder._packed, torch.jit.ScriptModule)
-    prompts = [prompt_ids(tokenizer, spec, text)[0] for text in ("dog", "a cat jumps on the beach", "kite", "the boat")]
-    monkeypatch.setattr(encoding, "PACKED_TOKENS", sum(map(len, prompts[:3])))
+    assert [encoding.slot_width(n) for n in (1, 16, 17, 24, 25)] == [16, 16, 24, 24, 32]
+    assert encoding.packs([16, 24, 16, 32], limit=56) == [slice(0, 3), slice(3, 4)]
+    assert encoding.packs([16, 64], limit=56) == [slice(0, 1), slice(1, 2)]  # a slot wider than a row: alone
+    generator = _generator(parts, IDENTIFIERS[:60], precision=precision)
+    assert isinstance(generator._encoder._packed, torch.jit.ScriptModule)
+    words = [*itertools.islice(itertools.cycle(WORDS), 40)]
+    prompts = [tokenizer(" ".join(words[n : n + size]))["input_ids"]  # 1 to 34 tokens: unaligned, several slot widths
+               for n, size in enumerate([1, 5, 12, 2, 17, 9, 30, 3, 14, 22, 7, 13, 32, 6, 11, 19, 4, 25, 8, 15])]
+    assert sum(map(encoding.slot_width, map(len, prompts))) > encoding.PACKED_TOKENS  # more than one row
+    start = torch.full((len(prompts), 1), generator.model.config.decoder_start_token_id)
     with torch.inference_mode():
-        memory = prompt_encoder(prompts, *encoding.padded(prompts, tokenizer.pad_token_id, left=False))
+        batch = generator._encoder.read(prompts, tokenizer.pad_token_id)
+        first, _ = generator._steps.start(start, batch.states, batch.mask)
         for row, prompt in enumerate(prompts):
-            alone = encoder(input_ids=torch.tensor([prompt])).last_hidden_state[0]
-            assert torch.allclose(memory[row, : len(prompt)], alone, atol=1e-5), row
-            assert not memory[row, len(prompt) :].any(), row
+            alone = generator._encoder.read([prompt], tokenizer.pad_token_id)
+            assert torch.equal(batch.states[row, : len(prompt)], alone.states[0, : len(prompt)]), row
+            assert not batch.states[row, len(prompt) :].any(), row
+            first_alone = generator._steps.start(start[:1], alone.states, alone.mask)[0][0]
+            assert torch.equal(first[row], first_alone) if precision == "int8" else torch.allclose(first[row], first_alone, atol=1e-5)
+            if precision == "float32":
+                hugging_face = generator.model.get_encoder()(input_ids=torch.tensor([prompt])).last_hidden_state[0]
+                assert torch.allclose(alone.states[0, : len(prompt)], hugging_face, atol=1e-5), row
 
 
 def test_an_encoder_decoder_s_traced_steps_write_what_its_hugging_face_decoder_writes(parts):
