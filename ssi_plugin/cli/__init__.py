@@ -36,7 +36,8 @@ def cli() -> None:
 
     With no cluster URL (--url, SSI_ENGINE_URL, ELASTICSEARCH_URL or
     OPENSEARCH_URL) every command uses the embedded local OpenSearch node.
-    SSI_PRECISION=int8 loads generators in int8: faster on a CPU (see README).
+    Generators answer queries in int8 (twice as fast on a CPU);
+    SSI_PRECISION=float32 loads them in the arithmetic they were trained in.
     """
 
 

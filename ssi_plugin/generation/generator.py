@@ -212,8 +212,8 @@ class Generator:
              copy_weight: float = COPY_WEIGHT, precision: Precision | None = None) -> Generator:
         """Load a generator folder; its ``trie/`` unless ``trie`` is given (e.g. rebuilt from an index).
 
-        ``precision``: float32 or int8 (``ssi_plugin.generation.precision``); None: the ``SSI_PRECISION`` setting,
-        float32 unless set.
+        ``precision``: int8 or float32 (``ssi_plugin.generation.precision``); None: the ``SSI_PRECISION`` setting,
+        int8 unless set.
         """
         from transformers import (
             AutoModelForCausalLM,

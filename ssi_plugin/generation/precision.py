@@ -1,20 +1,22 @@
-"""The generator's arithmetic when it answers queries: float32 as trained by default, int8 on request.
+"""The generator's arithmetic when it answers queries: int8 by default, float32 (as trained) on request.
 
-Generating is a few small matrix products per step over a batch of beams. Loaded in int8 (``SSI_PRECISION=int8`` or
+Generating is a few small matrix products per step over a batch of beams. Loaded in int8 (the default, or
 ``precision="int8"``), every linear layer but the output layer multiplies int8 weights (one scale per output channel)
 by int8 inputs (one scale per row) with torch's fbgemm kernels; the weights take a quarter of the memory traffic. On one
 core of a Zen 3 EPYC (AVX2) the demo's generator (a BERT encoder-decoder) answers a query alone in 10.1 ms instead of
 21.4 (p50 of the load benchmark's 60 captions, three rounds), and through ``serve`` a lone client's ``ssi`` query takes
-22-24 ms instead of 32-36 (``benchmarks.precision``, ``benchmarks.load``).
+22-24 ms instead of 32-36 (``benchmarks.precision``, ``benchmarks.load``). ``SSI_PRECISION=float32`` (or
+``precision="float32"``) keeps the arithmetic the model was trained in.
 
-Not the default, because float32 keeps a promise int8 cannot: a query gets the same identifiers and scores batched with
-others as alone. In float32 a batch changes a prompt's states in the last bits (the packed prompts' attention sums over
-other lengths), which moves scores by about 1e-6; int8 rounds those states onto a grid of 1/127 of their scale, and a
-last-bit change that crosses a rounding boundary moves the scores by about 1e-2. Each row is quantized on its own
-(``Int8Linear``), so the layers themselves do not mix the rows of a batch: with torch's own dynamic quantization, which
-reads one range from the whole batch, 1 of the demo model's 60 load captions got the same scores batched as alone and
-51 the same best identifier; here 52-54 and 60 in two runs (``benchmarks.precision``: ``batched_as_alone``,
-``batched_same_best``).
+A query gets the same identifiers and scores batched with others as alone, in int8 as in float32. int8 rounds each
+row's inputs onto a grid of 1/127 of their scale, so a last-bit change in what a batch computes can cross a rounding
+boundary and move scores by about 1e-2; nothing in a batch may change a row's last bits. Each row is quantized on its
+own (``Int8Linear``): torch's own dynamic quantization reads one range from the whole batch, and 1 of the demo model's
+60 load captions got the same scores batched as alone. The encoder packs each prompt in an aligned slot
+(``encoding``), where attention sums its scores in the same order alone and packed: packed tight, 52-54 of 60 kept
+their scores under concurrency. And the beam search reads one token per beam and call (``beam_search``): reading a
+beam's forced tokens several at a time, as many as the whole batch allowed, cost 3 of 60 of an untrained model's
+queries their scores. Now all keep them (``benchmarks.precision``: ``batched_as_alone``).
 
 The answers are those of a slightly different model, so Recall@1 seen / unseen was replayed on every set the list
 weights were chosen on, three trained models each, float32 → int8: the demo set's two splits 91.1 / 84.5 → 91.1 / 85.7
@@ -22,7 +24,8 @@ and 94.4 / 85.7 → 93.3 / 84.5, COCO-style captions 99.4 / 97.9 → 99.1 / 97.9
 85.2, the synthetic corpus 33.3 / 34.2 → 33.7 / 33.6: a query or two either way.
 
 The output layer stays float32: each trie projects it onto its own tokens (``HiddenStatesHead``). A model in int8 is not
-saved: training and ``Generator.save`` work in float32.
+saved: training and ``Generator.save`` work in float32. A process holds about 45 MB more in int8 (the float32 weights
+stay mapped from the model file beside fbgemm's packed ones).
 """
 
 from __future__ import annotations

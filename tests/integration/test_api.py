@@ -68,7 +68,7 @@ def test_create_app_serves_ssi_queries_and_the_searchers_health(engine_url: str,
     index, cache_dir = trained_index
     lines: list[str] = []
     app = create_app(engine_url, index=index, cache_dir=cache_dir, log=lines.append)
-    assert lines[0] == f"Loading the generator of {index} (float32) ..." and lines[-1].startswith("Serving the search API of ")
+    assert lines[0] == f"Loading the generator of {index} (int8) ..." and lines[-1].startswith("Serving the search API of ")
     # The process answers queries concurrently: torch and the BLAS under numpy compute on the calling thread only.
     assert torch.get_num_threads() == 1
     assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} <= {1}
@@ -78,7 +78,7 @@ def test_create_app_serves_ssi_queries_and_the_searchers_health(engine_url: str,
         assert {hit["_id"] for hit in answer.json()["hits"]["hits"]} <= set(IMAGES)
         health = httpx.get(f"{url}/_ssi/health").json()
         assert health["indices"][index]["images"] == len(IMAGES)
-        assert health["indices"][index]["precision"] == "float32"
+        assert health["indices"][index]["precision"] == "int8"
 
 
 def test_ssi_queries_asked_at_once_get_the_answers_they_get_one_at_a_time(engine_url: str,

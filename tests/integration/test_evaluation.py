@@ -136,7 +136,7 @@ def test_eval_job_measures_every_retriever_and_reuses_its_work(engine: EngineCli
     assert report.result("ssi+dense").metrics.recall[1] >= report.result("ssi").metrics.recall[1]
     assert set(report.models) == {"ssi", "numeric-ids", "ssi+dense"}
     assert report.models["ssi+dense"] == report.models["ssi"]  # searched differently, trained once
-    assert report.models["ssi"]["precision"] == "float32"  # the default a search loads the generator in
+    assert report.models["ssi"]["precision"] == "int8"  # the default a search loads the generator in
     assert report.result("ssi").family == "ssi" and report.seed_means == []  # a family of one seed has no mean to give
     assert any("5 indexed, 0 already there, 0 failed" in line for line in evaluated.log)
     pairs = {(c.a, c.b): c for c in report.comparisons}

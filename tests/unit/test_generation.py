@@ -196,11 +196,11 @@ def test_folder_round_trip_and_folder_errors(parts, tmp_path: Path):
 
 
 def test_a_generator_loaded_in_int8_scores_as_its_float32_model(parts, tmp_path: Path, monkeypatch):
-    """float32 by default; in int8 (``precision`` or ``SSI_PRECISION``) every linear layer but the output layer, which
-    each trie projects, is quantized, and every identifier of a small trie scores close to its float32 score."""
+    """int8 by default: every linear layer but the output layer, which each trie projects, is quantized, and every
+    identifier of a small trie scores close to its float32 score (``precision`` or ``SSI_PRECISION``)."""
     _generator(parts, IDENTIFIERS[:20]).save(tmp_path / "gen")
-    exact = Generator.load(tmp_path / "gen")
-    fast = Generator.load(tmp_path / "gen", precision="int8")
+    fast = Generator.load(tmp_path / "gen")
+    exact = Generator.load(tmp_path / "gen", precision="float32")
     assert not is_quantized(exact.model) and is_quantized(fast.model)
     assert (exact.precision, fast.precision) == ("float32", "int8")
     assert type(fast._head) is torch.nn.Linear
@@ -210,8 +210,9 @@ def test_a_generator_loaded_in_int8_scores_as_its_float32_model(parts, tmp_path:
     assert max(abs(scores[0][identifier] - scores[1][identifier]) for identifier in scores[0]) < 0.05
     with pytest.raises(ModelError, match="loaded in int8 cannot be saved"):
         fast.save(tmp_path / "again")
-    monkeypatch.setenv("SSI_PRECISION", "int8")
-    assert is_quantized(Generator.load(tmp_path / "gen").model)
+    monkeypatch.setenv("SSI_PRECISION", "float32")
+    assert not is_quantized(Generator.load(tmp_path / "gen").model)
+    assert is_quantized(Generator.load(tmp_path / "gen", precision="int8").model)  # the argument over the setting
     monkeypatch.setenv("SSI_PRECISION", "int4")
     with pytest.raises(ConfigError, match=r"precision: Input should be 'int8' or 'float32'.* \(the generator's precision: SSI_PRECISION\)"):
         Generator.load(tmp_path / "gen")
