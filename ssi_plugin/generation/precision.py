@@ -3,9 +3,9 @@
 Generating is a few small matrix products per step over a batch of beams. Loaded in int8 (the default, or
 ``precision="int8"``), every linear layer but the output layer multiplies int8 weights (one scale per output channel)
 by int8 inputs (one scale per row) with torch's fbgemm kernels; the weights take a quarter of the memory traffic. On one
-core of a Zen 3 EPYC (AVX2) the demo's generator (a BERT encoder-decoder) answers a query alone in 10.1 ms instead of
-21.4 (p50 of the load benchmark's 60 captions, three rounds), and through ``serve`` a lone client's ``ssi`` query takes
-22-24 ms instead of 32-36 (``benchmarks.precision``, ``benchmarks.load``). ``SSI_PRECISION=float32`` (or
+core of a Zen 3 EPYC (AVX2) the demo's generator (a BERT encoder-decoder) answers a query alone in 12.3 ms instead of
+23.5 (p50 of the load benchmark's 60 captions, three rounds), and through ``serve`` a lone client's ``ssi`` query takes
+20-26 ms instead of 32-33 (``benchmarks.precision``, ``benchmarks.load``). ``SSI_PRECISION=float32`` (or
 ``precision="float32"``) keeps the arithmetic the model was trained in.
 
 A query gets the same identifiers and scores batched with others as alone, in int8 as in float32. int8 rounds each
