@@ -4,18 +4,19 @@ The encoder is most of a batch's time (the default generator's MiniLM encoder: t
 a BERT encoder gets two things the padded batch of a generic encoder does not:
 
 - **Packing.** Prompts of a batch differ in length by a third of the longest on average. They are read side by side
-  in one row (``PACKED_TOKENS`` at most), each in a slot of its own (its length rounded up to a multiple of 8, 16 at
-  least), attending to its own tokens alone with positions counted from 0: 16 of the load benchmark's captions encode
+  in one row (``PACKED_TOKENS`` at most), each in a slot of its own (its length rounded up to a multiple of 16), attending to its own tokens alone with positions counted from 0: 16 of the load benchmark's captions encode
   in 146 ms instead of 217 padded to the longest (float32, one thread; int8: 86 against 157).
 - **One call without the interpreter lock**: the packed forward runs as a checked TorchScript trace (``tracing``).
   Under load a batch of 8 demo queries took 86 ms op by op in ``serve`` against 56 alone.
 
 Each prompt's states are the ones it gets alone, to the last bit, whatever else is in its batch (tested): a query's
 answer must not depend on its neighbours, and the int8 generator (``precision``) turns a last-bit change into a
-visible one when it rounds. Attention sums a row's scores in vector lanes; a slot that starts at a multiple of 8, is
-at least 16 wide and sits in a row shorter than 192 (where torch's CPU attention takes queries in blocks of 32) is
-summed in the same lanes and the same order alone and packed, the other slots adding exact zeros. Prompts packed
-tight summed differently and moved the int8 scores of 1 in 10 queries by up to 0.2 under load.
+visible one when it rounds. Attention sums a row's scores in vector lanes (8 floats with AVX2, 16 with AVX-512); a
+slot that starts at a multiple of 16, is at least 16 wide and sits in a row shorter than 192 (where torch's CPU
+attention takes queries in blocks of 32) is summed in the same lanes and the same order alone and packed, the other
+slots adding exact zeros. Prompts packed tight summed differently and moved the int8 scores of 1 in 10 queries by up
+to 0.2 under load; slots aligned to 8, enough with AVX2, changed the states of 97 of 378 prompts on an AVX-512
+machine (random batches of the demo's model), and those of none aligned to 16.
 
 The states also say what a prompt means: averaged over its tokens (``EncodedPrompts.meanings``) they are, for the
 default generator, the sentence vector of all-MiniLM-L6-v2 after fine-tuning at a tenth of the decoder's learning
@@ -36,10 +37,10 @@ from ssi_plugin.generation.tracing import traced
 PACKED_TOKENS = 184
 """Most slot tokens an encoder call takes side by side: attention grows with their square, and from 192 on torch
 splits a row's queries in blocks of 64, where a slot's states depend on its place in the row."""
-SLOT_ALIGN = 8
+SLOT_ALIGN = 16
 SLOT_MIN = 16
-"""A prompt's slot: its length rounded up to a multiple of ``SLOT_ALIGN`` (the vector lanes of attention's sums), at
-least ``SLOT_MIN`` (an 8-wide row is summed another way)."""
+"""A prompt's slot: its length rounded up to a multiple of ``SLOT_ALIGN`` (the vector lanes of attention's sums: 16
+floats with AVX-512), at least ``SLOT_MIN`` (with AVX2, an 8-wide row is summed another way)."""
 
 
 class _PackedForward(torch.nn.Module):
