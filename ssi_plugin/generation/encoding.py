@@ -4,8 +4,9 @@ The encoder is most of a batch's time (the default generator's MiniLM encoder: t
 a BERT encoder gets two things the padded batch of a generic encoder does not:
 
 - **Packing.** Prompts of a batch differ in length by a third of the longest on average. They are read side by side
-  in one row (``PACKED_TOKENS`` at most), each in a slot of its own (its length rounded up to a multiple of 16), attending to its own tokens alone with positions counted from 0: 16 of the load benchmark's captions encode
-  in 146 ms instead of 217 padded to the longest (float32, one thread; int8: 86 against 157).
+  in one row (``PACKED_TOKENS`` at most), each in a slot of its own (its length rounded up to a multiple of 16),
+  attending to its own tokens alone with positions counted from 0: 16 of the load benchmark's captions encode in 146
+  ms instead of 217 padded to the longest (float32, one thread; int8: 86 against 157; slots aligned to 8 then).
 - **One call without the interpreter lock**: the packed forward runs as a checked TorchScript trace (``tracing``).
   Under load a batch of 8 demo queries took 86 ms op by op in ``serve`` against 56 alone.
 
