@@ -21,7 +21,7 @@ from ssi_plugin.engine import EngineClient
 from ssi_plugin.engine.layout import cluster_layout, index_body, install_layout
 from ssi_plugin.engine.vectors import VECTOR_FIELD
 from ssi_plugin.identifiers import CollisionReport, CollisionResolver
-from ssi_plugin.indexing.documents import CAPTION_FIELD, image_document, indexed_records
+from ssi_plugin.indexing.documents import CAPTION_FIELD, DOC_ID_FIELD, DOC_ID_MAPPING, image_document, indexed_records
 from ssi_plugin.indexing.vectors import CaptionVectors
 from ssi_plugin.jobs import Job, JobSummary
 
@@ -44,7 +44,8 @@ def ensure_index(engine: EngineClient, index: str) -> bool:
     The index names the ``ssi-derive`` pipeline only where the cluster can run it.
     """
     install_layout(engine)
-    if engine.exists(f"/{index}"):
+    if engine.exists(f"/{index}"):  # made before the layout had the id field: mapped now, before a document brings it
+        engine.request("PUT", f"/{index}/_mapping", body={"properties": {DOC_ID_FIELD: DOC_ID_MAPPING}})
         return False
     engine.request("PUT", f"/{index}", body=index_body(cluster_layout(engine).resources))
     return True

@@ -24,7 +24,7 @@ from ssi_plugin.engine import EngineClient
 from ssi_plugin.engine.scan import scan
 from ssi_plugin.errors import ConfigError, InputError, InvalidIdentifier, PartialFailure
 from ssi_plugin.identifiers import CollisionResolver, SSIRecord, parse_ssi
-from ssi_plugin.indexing.documents import CAPTION_FIELD, indexed_records
+from ssi_plugin.indexing.documents import CAPTION_FIELD, DOC_ID_FIELD, indexed_records
 from ssi_plugin.indexing.ingest import ensure_index
 from ssi_plugin.indexing.vectors import CaptionVectors
 from ssi_plugin.jobs import Job, JobSummary
@@ -93,7 +93,8 @@ def reindex(
             records |= annotated
             for image_id, document in documents.items():
                 if (record := records.get(image_id)) is not None:
-                    yield {"_op_type": "index", "_index": dest, "_id": image_id, "_source": {**document, "ssi": record.index_fields()}}
+                    written = {**document, DOC_ID_FIELD: image_id, "ssi": record.index_fields()}
+                    yield {"_op_type": "index", "_index": dest, "_id": image_id, "_source": written}
 
     with job:
         job.index(engine, embedder.embedded(actions()) if embedder else actions(), chunk_size=chunk_size)

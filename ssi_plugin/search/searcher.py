@@ -29,6 +29,7 @@ from ssi_plugin.engine.vectors import cosine_of
 from ssi_plugin.errors import EngineRequestError, InputError, SSIError, searches_would_fail
 from ssi_plugin.generation.generator import GenerationResult, Generator, candidate_probabilities
 from ssi_plugin.identifiers import identifier_words, query_concepts, query_words
+from ssi_plugin.indexing.documents import DOC_ID_FIELD, ids_in_doc_values
 from ssi_plugin.search.coverage import EXPLAINED_LISTS, QueryWords, by_words_explained
 from ssi_plugin.search.fusion import fused_shares, ranked
 from ssi_plugin.search.image_query import QueryImageReader, image_generation
@@ -105,14 +106,31 @@ def _labels(options: SSIQuery) -> dict[str, str]:
     return {"dense": f"dense leg on field [{options.dense_field}]"}
 
 
-def _for_ranking(bodies: dict[str, dict[str, Any]], request: SSISearchRequest) -> dict[str, dict[str, Any]]:
-    """The lists' bodies as they are asked: read for their ranking (what hits carry is asked of the page: ``_page``)."""
+def _for_ranking(bodies: dict[str, dict[str, Any]], request: SSISearchRequest, *, ids_in_doc_values: bool) -> dict[str, dict[str, Any]]:
+    """The lists' bodies as they are asked: read for their ranking (what hits carry is asked of the page: ``_page``);
+    ``ids_in_doc_values``: each hit's id read from ``DOC_ID_FIELD``, no stored field at all."""
     for body in bodies.values():
         body["_source"] = False
-        body["docvalue_fields"] = list(_EXPLAIN_FIELDS)
+        body["docvalue_fields"] = [*_EXPLAIN_FIELDS, DOC_ID_FIELD] if ids_in_doc_values else list(_EXPLAIN_FIELDS)
+        if ids_in_doc_values:
+            body["stored_fields"] = "_none_"
+        else:
+            body.pop("stored_fields", None)
         if request.timeout is not None:
             body["timeout"] = request.timeout
     return bodies
+
+
+def _with_ids(responses: Mapping[str, dict[str, Any]]) -> bool:
+    """Give each hit asked without stored fields its ``_id`` from its ``DOC_ID_FIELD``; false if one has none."""
+    for response in responses.values():
+        for hit in response["hits"]["hits"]:
+            if "_id" not in hit:
+                held = hit.get("fields", {}).get(DOC_ID_FIELD)
+                if not held:
+                    return False
+                hit["_id"] = held[0]
+    return True
 
 
 def _rankings(responses: Mapping[str, dict[str, Any]]) -> tuple[dict[str, list[tuple[str, float]]], dict[str, dict[str, Any]]]:
@@ -252,6 +270,9 @@ class SSISearcher:
         self._embedder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssi-embed")  # its thread starts on first use
         self._early = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssi-early")
         self._in_flight = _InFlight()
+        self.ids_in_doc_values = False
+        """Every document holds its id in ``DOC_ID_FIELD`` (``ids_in_doc_values``): the lists ask for no stored field.
+        ``open`` finds out, and again whenever the index changes; a hit found without one turns it off meanwhile."""
 
     @classmethod
     def open(cls, engine: EngineClient, index: str, *, model_dir: Path, cache_dir: Path | None = None,
@@ -275,10 +296,13 @@ class SSISearcher:
                          tokenizer_fingerprint=spec.tokenizer_fingerprint, cache_dir=cache_dir)
         generator = Generator.load(model_dir, trie=trie.view)
         vocabulary = ConceptVocabulary()
+        searcher = cls(engine, generator, index=index, trie=trie, images=images, vocabulary=vocabulary)
+        searcher.ids_in_doc_values = ids_in_doc_values(engine, index)
 
         def swapped(view: TrieView) -> None:
             generator.use_trie(view)
             vocabulary.follow_in_background(view)
+            searcher.ids_in_doc_values = ids_in_doc_values(engine, index)
 
         trie.on_swap = swapped
         if generator.trie is not trie.view:  # a merge finished in between
@@ -288,7 +312,7 @@ class SSISearcher:
         query_concepts("red bicycles leaning on street lamps")  # loads the lemma tables, a second the first query would wait
         if poll is not None:
             trie.start(poll)
-        return cls(engine, generator, index=index, trie=trie, images=images, vocabulary=vocabulary)
+        return searcher
 
     def close(self) -> None:
         """Stop keeping the trie in step (a no-op for a searcher over a fixed trie) and the embedding threads."""
@@ -361,10 +385,10 @@ class SSISearcher:
         if asked_early is None:
             bodies = plan_queries(generation, options, window=window, filters=request.list_filters,
                                   must_not=request.must_not, dense=dense, words=explained)
-            responses = self._msearch(_for_ranking(bodies, request), headers, labels=_labels(options))
+            responses = self._lists(bodies, request, headers, labels=_labels(options))
         else:
             bodies = generated_lists(generation, window=window, filters=request.list_filters, must_not=request.must_not)
-            responses = {**self._msearch(_for_ranking(bodies, request), headers), **asked_early.result()}
+            responses = {**self._lists(bodies, request, headers), **asked_early.result()}
         if dense is not None and not responses["dense"]["hits"]["hits"]:
             self._require_vectors(dense.field, headers)
         rankings, found = _rankings(responses)
@@ -425,7 +449,7 @@ class SSISearcher:
             explained = words.result() if words is not None else None
             bodies = query_lists(options, window=window, filters=request.list_filters, must_not=request.must_not,
                                  dense=dense, words=explained)
-            responses = self._msearch(_for_ranking(bodies, request), headers, labels=_labels(options))
+            responses = self._lists(bodies, request, headers, labels=_labels(options))
             if explained is not None:  # words are read where the meaning list is (``SSIQuery.reads_words``)
                 rankings, found = _rankings(responses)
                 rankings, _ = _by_words_explained(rankings, found, explained)
@@ -438,6 +462,17 @@ class SSISearcher:
         """A failure searches would meet too, found since ``since`` was the one known."""
         found = self.trie.unavailable if self.trie is not None else None
         return found if found is not None and found is not since else None
+
+    def _lists(self, bodies: dict[str, dict[str, Any]], request: SSISearchRequest, headers: Mapping[str, str] | None, *,
+               labels: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
+        """Each list's answer, every hit with its ``_id``: read from doc values while every document holds it there,
+        else (and again for a query that found a document without it) as a stored field."""
+        if self.ids_in_doc_values:
+            responses = self._msearch(_for_ranking(bodies, request, ids_in_doc_values=True), headers, labels=labels)
+            if _with_ids(responses):
+                return responses
+            self.ids_in_doc_values = False  # until the index changes again (``open``)
+        return self._msearch(_for_ranking(bodies, request, ids_in_doc_values=False), headers, labels=labels)
 
     def _msearch(self, bodies: Mapping[str, dict[str, Any]], headers: Mapping[str, str] | None, *,
                  labels: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
@@ -563,7 +598,7 @@ class SSISearcher:
         engine = {key: hit[key] for key in _ENGINE_HIT_KEYS if key in hit}
         asked = [entry["field"] if isinstance(entry, dict) else entry for entry in user_fields]
         shown = {name: values for name, values in fields.items()
-                 if name not in _EXPLAIN_FIELDS or any(fnmatch.fnmatchcase(name, pattern) for pattern in asked)}
+                 if name not in (*_EXPLAIN_FIELDS, DOC_ID_FIELD) or any(fnmatch.fnmatchcase(name, pattern) for pattern in asked)}
         if shown:
             engine["fields"] = shown
         else:

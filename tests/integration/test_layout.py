@@ -23,7 +23,7 @@ from ssi_plugin.engine.layout import (
 from ssi_plugin.errors import EngineRequestError
 from ssi_plugin.identifiers import SSI, SSIRecord
 from ssi_plugin.indexing import ensure_index
-from ssi_plugin.indexing.documents import image_document
+from ssi_plugin.indexing.documents import DOC_ID_FIELD, image_document
 
 PIPELINE_MODULES = "the ssi-derive pipeline; the Elasticsearch core node lacks ingest-common and lang-painless"
 
@@ -93,13 +93,28 @@ def test_documents_of_ssi_plugin_carry_the_slot_fields_on_every_engine(engine: E
                 docs.append({"_index": index, "_id": str(n), "_source": source})
         assert all(r.ok for r in engine.bulk(docs, refresh=True))
         for index in (by_template, by_name):
-            stored = engine.request("GET", f"/{index}/_doc/3")["_source"]["ssi"]
+            document = engine.request("GET", f"/{index}/_doc/3")["_source"]
+            stored = document["ssi"]
             assert stored["attributes"] == ["black", "fluffy"] and "scene:living room" in stored["concepts"]
+            assert document[DOC_ID_FIELD] == "3", "the id in doc values, for search lists that ask no stored field"
             hits = engine.search(index, {"query": {"term": {"ssi.objects": "frisbee"}}})["hits"]["hits"]
             assert [h["_id"] for h in hits] == ["0"]
             assert engine.search(index, {"query": {"term": {"ssi.disambiguator": 3}}})["hits"]["hits"][0]["_id"] == "2"
     finally:
         engine.request("DELETE", f"/{by_template}", params={"ignore_unavailable": "true"})
+
+
+def test_ensure_index_maps_the_id_field_on_an_index_made_before_it(engine: EngineClient, layout, index_name: str) -> None:
+    """An index made before the layout had ``ssi_doc_id`` gets it mapped as a keyword before a document brings it (a
+    dynamic mapping would make it text, which has no doc values to read)."""
+    engine.request("PUT", f"/{index_name}", body={"mappings": {"properties": {"caption": {"type": "text"}}}})
+    try:
+        assert not ensure_index(engine, index_name), "the index exists: nothing is created"
+        mapping = engine.request("GET", f"/{index_name}/_mapping/field/{DOC_ID_FIELD}")[index_name]["mappings"]
+        assert mapping[DOC_ID_FIELD]["mapping"][DOC_ID_FIELD]["type"] == "keyword"
+        assert ensure_index(engine, index_name) is False, "and again: the same mapping is accepted"
+    finally:
+        engine.request("DELETE", f"/{index_name}", params={"ignore_unavailable": "true"})
 
 
 IDENTIFIERS = [
@@ -120,7 +135,9 @@ def test_pipeline_derives_the_same_fields_as_the_python_model(engine: EngineClie
     try:
         assert all(r.ok for r in engine.bulk(docs, refresh=True))  # the index template's default pipeline runs
         for n, identifier in enumerate(IDENTIFIERS):
-            stored = engine.request("GET", f"/{index}/_doc/{n}")["_source"]["ssi"]
+            document = engine.request("GET", f"/{index}/_doc/{n}")["_source"]
+            assert document[DOC_ID_FIELD] == str(n), "the pipeline copies the id as ssi-plugin's writers do"
+            stored = document["ssi"]
             expected = SSIRecord(id=str(n), ssi=SSI.parse(identifier), rationale="r.", annotator="a", version="v").index_fields()
             for field in ("objects", "actions", "attributes", "scene", "concepts"):
                 assert stored.get(field, []) == expected[field], (identifier, field)

@@ -17,6 +17,7 @@ from ssi_plugin.engine import EngineClient
 from ssi_plugin.errors import EngineRequestError
 from ssi_plugin.generation.generator import Candidate, GenerationResult
 from ssi_plugin.identifiers import SSI, SSIRecord
+from ssi_plugin.indexing.documents import DOC_ID_FIELD, ids_in_doc_values
 from ssi_plugin.search import SSIQuery, SSISearcher
 from ssi_plugin.search.plan import LIST_WEIGHTS
 
@@ -45,6 +46,43 @@ def test_search_json_speaks_the_engines_format_and_explains_hits(engine: EngineC
     readable = _search(engine, tmp_path, "a dog in the park", "--index", index_name, "--explain", "--size", "2")
     assert readable.returncode == 0, readable.stderr
     assert "matched:" in readable.stdout and hits[0]["_id"] in readable.stdout
+
+
+def test_the_lists_read_hit_ids_from_doc_values_and_an_image_written_without_one_is_still_found(
+        engine: EngineClient, index_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While every document holds its id in ``ssi_doc_id``, the lists ask for no stored field (``_id`` is read from the
+    block that holds the whole ``_source``); an image written without the field (no pipeline: as before it existed) is
+    still found under its own id, by asking again with stored ids, as the next queries do."""
+    folder = index_with_generator(engine, index_name, tmp_path)
+    ids = [{"_op_type": "update", "_index": index_name, "_id": doc_id, "doc": {DOC_ID_FIELD: doc_id}} for doc_id in IMAGES]
+    assert all(item.ok for item in engine.bulk(ids, refresh=True)), "the Elasticsearch core node runs no pipeline"
+    searcher = SSISearcher.open(engine, index_name, model_dir=folder)
+    assert searcher.ids_in_doc_values
+    asked: list[dict[str, Any]] = []
+    msearch = engine.msearch
+
+    def spied(index: str, bodies: list[dict[str, Any]], **kwargs: Any) -> list[dict[str, Any]]:
+        asked.extend(dict(body) for body in bodies)  # as sent: a body asked again is changed in place
+        return msearch(index, bodies, **kwargs)
+
+    monkeypatch.setattr(engine, "msearch", spied)
+    result = searcher.search(SSIQuery(query="a dog catching a frisbee in a park", explain=True), size=4, source=False)
+    assert result.hits and all(hit.identifier == IMAGES[hit.id][0].id for hit in result.hits)
+    assert asked and all(body["stored_fields"] == "_none_" for body in asked)
+    assert all("fields" not in hit for hit in result.as_engine_response()["hits"]["hits"]), "the id field is not shown"
+
+    engine.request("PUT", f"/{index_name}/_doc/img-5", params={"refresh": "true", "pipeline": "_none"}, body={
+        "caption": "a red bicycle leaning on a lamppost in the snow",
+        "ssi": SSIRecord(id="img-5", ssi=SSI(objects=("bicycle", "lamppost")), rationale="Test.", annotator="test",
+                         version="1").index_fields()})
+    asked.clear()
+    snowy = searcher.search(SSIQuery(query="snow", explain=True), size=10, source=False)
+    assert "img-5" in [hit.id for hit in snowy.hits], "found by its caption, under its id"
+    assert [body.get("stored_fields") for body in asked] == ["_none_"] * (len(asked) // 2) + [None] * (len(asked) // 2)
+    assert not searcher.ids_in_doc_values and not ids_in_doc_values(engine, index_name)
+    asked.clear()
+    assert searcher.search(SSIQuery(query="snow"), size=10, source=False).hits
+    assert asked and not any("stored_fields" in body for body in asked), "one request per query again"
 
 
 def test_the_caption_finds_an_image_by_a_word_its_identifier_left_out(engine: EngineClient, index_name: str,
