@@ -57,6 +57,7 @@ from ssi_plugin.datasets.synthetic import synthetic_record
 from ssi_plugin.engine import EngineClient, connect
 from ssi_plugin.engine.layout import index_body, install_layout
 from ssi_plugin.identifiers import SSI, CollisionResolver, SSIRecord
+from ssi_plugin.indexing.documents import DOC_ID_FIELD
 
 SEED = 7
 QUERIES = 60
@@ -83,7 +84,9 @@ def _documents(index: str, start: int, stop: int, resolver: CollisionResolver, *
         image_id, ssi = _identifier(n, resolver)
         fields = SSIRecord(id=image_id, ssi=ssi, rationale="From the known contents.", annotator="synthetic",
                            version="synthetic/1").index_fields()
-        source = {"ssi": fields, "caption": synthetic_record(SEED, n)[0].captions[0]} if captions else {"ssi": fields}
+        source = {"ssi": fields, DOC_ID_FIELD: image_id}  # as ssi-plugin's writers write it
+        if captions:
+            source["caption"] = synthetic_record(SEED, n)[0].captions[0]
         yield {"_index": index, "_id": image_id, "_source": source}
 
 
