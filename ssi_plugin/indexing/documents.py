@@ -8,7 +8,7 @@ from typing import Any
 from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.engine import EngineClient
 from ssi_plugin.engine.scan import scan
-from ssi_plugin.errors import InvalidIdentifier
+from ssi_plugin.errors import EngineError, InvalidIdentifier
 from ssi_plugin.generation.examples import TrainingExample
 from ssi_plugin.identifiers import SSIRecord, parse_ssi
 
@@ -39,15 +39,20 @@ def image_document(image: ImageRecord, record: SSIRecord) -> dict[str, Any]:
 
 
 def ids_in_doc_values(engine: EngineClient, index: str) -> bool:
-    """Whether every document of ``index`` (an index or alias) holds its id in ``DOC_ID_FIELD`` doc values: mapped as
-    a keyword there, and no document without one (an index written before the field was, until it is reindexed)."""
-    mappings = engine.request("GET", f"/{index}/_mapping/field/{DOC_ID_FIELD}") or {}
-    types = [held.get("mappings", {}).get(DOC_ID_FIELD, {}).get("mapping", {}).get(DOC_ID_FIELD, {}).get("type")
-             for held in mappings.values()]
-    if not types or any(kind != "keyword" for kind in types):
+    """Whether every document of ``index`` (an index or alias) holds its id in ``DOC_ID_FIELD`` doc values: a keyword
+    with doc values in every index, and no document without one (an index written before the field was, until it is
+    reindexed). False too where the cluster does not say (unreachable, or a refusal): the stored ids serve every case.
+    Asks what a role that may read the index may ask (field capabilities, a count)."""
+    try:
+        caps = engine.request("GET", f"/{index}/_field_caps", params={"fields": DOC_ID_FIELD, "include_unmapped": "true"})
+        kinds = (caps or {}).get("fields", {}).get(DOC_ID_FIELD, {})
+        if set(kinds) != {"keyword"} or not kinds["keyword"].get("aggregatable"):
+            return False
+        lacking = engine.request("POST", f"/{index}/_count",
+                                 body={"query": {"bool": {"must_not": {"exists": {"field": DOC_ID_FIELD}}}}})
+    except EngineError:
         return False
-    lacking = engine.request("POST", f"/{index}/_count", body={"query": {"bool": {"must_not": {"exists": {"field": DOC_ID_FIELD}}}}})
-    return lacking.get("count") == 0
+    return (lacking or {}).get("count") == 0
 
 
 def indexed_records(engine: EngineClient, index: str) -> Iterator[SSIRecord]:
