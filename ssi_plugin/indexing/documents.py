@@ -7,18 +7,13 @@ from typing import Any
 
 from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.engine import EngineClient
+from ssi_plugin.engine.layout import DOC_ID_FIELD
 from ssi_plugin.engine.scan import scan
 from ssi_plugin.errors import EngineError, InvalidIdentifier
 from ssi_plugin.generation.examples import TrainingExample
 from ssi_plugin.identifiers import SSIRecord, parse_ssi
 
 CAPTION_FIELD = "caption"
-DOC_ID_FIELD = "ssi_doc_id"
-"""The document's own ``_id``, as a keyword with doc values only: a search list reads its hits' ids from doc values
-and asks for no stored field (``_id`` is one, read from the block that holds the whole ``_source``; with caption
-vectors in it, that was 45 % of the engine's CPU per ``ssi`` query). Written by ssi-plugin's writers and by the
-``ssi-derive`` pipeline, so documents of other writers carry it too."""
-DOC_ID_MAPPING = {"type": "keyword", "index": False}
 
 
 def image_document(image: ImageRecord, record: SSIRecord) -> dict[str, Any]:

@@ -18,10 +18,10 @@ from typing import Any
 from ssi_plugin.annotation.base import Annotator
 from ssi_plugin.datasets import ImageRecord
 from ssi_plugin.engine import EngineClient
-from ssi_plugin.engine.layout import cluster_layout, index_body, install_layout
+from ssi_plugin.engine.layout import cluster_layout, index_body, install_layout, map_doc_ids
 from ssi_plugin.engine.vectors import VECTOR_FIELD
 from ssi_plugin.identifiers import CollisionReport, CollisionResolver
-from ssi_plugin.indexing.documents import CAPTION_FIELD, DOC_ID_FIELD, DOC_ID_MAPPING, image_document, indexed_records
+from ssi_plugin.indexing.documents import CAPTION_FIELD, image_document, indexed_records
 from ssi_plugin.indexing.vectors import CaptionVectors
 from ssi_plugin.jobs import Job, JobSummary
 
@@ -44,8 +44,8 @@ def ensure_index(engine: EngineClient, index: str) -> bool:
     The index names the ``ssi-derive`` pipeline only where the cluster can run it.
     """
     install_layout(engine)
-    if engine.exists(f"/{index}"):  # made before the layout had the id field: mapped now, before a document brings it
-        engine.request("PUT", f"/{index}/_mapping", body={"properties": {DOC_ID_FIELD: DOC_ID_MAPPING}})
+    if engine.exists(f"/{index}"):
+        map_doc_ids(engine, index)  # made before the layout had the id field (perhaps without the pipeline)
         return False
     engine.request("PUT", f"/{index}", body=index_body(cluster_layout(engine).resources))
     return True

@@ -117,6 +117,26 @@ def test_ensure_index_maps_the_id_field_on_an_index_made_before_it(engine: Engin
         engine.request("DELETE", f"/{index_name}", params={"ignore_unavailable": "true"})
 
 
+@pytest.mark.opensearch_only(reason=PIPELINE_MODULES)
+def test_setup_maps_the_id_field_on_indexes_that_run_the_pipeline(engine: EngineClient, layout, index_name: str) -> None:
+    """The pipeline writes ``ssi_doc_id`` into indexes made from an earlier layout too: ``setup`` maps it there first
+    (as text, a dynamic mapping, it would have no doc values); an index that already holds it as text keeps it, and
+    writing to it still works."""
+    older, texted = f"{index_name}-older", f"{index_name}-texted"
+    engine.request("PUT", f"/{older}", body={"settings": {"index.default_pipeline": DERIVE_PIPELINE}})
+    engine.request("PUT", f"/{texted}", body={"mappings": {"properties": {DOC_ID_FIELD: {"type": "text"}}}})
+    try:
+        report = CliRunner().invoke(cli, ["--url", engine.url, "setup"])
+        assert report.exit_code == 0, report.output
+        mapping = engine.request("GET", f"/{older}/_mapping/field/{DOC_ID_FIELD}")[older]["mappings"]
+        assert mapping[DOC_ID_FIELD]["mapping"][DOC_ID_FIELD] == {"type": "keyword", "index": False}
+        engine.request("PUT", f"/{older}/_doc/a", params={"refresh": "true"}, body={"ssi": {"id": IDENTIFIERS[0]}})
+        assert engine.request("GET", f"/{older}/_doc/a")["_source"][DOC_ID_FIELD] == "a"
+        assert ensure_index(engine, texted) is False, "a field mapped otherwise is left as it is"
+    finally:
+        engine.request("DELETE", f"/{older},{texted}", params={"ignore_unavailable": "true"})
+
+
 IDENTIFIERS = [
     "objects: dog, frisbee | actions: catch, jump | scene: park",
     "objects: fire hydrant, t-shirt | attributes: red",
