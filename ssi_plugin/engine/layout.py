@@ -223,14 +223,16 @@ def map_doc_ids(engine: EngineClient, index: str) -> bool:
 
 
 def _map_doc_ids_where_the_pipeline_runs(engine: EngineClient) -> None:
-    """``map_doc_ids`` on every open index whose default pipeline is ``DERIVE_PIPELINE``: from its version 2 on, the
-    pipeline writes the field into indexes made from an earlier layout too."""
+    """``map_doc_ids`` on every index whose default pipeline is ``DERIVE_PIPELINE`` and that lacks the field: from its
+    version 2 on, the pipeline writes it into indexes made from an earlier layout too. Two reads when all have it."""
     try:
         settings = engine.request("GET", "/_all/_settings/index.default_pipeline") or {}
+        mapped = engine.request("GET", f"/_all/_mapping/field/{DOC_ID_FIELD}") or {}
     except EngineRequestError:  # not allowed to read every index's settings: each index is mapped when it is written to
         return
     for index, held in settings.items():
-        if _setting(held.get("settings", {}), "default_pipeline") == DERIVE_PIPELINE:
+        has_field = bool(mapped.get(index, {}).get("mappings"))
+        if not has_field and _setting(held.get("settings", {}), "default_pipeline") == DERIVE_PIPELINE:
             map_doc_ids(engine, index)
 
 
