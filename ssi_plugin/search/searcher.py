@@ -111,11 +111,11 @@ def _for_ranking(bodies: dict[str, dict[str, Any]], request: SSISearchRequest, *
     ``ids_in_doc_values``: each hit's id read from ``DOC_ID_FIELD``, no stored field at all."""
     for body in bodies.values():
         body["_source"] = False
-        body["docvalue_fields"] = [*_EXPLAIN_FIELDS, DOC_ID_FIELD] if ids_in_doc_values else list(_EXPLAIN_FIELDS)
         if ids_in_doc_values:
-            body["stored_fields"] = "_none_"
+            body["docvalue_fields"], body["stored_fields"] = [*_EXPLAIN_FIELDS, DOC_ID_FIELD], "_none_"
         else:
-            body.pop("stored_fields", None)
+            body["docvalue_fields"] = list(_EXPLAIN_FIELDS)
+            body.pop("stored_fields", None)  # asked again after a hit without its id
         if request.timeout is not None:
             body["timeout"] = request.timeout
     return bodies
